@@ -1,0 +1,49 @@
+"""sqs-loops data plane: the loop function and everything one loop needs."""
+
+from __future__ import annotations
+
+from poller.config import (
+    Config,
+    PollerSettings,
+    QueueConfig,
+    ScaleStep,
+    config_path,
+    load_config,
+    parse_config,
+)
+from poller.exceptions import (
+    BadLoopEvent,
+    ConfigError,
+    HandlerImportError,
+    QueueUnavailable,
+    RetriesExhausted,
+    SqsLoopsError,
+    TokenExists,
+    TokenLost,
+    UnknownQueue,
+)
+from poller.step import LoopStep
+from poller.tokens import TokenState, TokenStore, bind_token_table
+
+__all__ = [
+    "BadLoopEvent",
+    "Config",
+    "ConfigError",
+    "HandlerImportError",
+    "LoopStep",
+    "PollerSettings",
+    "QueueConfig",
+    "QueueUnavailable",
+    "RetriesExhausted",
+    "ScaleStep",
+    "SqsLoopsError",
+    "TokenExists",
+    "TokenLost",
+    "TokenState",
+    "TokenStore",
+    "UnknownQueue",
+    "bind_token_table",
+    "config_path",
+    "load_config",
+    "parse_config",
+]

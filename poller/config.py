@@ -1,0 +1,327 @@
+"""The config file (``queues.yml``): parsed once into frozen, validated objects.
+
+Every error names the file, the dotted field and what was expected, so that a typo fails at deploy time
+(the deployment renders from this same loader) and never in a running loop.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from poller.exceptions import ConfigError, UnknownQueue
+from poller.limits import LAMBDA_MAX_TIMEOUT_S, SQS_MAX_BATCH, SQS_MAX_VISIBILITY_S, SQS_MAX_WAIT_S
+
+CONFIG_ENV = "SQS_LOOPS_CONFIG"
+DEFAULT_CONFIG_FILE = "queues.yml"
+
+RECURSE_RESERVE_S = 3
+"""Time kept at the end of an invocation to delete the last batch and invoke the next step."""
+
+LEASE_MARGIN_S = 20
+"""Slack on top of heartbeat + longest long poll before restart may call a loop stale: covers slow AWS
+calls, retries of a failed heartbeat and clock skew between the loop and restart."""
+
+_QUEUE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# SQS queue names: 1-80 of alphanumerics, hyphens and underscores; FIFO queues end in ".fifo".
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}(\.fifo)?$")
+_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+_DOTTED_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+@dataclass(frozen=True)
+class ScaleStep:
+    """One depth alarm: at ``depth`` messages (visible + in flight) or more, run ``loops`` loops."""
+
+    depth: int
+    loops: int
+
+
+@dataclass(frozen=True)
+class PollerSettings:
+    """Settings of the one poller function that serves every queue.
+
+    ``timeout_s``: the poller's Lambda timeout (default 900, 1-900); a loop recurses before it runs out.
+    ``heartbeat_s``: a loop refreshes its token's ``last_used`` at least this often while alive
+    (default 60).
+    """
+
+    timeout_s: int = LAMBDA_MAX_TIMEOUT_S
+    heartbeat_s: int = 60
+
+    @property
+    def stale_after_s(self) -> int:
+        """Heartbeat age (seconds) past which a token counts as dead and restart may take it over.
+
+        A healthy loop's heartbeat is never older than ``heartbeat_s`` plus one long poll, because it
+        heartbeats when due before every receive and before every handler call."""
+        return self.heartbeat_s + SQS_MAX_WAIT_S + LEASE_MARGIN_S
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """One queue and how its loops consume it. Durations are in seconds."""
+
+    key: str
+    queue: str
+    handler: str
+    min_loops: int = 1
+    max_loops: int = 10
+    scale_steps: tuple[ScaleStep, ...] = ()
+    batch_size: int = SQS_MAX_BATCH
+    wait_time_s: int = SQS_MAX_WAIT_S
+    visibility_timeout_s: int = 30
+    handler_timeout_s: int = 60
+
+    @property
+    def queue_name(self) -> str:
+        """The SQS queue name, whether the config gave a name or a URL."""
+        return self.queue.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def queue_url_given(self) -> str | None:
+        return self.queue if _is_url(self.queue) else None
+
+    def queue_url(self, *, region: str, account_id: str) -> str:
+        """The queue URL: the one given, or the name's URL in this account and region."""
+        return self.queue_url_given or f"https://sqs.{region}.amazonaws.com/{account_id}/{self.queue}"
+
+    def matches_url(self, url: str) -> bool:
+        """True when ``url`` is this queue: equal to the URL given, or ending in the name given."""
+        given = self.queue_url_given
+        if given is not None:
+            return _normal_url(given) == _normal_url(url)
+        return _url_queue_name(url) == self.queue
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole config file. ``queues`` maps queue key to its config, in file order."""
+
+    path: str
+    poller: PollerSettings
+    queues: Mapping[str, QueueConfig] = field(default_factory=lambda: MappingProxyType({}))
+
+    def queue(self, key: str) -> QueueConfig:
+        try:
+            return self.queues[key]
+        except KeyError:
+            raise UnknownQueue(f"no queue with key {key!r} in {self.path}") from None
+
+    def queue_for_url(self, url: str) -> QueueConfig:
+        """The queue a loop event's ``queue_url`` belongs to."""
+        for queue in self.queues.values():
+            if queue.matches_url(url):
+                return queue
+        raise UnknownQueue(f"queue URL {url!r} matches no queue in {self.path}")
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``$SQS_LOOPS_CONFIG`` if set, else ``queues.yml`` in the working directory (``/var/task`` in
+    Lambda, the repository root locally)."""
+    env = os.environ if environ is None else environ
+    return Path(env.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate a config file (default: :func:`config_path`)."""
+    where = Path(path) if path is not None else config_path()
+    try:
+        text = where.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read the config file: {exc.strerror or exc}") from exc
+    return parse_config(text, source=str(where))
+
+
+def parse_config(text: str, *, source: str = DEFAULT_CONFIG_FILE) -> Config:
+    """Validate config text; ``source`` names it in errors."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}: not valid YAML{at}: {problem}") from exc
+    return _Parser(source).config(data)
+
+
+_QUEUE_FIELDS = {f for f in QueueConfig.__dataclass_fields__ if f != "key"}
+_DEFAULTABLE_FIELDS = _QUEUE_FIELDS - {"queue"}
+
+
+class _Parser:
+    """Turns the loaded YAML into :class:`Config`, naming each field by its dotted path in errors."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, where: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {where}: {message}")
+
+    def mapping(self, value: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a mapping, got {_show(value)}")
+        for key in value:
+            if key not in allowed:
+                raise self.fail(f"{where}.{key}", f"unknown key; expected one of {', '.join(sorted(allowed))}")
+        return value
+
+    def integer(self, value: Any, where: str, low: int, high: int | None = None) -> int:
+        # bool is an int in Python; "true" for a count is always a mistake.
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise self.fail(where, f"expected an integer {span}, got {_show(value)}")
+        return value
+
+    def config(self, data: Any) -> Config:
+        if data is None:
+            raise self.fail("queues", "the file is empty; expected a mapping with a 'queues' key")
+        top = self.mapping(data, "(top level)", {"defaults", "queues", "poller"})
+        poller = self.poller(top.get("poller", {}))
+        defaults = self.mapping(top.get("defaults") or {}, "defaults", _DEFAULTABLE_FIELDS)
+        queues_data = top.get("queues")
+        if not isinstance(queues_data, dict) or not queues_data:
+            raise self.fail("queues", f"expected a mapping of queue key to queue, got {_show(queues_data)}")
+        queues = {}
+        for key, raw in queues_data.items():
+            if not isinstance(key, str) or not _QUEUE_KEY.match(key):
+                raise self.fail(
+                    f"queues.{key}", "a queue key is 1-64 letters, digits, '-' or '_', starting alphanumeric"
+                )
+            where = f"queues.{key}"
+            merged = {**defaults, **self.mapping(raw, where, _QUEUE_FIELDS)}
+            queues[key] = self.queue(key, merged, where, poller)
+        self.no_shared_queues(queues)
+        return Config(path=self.source, poller=poller, queues=MappingProxyType(queues))
+
+    def poller(self, raw: Any) -> PollerSettings:
+        data = self.mapping(raw, "poller", set(PollerSettings.__dataclass_fields__))
+        base = PollerSettings()
+        timeout = self.integer(data.get("timeout_s", base.timeout_s), "poller.timeout_s", 1, LAMBDA_MAX_TIMEOUT_S)
+        heartbeat = self.integer(data.get("heartbeat_s", base.heartbeat_s), "poller.heartbeat_s", 1)
+        if heartbeat >= timeout:
+            raise self.fail("poller.heartbeat_s", f"must be below poller.timeout_s ({timeout}), got {heartbeat}")
+        return PollerSettings(timeout_s=timeout, heartbeat_s=heartbeat)
+
+    def queue(self, key: str, data: dict[str, Any], where: str, poller: PollerSettings) -> QueueConfig:
+        base = QueueConfig(key=key, queue="", handler="")
+        queue = data.get("queue")
+        if not isinstance(queue, str) or not _valid_queue(queue):
+            raise self.fail(
+                f"{where}.queue",
+                "expected an SQS queue name (1-80 letters, digits, '-' or '_', optional '.fifo') or a queue "
+                f"URL like https://sqs.<region>.amazonaws.com/<account>/<name>, got {_show(queue)}",
+            )
+        handler = data.get("handler")
+        if not isinstance(handler, str) or not _DOTTED_PATH.match(handler):
+            raise self.fail(
+                f"{where}.handler",
+                f"expected a dotted path to a function, like app.orders.handle, got {_show(handler)}",
+            )
+        min_loops = self.integer(data.get("min_loops", base.min_loops), f"{where}.min_loops", 0)
+        max_loops = self.integer(data.get("max_loops", base.max_loops), f"{where}.max_loops", 1)
+        if min_loops > max_loops:
+            raise self.fail(f"{where}.min_loops", f"must not exceed max_loops ({max_loops}), got {min_loops}")
+        settings = QueueConfig(
+            key=key,
+            queue=queue,
+            handler=handler,
+            min_loops=min_loops,
+            max_loops=max_loops,
+            scale_steps=self.scale_steps(data.get("scale_steps", []), f"{where}.scale_steps", min_loops, max_loops),
+            batch_size=self.integer(data.get("batch_size", base.batch_size), f"{where}.batch_size", 1, SQS_MAX_BATCH),
+            wait_time_s=self.integer(
+                data.get("wait_time_s", base.wait_time_s), f"{where}.wait_time_s", 1, SQS_MAX_WAIT_S
+            ),
+            visibility_timeout_s=self.integer(
+                data.get("visibility_timeout_s", base.visibility_timeout_s),
+                f"{where}.visibility_timeout_s",
+                # Extended every third of itself while a handler runs: below 3 s that is sub-second churn.
+                3,
+                SQS_MAX_VISIBILITY_S,
+            ),
+            handler_timeout_s=self.integer(
+                data.get("handler_timeout_s", base.handler_timeout_s), f"{where}.handler_timeout_s", 1
+            ),
+        )
+        needed = settings.wait_time_s + settings.handler_timeout_s + RECURSE_RESERVE_S
+        if needed > poller.timeout_s:
+            raise self.fail(
+                f"{where}.handler_timeout_s",
+                f"wait_time_s ({settings.wait_time_s}) + handler_timeout_s ({settings.handler_timeout_s}) + "
+                f"{RECURSE_RESERVE_S} s to recurse must fit in poller.timeout_s ({poller.timeout_s})",
+            )
+        return settings
+
+    def scale_steps(self, raw: Any, where: str, min_loops: int, max_loops: int) -> tuple[ScaleStep, ...]:
+        if not isinstance(raw, list):
+            raise self.fail(where, f"expected a list of {{depth, loops}}, got {_show(raw)}")
+        steps: list[ScaleStep] = []
+        for n, item in enumerate(raw):
+            at = f"{where}[{n}]"
+            data = self.mapping(item, at, {"depth", "loops"})
+            for needed in ("depth", "loops"):
+                if needed not in data:
+                    raise self.fail(f"{at}.{needed}", "missing")
+            step = ScaleStep(
+                depth=self.integer(data["depth"], f"{at}.depth", 1),
+                loops=self.integer(data["loops"], f"{at}.loops", max(min_loops, 1), max_loops),
+            )
+            if steps and step.depth <= steps[-1].depth:
+                raise self.fail(
+                    f"{at}.depth", f"steps must be in ascending depth; {step.depth} follows {steps[-1].depth}"
+                )
+            if steps and step.loops < steps[-1].loops:
+                raise self.fail(
+                    f"{at}.loops", f"a deeper step cannot want fewer loops ({step.loops} < {steps[-1].loops})"
+                )
+            steps.append(step)
+        return tuple(steps)
+
+    def no_shared_queues(self, queues: dict[str, QueueConfig]) -> None:
+        # Two keys on one queue would double its loops and make a loop event's queue ambiguous.
+        seen: dict[str, str] = {}
+        for key, queue in queues.items():
+            identity = _normal_url(queue.queue_url_given) if queue.queue_url_given else queue.queue_name
+            if identity in seen:
+                raise self.fail(f"queues.{key}.queue", f"{queue.queue!r} is already the queue of {seen[identity]!r}")
+            seen[identity] = key
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("https://", "http://"))
+
+
+def _valid_queue(value: str) -> bool:
+    if not _is_url(value):
+        return bool(_QUEUE_NAME.match(value))
+    parsed = urlparse(value)
+    parts = [p for p in parsed.path.split("/") if p]
+    return (
+        bool(parsed.netloc)
+        and len(parts) == 2
+        and bool(_ACCOUNT_ID.match(parts[0]))
+        and bool(_QUEUE_NAME.match(parts[1]))
+    )
+
+
+def _normal_url(url: str) -> str:
+    parsed = urlparse(url)
+    return f"{parsed.netloc.lower()}{parsed.path.rstrip('/')}"
+
+
+def _url_queue_name(url: str) -> str:
+    return urlparse(url).path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,70 @@
+"""Typed errors of sqs-loops. Every error that wraps an AWS failure keeps it as ``cause``."""
+
+from __future__ import annotations
+
+
+class SqsLoopsError(Exception):
+    """Base class of every error sqs-loops raises on purpose."""
+
+
+class ConfigError(SqsLoopsError):
+    """The config file is missing, unreadable or invalid. The message names the file, the field and what
+    was expected, e.g. ``queues.yml: queues.orders.max_loops: expected an integer >= 1, got 'ten'``."""
+
+
+class BadLoopEvent(SqsLoopsError):
+    """A loop invocation's event is not ``{queue_url, token, loop_id, generation}``."""
+
+
+class UnknownQueue(SqsLoopsError):
+    """A queue URL that no queue of the config matches."""
+
+
+class TokenLost(SqsLoopsError):
+    """A conditional token write found that this loop no longer owns the token.
+
+    ``reason`` is one of ``deleted`` (scale-down or an operator removed the row), ``taken_over`` (restart
+    gave it a new loop_id), ``superseded`` (the same loop already claimed a later step: a duplicate
+    delivery) or ``unknown`` (the row could not be read back to tell which).
+    """
+
+    def __init__(self, reason: str, *, queue_url: str, token: str, cause: BaseException | None = None):
+        super().__init__(f"token {token!r} of {queue_url} lost: {reason}")
+        self.reason = reason
+        self.queue_url = queue_url
+        self.token = token
+        self.cause = cause
+
+
+class TokenExists(SqsLoopsError):
+    """``create`` found a token row under the same key owned by another loop."""
+
+
+class RetriesExhausted(SqsLoopsError):
+    """A transient AWS error outlasted its retries or the invocation's time. Never ends a loop by itself:
+    the loop hands over to its next invocation instead."""
+
+    def __init__(self, what: str, cause: BaseException, attempts: int):
+        super().__init__(f"{what}: still failing after {attempts} attempts: {cause}")
+        self.what = what
+        self.cause = cause
+        self.attempts = attempts
+
+
+class QueueUnavailable(SqsLoopsError):
+    """The queue does not exist or this function may not use it (``code`` is the AWS error code)."""
+
+    def __init__(self, queue_url: str, code: str, cause: BaseException):
+        super().__init__(f"queue {queue_url} unavailable: {code}: {cause}")
+        self.queue_url = queue_url
+        self.code = code
+        self.cause = cause
+
+
+class HandlerImportError(SqsLoopsError):
+    """The dotted handler path of a queue cannot be imported or does not name a callable."""
+
+    def __init__(self, path: str, cause: BaseException):
+        super().__init__(f"handler {path!r} cannot be loaded: {type(cause).__name__}: {cause}")
+        self.path = path
+        self.cause = cause

@@ -1,0 +1,325 @@
+"""One invocation of a loop: claim, work while the time allows, recurse (docs/loop.md).
+
+claim ──► [ keep lease ─► receive ─► keep lease ─► handler (keeper) ─► delete ] * ──► invoke next step
+  │                                                                             │
+  └─ lost: exit quietly         lost / retiring: stop after the batch in hand ──┘
+"""
+
+from __future__ import annotations
+
+import random
+import traceback
+import uuid
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any
+
+from poller.clock import Clock, Deadline, epoch_ms
+from poller.config import RECURSE_RESERVE_S, PollerSettings, QueueConfig
+from poller.exceptions import HandlerImportError, QueueUnavailable, RetriesExhausted, TokenLost
+from poller.keeper import Keeper
+from poller.lease import Lease
+from poller.logs import log
+from poller.records import Message, esm_event, failed_ids, queue_arn
+from poller.recursion import Invoker
+from poller.resolve import Handler, resolve_handler
+from poller.retry import Backoff, retry_transient
+from poller.sqs import QueueClient
+from poller.step import LoopStep
+from poller.tokens import TokenStore
+
+RECURSION_BACKOFF = Backoff(base_s=0.2, cap_s=2.0, max_attempts=5)
+"""Invoking the next step is tried 5 times; after that restart revives the token."""
+
+
+@dataclass(frozen=True)
+class LoopServices:
+    """What a loop needs from outside, injected so tests control AWS, time and chance."""
+
+    sqs_client: Any
+    tokens: TokenStore
+    invoker: Invoker
+    region: str
+    clock: Clock
+    rand: random.Random
+
+
+@dataclass
+class Outcome:
+    """What one invocation did; also the handler's return value (visible in tests and local runs)."""
+
+    reason: str = "time_up"
+    recursed: bool = False
+    generation: int | None = None
+    batches: int = 0
+    received: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    heartbeats: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Loop:
+    """Runs one step of one loop on one queue. ``function`` is the function to invoke for the next step
+    (the invoked ARN, so the qualifier is kept)."""
+
+    def __init__(
+        self,
+        step: LoopStep,
+        *,
+        queue: QueueConfig,
+        settings: PollerSettings,
+        services: LoopServices,
+        context: Any,
+        function: str,
+    ):
+        self.step = step
+        self.queue = queue
+        self.settings = settings
+        self.services = services
+        self.context = context
+        self.function = function
+        self.clock = services.clock
+        self.deadline = Deadline.after(self.clock, context.get_remaining_time_in_millis() / 1000)
+        self.sqs = QueueClient(services.sqs_client, step.queue_url, self.clock, services.rand)
+        self.arn = queue_arn(step.queue_url, services.region)
+        self.fields: dict[str, object] = {"queue": queue.key, **step.log_fields()}
+        self.outcome = Outcome()
+        self.lease: Lease | None = None
+
+    # -- the invocation ------------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        lease = self._claim()
+        if lease is None:
+            return self._end()
+        self.lease = lease
+        self.outcome.generation = lease.generation
+        self.fields["generation"] = lease.generation
+        try:
+            handler = resolve_handler(self.queue.handler)
+            self._work(lease, handler)
+        except (QueueUnavailable, HandlerImportError) as exc:
+            # Retrying cannot fix these: stop without recursing (no hot loop) and leave the reason on the row.
+            self.outcome.reason = "queue_unavailable" if isinstance(exc, QueueUnavailable) else "handler_import_error"
+            self._record_error(str(exc))
+            return self._end(level="error", error=str(exc))
+        except RetriesExhausted as exc:
+            # A transient error never ends a loop: the next step starts afresh.
+            self.outcome.reason = "transient_errors"
+            log("warning", "handing_over", what=exc.what, error=str(exc.cause), **self.fields)
+        if lease.lost is not None:
+            self.outcome.reason = lease.lost.reason
+            return self._end()
+        if lease.retiring:
+            self.outcome.reason = "retired"
+            self.services.tokens.release(self.step.queue_url, self.step.token, loop_id=self.step.loop_id)
+            return self._end()
+        self._recurse(self.step.next())
+        return self._end()
+
+    def _claim(self) -> Lease | None:
+        claim_id = uuid.uuid4().hex
+        sent_at = self.clock.monotonic()
+        try:
+            claimed = retry_transient(
+                lambda: self.services.tokens.claim(
+                    self.step.queue_url,
+                    self.step.token,
+                    loop_id=self.step.loop_id,
+                    generation=self.step.generation,
+                    claim_id=claim_id,
+                    now_ms=epoch_ms(self.clock),
+                ),
+                what="claim",
+                clock=self.clock,
+                rand=self.services.rand,
+                deadline=self.deadline,
+                reserve_s=RECURSE_RESERVE_S,
+                fields=self.fields,
+            )
+        except TokenLost as lost:
+            # A duplicate delivery, a deleted or a taken-over row: not an error, someone else has it.
+            self.outcome.reason = lost.reason
+            return None
+        except RetriesExhausted as exc:
+            # Not claimed, so this same step is still valid: hand it to a fresh invocation.
+            self.outcome.reason = "transient_errors"
+            log("warning", "handing_over", what=exc.what, error=str(exc.cause), **self.fields)
+            self._recurse(self.step)
+            return None
+        return Lease(
+            store=self.services.tokens,
+            step=self.step,
+            claimed=claimed,
+            confirmed_at=sent_at,
+            heartbeat_s=self.settings.heartbeat_s,
+            clock=self.clock,
+            rand=self.services.rand,
+            log_fields=self.fields,
+        )
+
+    def _work(self, lease: Lease, handler: Handler) -> None:
+        while not lease.ended:
+            wait_s = self._poll_wait_s()
+            if wait_s is None:
+                return
+            lease.keep(deadline=self.deadline)
+            if lease.ended:
+                return
+            messages = self._retry(partial(self._receive, wait_s), "receive")
+            if not messages:
+                continue
+            # A long poll may have outlasted the heartbeat interval: confirm ownership before working.
+            lease.keep(deadline=self.deadline)
+            if lease.ended:
+                self._give_back(messages)
+                return
+            self._process(messages, handler, lease)
+
+    def _receive(self, wait_s: int) -> list[Message]:
+        return self.sqs.receive(
+            max_messages=self.queue.batch_size, wait_s=wait_s, visibility_timeout_s=self.queue.visibility_timeout_s
+        )
+
+    def _poll_wait_s(self) -> int | None:
+        """Seconds of long poll that still leave the handler's budget and the recursion reserve, or None
+        when the time is up."""
+        spare = self.deadline.remaining_s() - self.queue.handler_timeout_s - RECURSE_RESERVE_S
+        if spare < 1:
+            return None
+        return min(self.queue.wait_time_s, int(spare))
+
+    # -- one batch -----------------------------------------------------------------------------------
+
+    def _process(self, messages: list[Message], handler: Handler, lease: Lease) -> None:
+        started = self.clock.monotonic()
+        ids = [m["MessageId"] for m in messages]
+        event = esm_event(messages, arn=self.arn, region=self.services.region)
+        keep_alive = _VisibilityExtender(self.sqs, messages, self.queue.visibility_timeout_s, self.clock, lease)
+        interval = min(self.queue.visibility_timeout_s / 3, self.settings.heartbeat_s / 2)
+        with Keeper(keep_alive.tick, interval_s=interval, log_fields=self.fields):
+            try:
+                failed = failed_ids(handler(event, self.context), ids, log_fields=self.fields)
+            except Exception as exc:  # the trigger's rule: an exception fails the whole batch
+                failed = set(ids)
+                log(
+                    "error",
+                    "handler_error",
+                    error=f"{type(exc).__name__}: {exc}",
+                    traceback="".join(traceback.format_exception(exc))[-4000:],
+                    message_ids=ids,
+                    **self.fields,
+                )
+        done = [m for m in messages if m["MessageId"] not in failed]
+        try:
+            undeleted = self._retry(lambda: self.sqs.delete(done), "delete") if done else []
+        except RetriesExhausted as exc:
+            # Processed but not deleted: SQS delivers them again (a duplicate, never a loss).
+            log(
+                "error",
+                "delete_failed",
+                error=str(exc),
+                message_ids=[m["MessageId"] for m in done],
+                **self.fields,
+            )
+            raise
+        finally:
+            self._count_batch(messages, done, failed, started)
+        if undeleted:
+            log(
+                "warning",
+                "processed_not_deleted",
+                message_ids=[m["MessageId"] for m in undeleted],
+                **self.fields,
+            )
+
+    def _count_batch(self, messages: list[Message], done: list[Message], failed: set[str], started: float) -> None:
+        self.outcome.batches += 1
+        self.outcome.received += len(messages)
+        self.outcome.succeeded += len(done)
+        self.outcome.failed += len(failed)
+        log(
+            "info",
+            "batch",
+            received=len(messages),
+            succeeded=len(done),
+            failed=len(failed),
+            duration_ms=round((self.clock.monotonic() - started) * 1000, 1),
+            **self.fields,
+        )
+
+    def _give_back(self, messages: list[Message]) -> None:
+        """Make messages we will not handle visible again at once, rather than after their timeout."""
+        try:
+            self.sqs.change_visibility(messages, 0)
+        except Exception as exc:  # they come back by themselves when the visibility timeout ends
+            log("warning", "give_back_failed", error=repr(exc), **self.fields)
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _retry(self, call: Any, what: str) -> Any:
+        return retry_transient(
+            call,
+            what=what,
+            clock=self.clock,
+            rand=self.services.rand,
+            deadline=self.deadline,
+            reserve_s=RECURSE_RESERVE_S,
+            fields=self.fields,
+        )
+
+    def _recurse(self, step: LoopStep) -> None:
+        try:
+            retry_transient(
+                lambda: self.services.invoker.invoke_async(self.function, step.payload()),
+                what="recurse",
+                clock=self.clock,
+                rand=self.services.rand,
+                backoff=RECURSION_BACKOFF,
+                fields=self.fields,
+            )
+        except Exception as exc:
+            # The row keeps its loop_id and heartbeat: restart finds it stale and revives it.
+            self.outcome.reason = "recursion_failed"
+            log("error", "recursion_failed", function=self.function, error=str(exc), **self.fields)
+            return
+        self.outcome.recursed = True
+
+    def _record_error(self, error: str) -> None:
+        try:
+            self.services.tokens.record_error(
+                self.step.queue_url,
+                self.step.token,
+                loop_id=self.step.loop_id,
+                error=error,
+                now_ms=epoch_ms(self.clock),
+            )
+        except Exception as exc:
+            log("warning", "record_error_failed", error=repr(exc), **self.fields)
+
+    def _end(self, *, level: str = "info", **extra: object) -> Outcome:
+        self.outcome.heartbeats = self.lease.heartbeats if self.lease else 0
+        log(level, "loop_end", **self.outcome.as_dict(), **self.fields, **extra)
+        return self.outcome
+
+
+class _VisibilityExtender:
+    """The keeper's tick: every third of the visibility timeout, push the batch's visibility out again;
+    and keep the heartbeat when due."""
+
+    def __init__(self, sqs: QueueClient, messages: list[Message], timeout_s: int, clock: Clock, lease: Lease):
+        self.sqs = sqs
+        self.messages = messages
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self.lease = lease
+        self.extended_at = clock.monotonic()
+
+    def tick(self) -> None:
+        if self.clock.monotonic() - self.extended_at >= self.timeout_s / 3:
+            self.extended_at = self.clock.monotonic()
+            self.sqs.change_visibility(self.messages, self.timeout_s)
+        self.lease.keep_from_keeper()
