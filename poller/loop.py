@@ -302,7 +302,7 @@ class Loop:
 
     def _end(self, *, level: str = "info", **extra: object) -> Outcome:
         self.outcome.heartbeats = self.lease.heartbeats if self.lease else 0
-        log(level, "loop_end", **self.outcome.as_dict(), **self.fields, **extra)
+        log(level, "loop_end", **{**self.outcome.as_dict(), **self.fields, **extra})
         return self.outcome
 
 

@@ -239,9 +239,9 @@ class TokenStore:
         except self.model.DoesNotExist:
             return None
 
-    def tokens_of(self, queue_url: str) -> Iterator[TokenState]:
-        """Every row of a queue, read consistently, following pagination."""
-        for row in self.model.query(queue_url, consistent_read=True):
+    def tokens_of(self, queue_url: str, *, page_size: int | None = None) -> Iterator[TokenState]:
+        """Every row of a queue, read consistently, following pagination (``page_size`` rows a page)."""
+        for row in self.model.query(queue_url, consistent_read=True, page_size=page_size):
             yield TokenState.of(row)
 
     def _lost(self, queue_url: str, token: str, loop_id: str, cause: BaseException) -> TokenLost:

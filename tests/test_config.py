@@ -1,0 +1,140 @@
+"""Config loading: defaults, the SQS_LOOPS_CONFIG switch, and an error naming file, field and expectation
+for every kind of mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from poller.config import Config, PollerSettings, ScaleStep, config_path, load_config, parse_config
+from poller.exceptions import ConfigError, UnknownQueue
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = """
+poller: {timeout_s: 300, heartbeat_s: 30}
+defaults:
+  max_loops: 5
+  handler: app.shared.handle
+queues:
+  orders:
+    queue: orders-prod
+    handler: app.orders.handle
+    min_loops: 2
+    scale_steps:
+      - {depth: 100, loops: 3}
+      - {depth: 1000, loops: 5}
+  billing:
+    queue: https://sqs.eu-west-1.amazonaws.com/210987654321/billing.fifo
+"""
+
+
+def test_repository_config_loads() -> None:
+    config = load_config(ROOT / "queues.yml")
+    orders = config.queue("orders")
+    assert orders.scale_steps == (ScaleStep(100, 2), ScaleStep(1000, 4))
+    assert config.poller == PollerSettings(timeout_s=900, heartbeat_s=60)
+
+
+def test_defaults_fill_queues_and_queue_keys_win() -> None:
+    config = parse_config(GOOD)
+    orders, billing = config.queue("orders"), config.queue("billing")
+    assert (orders.handler, orders.min_loops, orders.max_loops) == ("app.orders.handle", 2, 5)
+    assert (billing.handler, billing.min_loops, billing.max_loops) == ("app.shared.handle", 1, 5)
+    assert (billing.batch_size, billing.wait_time_s, billing.visibility_timeout_s) == (10, 20, 30)
+    assert list(config.queues) == ["orders", "billing"]
+
+
+def test_config_is_frozen() -> None:
+    config = parse_config(GOOD)
+    with pytest.raises(AttributeError):
+        config.queue("orders").max_loops = 50  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.queues["x"] = config.queue("orders")  # type: ignore[index]
+
+
+def test_queue_urls_by_name_and_by_url() -> None:
+    config = parse_config(GOOD)
+    orders, billing = config.queue("orders"), config.queue("billing")
+    assert orders.queue_url(region="us-east-2", account_id="123456789012") == (
+        "https://sqs.us-east-2.amazonaws.com/123456789012/orders-prod"
+    )
+    assert billing.queue_url(region="us-east-2", account_id="1") == billing.queue
+    assert config.queue_for_url("http://localhost:5000/123456789012/orders-prod") is orders
+    assert config.queue_for_url("https://SQS.eu-west-1.amazonaws.com/210987654321/billing.fifo/") is billing
+    with pytest.raises(UnknownQueue, match="matches no queue"):
+        config.queue_for_url("https://sqs.eu-west-1.amazonaws.com/999999999999/billing.fifo")
+    with pytest.raises(UnknownQueue):
+        config.queue("nope")
+
+
+def test_stale_threshold_covers_heartbeat_and_longest_poll() -> None:
+    settings = PollerSettings(timeout_s=900, heartbeat_s=60)
+    assert settings.stale_after_s >= settings.heartbeat_s + 20
+
+
+def test_sqs_loops_config_names_another_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = tmp_path / "other.yml"
+    other.write_text(GOOD)
+    monkeypatch.setenv("SQS_LOOPS_CONFIG", str(other))
+    assert config_path() == other
+    assert isinstance(load_config(), Config)
+    assert load_config().path == str(other)
+    monkeypatch.delenv("SQS_LOOPS_CONFIG")
+    assert config_path() == Path("queues.yml")
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.yml: cannot read the config file"):
+        load_config(tmp_path / "nope.yml")
+
+
+QUEUE = "queues:\n  orders:\n    queue: orders\n    handler: app.h\n"
+
+BAD = [
+    ("queues: [unclosed", r"not valid YAML at line 1"),
+    ("", r"queues: the file is empty"),
+    ("queues: {}", r"queues: expected a mapping of queue key to queue"),
+    ("- a\n- b", r"\(top level\): expected a mapping"),
+    ("queus: {}", r"queus: unknown key; expected one of defaults, poller, queues"),
+    (QUEUE + "    max_loop: 3\n", r"queues\.orders\.max_loop: unknown key"),
+    (QUEUE + "    max_loops: ten\n", r"queues\.orders\.max_loops: expected an integer >= 1, got 'ten'"),
+    (QUEUE + "    max_loops: true\n", r"queues\.orders\.max_loops: expected an integer >= 1, got True"),
+    (QUEUE + "    max_loops: 0\n", r"queues\.orders\.max_loops: expected an integer >= 1, got 0"),
+    (QUEUE + "    min_loops: 4\n    max_loops: 3\n", r"queues\.orders\.min_loops: must not exceed max_loops \(3\)"),
+    (QUEUE + "    batch_size: 11\n", r"queues\.orders\.batch_size: expected an integer from 1 to 10, got 11"),
+    (QUEUE + "    wait_time_s: 21\n", r"queues\.orders\.wait_time_s: expected an integer from 1 to 20"),
+    (QUEUE + "    visibility_timeout_s: 2\n", r"visibility_timeout_s: expected an integer from 3 to 43200"),
+    (QUEUE + "    handler_timeout_s: 890\n", r"handler_timeout_s: wait_time_s \(20\) \+ handler_timeout_s \(890\)"),
+    (QUEUE + "    scale_steps: {depth: 1}\n", r"scale_steps: expected a list"),
+    (QUEUE + "    scale_steps: [{depth: 5}]\n", r"scale_steps\[0\]\.loops: missing"),
+    (QUEUE + "    scale_steps: [{depth: 5, loops: 2, x: 1}]\n", r"scale_steps\[0\]\.x: unknown key"),
+    (QUEUE + "    scale_steps: [{depth: 5, loops: 11}]\n", r"scale_steps\[0\]\.loops: expected an integer from 1 to 10"),
+    (
+        QUEUE + "    scale_steps: [{depth: 50, loops: 2}, {depth: 50, loops: 3}]\n",
+        r"scale_steps\[1\]\.depth: steps must be in ascending depth; 50 follows 50",
+    ),
+    (
+        QUEUE + "    scale_steps: [{depth: 5, loops: 3}, {depth: 50, loops: 2}]\n",
+        r"scale_steps\[1\]\.loops: a deeper step cannot want fewer loops",
+    ),
+    ("queues:\n  orders:\n    handler: app.h\n", r"queues\.orders\.queue: expected an SQS queue name"),
+    ("queues:\n  orders:\n    queue: 'bad name'\n    handler: app.h\n", r"queues\.orders\.queue: expected"),
+    ("queues:\n  orders:\n    queue: https://sqs.x.amazonaws.com/orders\n    handler: app.h\n", r"\.queue: expected"),
+    ("queues:\n  orders:\n    queue: q\n    handler: handle\n", r"queues\.orders\.handler: expected a dotted path"),
+    ("queues:\n  orders:\n    queue: q\n", r"queues\.orders\.handler: expected a dotted path.*got None"),
+    ("queues:\n  'bad key!':\n    queue: q\n    handler: a.b\n", r"queues\.bad key!: a queue key is"),
+    ("queues:\n  orders: 5\n", r"queues\.orders: expected a mapping, got 5"),
+    ("defaults: {queue: q}\n" + QUEUE, r"defaults\.queue: unknown key"),
+    ("poller: {timeout_s: 901}\n" + QUEUE, r"poller\.timeout_s: expected an integer from 1 to 900"),
+    ("poller: {heartbeat_s: 900}\n" + QUEUE, r"poller\.heartbeat_s: must be below poller\.timeout_s"),
+    (QUEUE + "  again:\n    queue: orders\n    handler: app.h\n", r"queues\.again\.queue: 'orders' is already the queue"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD)
+def test_bad_config_names_the_field(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        parse_config(text, source="my.yml")
+    assert str(caught.value).startswith("my.yml: ")

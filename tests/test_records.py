@@ -1,0 +1,95 @@
+"""The handler's event is the SQS trigger's, field for field; its answer is read as the trigger reads it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import pytest
+
+from conftest import make_queue
+from poller.records import esm_event, failed_ids, queue_arn
+from poller.sqs import QueueClient
+
+ESM_RECORD_KEYS = {
+    "messageId",
+    "receiptHandle",
+    "body",
+    "attributes",
+    "messageAttributes",
+    "md5OfBody",
+    "eventSource",
+    "eventSourceARN",
+    "awsRegion",
+}
+
+
+def test_record_has_the_trigger_shape(sqs: Any) -> None:
+    url = make_queue(sqs, "shape")
+    sqs.send_message(
+        QueueUrl=url,
+        MessageBody='{"order": 1}',
+        MessageAttributes={
+            "kind": {"DataType": "String", "StringValue": "order"},
+            "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+            "n": {"DataType": "Number", "StringValue": "7"},
+        },
+    )
+    import random
+
+    from poller.clock import SYSTEM_CLOCK
+
+    messages = QueueClient(sqs, url, SYSTEM_CLOCK, random.Random()).receive(
+        max_messages=10, wait_s=0, visibility_timeout_s=30
+    )
+    event = esm_event(messages, arn=queue_arn(url, "us-east-1"), region="us-east-1")
+    (record,) = event["Records"]
+    assert ESM_RECORD_KEYS <= set(record)
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"] == "arn:aws:sqs:us-east-1:123456789012:shape"
+    assert record["md5OfBody"] == hashlib.md5(b'{"order": 1}').hexdigest()
+    assert record["body"] == '{"order": 1}'
+    attributes = record["attributes"]
+    for name in ("ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"):
+        assert isinstance(attributes[name], str)
+    assert attributes["ApproximateReceiveCount"] == "1"
+    assert record["messageAttributes"]["kind"] == {
+        "stringValue": "order",
+        "stringListValues": [],
+        "binaryListValues": [],
+        "dataType": "String",
+    }
+    assert record["messageAttributes"]["blob"]["binaryValue"] == base64.b64encode(b"\x00\x01").decode()
+    assert record["messageAttributes"]["n"]["dataType"] == "Number"
+
+
+def test_queue_arn_from_url() -> None:
+    assert queue_arn("https://sqs.eu-west-1.amazonaws.com/210987654321/q.fifo", "eu-west-1") == (
+        "arn:aws:sqs:eu-west-1:210987654321:q.fifo"
+    )
+
+
+IDS = ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "failed"),
+    [
+        (None, set()),
+        ({}, set()),
+        ({"batchItemFailures": None}, set()),
+        ({"batchItemFailures": []}, set()),
+        ({"batchItemFailures": [{"itemIdentifier": "b"}]}, {"b"}),
+        ({"batchItemFailures": [{"itemIdentifier": "a"}, {"itemIdentifier": "c"}]}, {"a", "c"}),
+        # What the trigger treats as a failure of the whole batch:
+        ({"batchItemFailures": [{"itemIdentifier": ""}]}, set(IDS)),
+        ({"batchItemFailures": [{"itemIdentifier": None}]}, set(IDS)),
+        ({"batchItemFailures": [{"itemId": "a"}]}, set(IDS)),
+        ({"batchItemFailures": [{"itemIdentifier": "zzz"}]}, set(IDS)),
+        ({"batchItemFailures": "a"}, set(IDS)),
+        ("ok", set(IDS)),
+    ],
+)
+def test_partial_batch_answers(answer: object, failed: set[str]) -> None:
+    assert failed_ids(answer, IDS, log_fields={}) == failed

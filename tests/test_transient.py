@@ -1,0 +1,176 @@
+"""Throttling, 5xx and network errors are retried with backoff and never end a loop."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from pynamodb.exceptions import UpdateError
+
+import sample_handlers
+from conftest import FakeClock, LoopRig, count, log_events, send
+from poller.aws_errors import is_queue_unavailable, is_transient
+from poller.exceptions import RetriesExhausted
+from poller.retry import Backoff, retry_transient
+from poller.tokens import TokenState, TokenStore
+
+
+def client_error(code: str, status: int = 400, operation: str = "Op") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+
+
+class FlakySqs:
+    """The real (moto) SQS client, but the first ``n`` calls of each named operation fail with ``error``."""
+
+    def __init__(self, real: Any, failures: dict[str, tuple[int, Exception]]):
+        self.real = real
+        self.failures = dict(failures)
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.real, name)
+
+        def call(**kwargs: Any) -> Any:
+            self.calls[name] += 1
+            left, error = self.failures.get(name, (0, None))
+            if left and error is not None:
+                self.failures[name] = (left - 1, error)
+                raise error
+            return method(**kwargs)
+
+        return call
+
+
+class FlakyTokens(TokenStore):
+    """The real token store, but its first ``claims`` claims are throttled by DynamoDB."""
+
+    def __init__(self, real: TokenStore, claims: int):
+        super().__init__(real.model)
+        self.throttled_claims = claims
+
+    def claim(self, *args: Any, **kwargs: Any) -> TokenState:
+        if self.throttled_claims:
+            self.throttled_claims -= 1
+            raise UpdateError("throttled", cause=client_error("ProvisionedThroughputExceededException"))
+        return super().claim(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (client_error("ThrottlingException"), True),
+        (client_error("ProvisionedThroughputExceededException"), True),
+        (client_error("Whatever", status=503), True),
+        (client_error("InternalError", status=500), True),
+        (EndpointConnectionError(endpoint_url="https://sqs"), True),
+        (UpdateError("x", cause=client_error("RequestLimitExceeded")), True),
+        (client_error("ConditionalCheckFailedException"), False),
+        (client_error("AWS.SimpleQueueService.NonExistentQueue"), False),
+        (client_error("ValidationException"), False),
+        (ValueError("user bug"), False),
+    ],
+)
+def test_which_errors_are_transient(error: Exception, transient: bool) -> None:
+    assert is_transient(error) is transient
+
+
+def test_queue_unavailable_codes() -> None:
+    assert is_queue_unavailable(client_error("AWS.SimpleQueueService.NonExistentQueue"))
+    assert is_queue_unavailable(client_error("AccessDenied", status=403))
+    assert not is_queue_unavailable(client_error("ThrottlingException"))
+
+
+def test_backoff_grows_with_jitter_and_is_capped() -> None:
+    clock = FakeClock()
+    calls = 0
+
+    def always_throttled() -> None:
+        nonlocal calls
+        calls += 1
+        raise client_error("ThrottlingException")
+
+    backoff = Backoff(base_s=0.1, cap_s=0.4, max_attempts=6)
+    with pytest.raises(RetriesExhausted) as caught:
+        retry_transient(always_throttled, what="x", clock=clock, rand=random.Random(1), backoff=backoff)
+    assert calls == 6 and caught.value.attempts == 6
+    assert 0 < clock.monotonic() <= 0.1 + 0.2 + 0.4 * 3
+
+
+def test_throttled_receive_delete_and_claim_do_not_end_the_loop(rig_factory: Any, loop_logs: Any) -> None:
+    rig: LoopRig = rig_factory()
+    send(rig.sqs, rig.url, [f"m{n}" for n in range(15)])
+    flaky = FlakySqs(
+        rig.sqs,
+        {
+            "receive_message": (2, client_error("RequestThrottled", operation="ReceiveMessage")),
+            "delete_message_batch": (1, client_error("InternalError", 500, "DeleteMessageBatch")),
+        },
+    )
+    outcome = rig.run(rig.create_token(), budget_s=7, sqs_client=flaky, tokens=FlakyTokens(rig.tokens, claims=2))
+
+    assert (outcome.reason, outcome.recursed, outcome.succeeded) == ("time_up", True, 15)
+    assert count(rig.sqs, rig.url) == (0, 0)
+    retried = Counter(line["what"] for line in log_events(loop_logs, "transient_error"))
+    assert retried == {"receive": 2, "delete": 1, "claim": 2}
+
+
+def test_a_claim_that_never_gets_through_hands_the_same_step_on(rig_factory: Any, loop_logs: Any) -> None:
+    rig: LoopRig = rig_factory()
+    step = rig.create_token()
+    outcome = rig.run(step, budget_s=6, tokens=FlakyTokens(rig.tokens, claims=1000))
+
+    assert (outcome.reason, outcome.recursed) == ("transient_errors", True)
+    assert rig.invoker.calls[-1][1] == step.payload()  # not claimed, so the same step is still valid
+    assert log_events(loop_logs, "handing_over")
+
+
+def test_sqs_outage_until_the_deadline_hands_over_to_the_next_step(rig_factory: Any) -> None:
+    rig: LoopRig = rig_factory()
+    down = FlakySqs(rig.sqs, {"receive_message": (10_000, client_error("ServiceUnavailable", 503, "ReceiveMessage"))})
+    outcome = rig.run(rig.create_token(), budget_s=6, sqs_client=down)
+    assert (outcome.reason, outcome.recursed) == ("transient_errors", True)
+    assert rig.invoker.calls[-1][1]["generation"] == 1
+
+
+def test_access_denied_ends_the_loop_with_a_clear_error(rig_factory: Any, loop_logs: Any) -> None:
+    rig: LoopRig = rig_factory()
+    denied = FlakySqs(rig.sqs, {"receive_message": (10_000, client_error("AccessDenied", 403, "ReceiveMessage"))})
+    outcome = rig.run(rig.create_token(), budget_s=6, sqs_client=denied)
+    assert (outcome.reason, outcome.recursed) == ("queue_unavailable", False)
+    assert denied.calls["receive_message"] == 1
+    (end,) = log_events(loop_logs, "loop_end")
+    assert "AccessDenied" in end["error"]
+
+
+class FirstDeleteEntryFails:
+    """The real SQS client, but the first DeleteMessageBatch reports its first entry as a service fault."""
+
+    def __init__(self, real: Any):
+        self.real = real
+        self.entries_sent: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def delete_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any:  # noqa: N803
+        self.entries_sent.append(len(Entries))
+        if len(self.entries_sent) > 1:
+            return self.real.delete_message_batch(QueueUrl=QueueUrl, Entries=Entries)
+        result = self.real.delete_message_batch(QueueUrl=QueueUrl, Entries=Entries[1:])
+        result["Failed"] = [{"Id": Entries[0]["Id"], "SenderFault": False, "Code": "InternalError"}]
+        return result
+
+
+def test_failed_delete_entries_are_sent_again(rig_factory: Any) -> None:
+    rig: LoopRig = rig_factory()
+    send(rig.sqs, rig.url, [f"m{n}" for n in range(4)])
+    sqs = FirstDeleteEntryFails(rig.sqs)
+
+    outcome = rig.run(rig.create_token(), budget_s=6, sqs_client=sqs)
+
+    assert outcome.succeeded == 4 and sqs.entries_sent == [4, 1]
+    assert count(rig.sqs, rig.url) == (0, 0)
+    assert sample_handlers.bodies().count("m0") == 1
