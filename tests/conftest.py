@@ -12,9 +12,9 @@ from typing import Any
 
 import boto3
 import pytest
+import sample_handlers
 from moto import mock_aws
 
-import sample_handlers
 from poller.clock import SYSTEM_CLOCK, Clock
 from poller.config import Config, parse_config
 from poller.loop import Loop, LoopServices, Outcome
@@ -202,7 +202,9 @@ class LoopRig:
 
 @pytest.fixture
 def rig_factory(sqs: Any, tokens: TokenStore) -> Any:
-    def build(*, dlq_after: int | None = None, poller: str = "", clock: Clock = SYSTEM_CLOCK, **settings: object) -> LoopRig:
+    def build(
+        *, dlq_after: int | None = None, poller: str = "", clock: Clock = SYSTEM_CLOCK, **settings: object
+    ) -> LoopRig:
         url = make_queue(sqs, "work-queue", dlq_after=dlq_after)
         return LoopRig(sqs, tokens, url, config_for(url, poller=poller, **settings), RecordingInvoker(), clock)
 

@@ -110,7 +110,10 @@ BAD = [
     (QUEUE + "    scale_steps: {depth: 1}\n", r"scale_steps: expected a list"),
     (QUEUE + "    scale_steps: [{depth: 5}]\n", r"scale_steps\[0\]\.loops: missing"),
     (QUEUE + "    scale_steps: [{depth: 5, loops: 2, x: 1}]\n", r"scale_steps\[0\]\.x: unknown key"),
-    (QUEUE + "    scale_steps: [{depth: 5, loops: 11}]\n", r"scale_steps\[0\]\.loops: expected an integer from 1 to 10"),
+    (
+        QUEUE + "    scale_steps: [{depth: 5, loops: 11}]\n",
+        r"scale_steps\[0\]\.loops: expected an integer from 1 to 10",
+    ),
     (
         QUEUE + "    scale_steps: [{depth: 50, loops: 2}, {depth: 50, loops: 3}]\n",
         r"scale_steps\[1\]\.depth: steps must be in ascending depth; 50 follows 50",
@@ -129,7 +132,10 @@ BAD = [
     ("defaults: {queue: q}\n" + QUEUE, r"defaults\.queue: unknown key"),
     ("poller: {timeout_s: 901}\n" + QUEUE, r"poller\.timeout_s: expected an integer from 1 to 900"),
     ("poller: {heartbeat_s: 900}\n" + QUEUE, r"poller\.heartbeat_s: must be below poller\.timeout_s"),
-    (QUEUE + "  again:\n    queue: orders\n    handler: app.h\n", r"queues\.again\.queue: 'orders' is already the queue"),
+    (
+        QUEUE + "  again:\n    queue: orders\n    handler: app.h\n",
+        r"queues\.again\.queue: 'orders' is already the queue",
+    ),
 ]
 
 

@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 import pytest
-
 import sample_handlers
 from conftest import FUNCTION_ARN, LoopRig, count, log_events, send
+
 from poller.config import RECURSE_RESERVE_S
 from poller.step import LoopStep
 
@@ -32,7 +32,9 @@ def test_processes_the_backlog_deletes_it_and_recurses(rig_factory: Any, loop_lo
     batch_lines = log_events(loop_logs, "batch")
     assert len(batch_lines) == 3
     for line in batch_lines:
-        assert {"queue", "token", "loop_id", "generation", "received", "succeeded", "failed", "duration_ms"} <= set(line)
+        assert {"queue", "token", "loop_id", "generation", "received", "succeeded", "failed", "duration_ms"} <= set(
+            line
+        )
     (end,) = log_events(loop_logs, "loop_end")
     assert (end["reason"], end["queue"], end["generation"]) == ("time_up", "work", 1)
 

@@ -7,11 +7,11 @@ from collections import Counter
 from typing import Any
 
 import pytest
+import sample_handlers
 from botocore.exceptions import ClientError, EndpointConnectionError
+from conftest import FakeClock, LoopRig, count, log_events, send
 from pynamodb.exceptions import UpdateError
 
-import sample_handlers
-from conftest import FakeClock, LoopRig, count, log_events, send
 from poller.aws_errors import is_queue_unavailable, is_transient
 from poller.exceptions import RetriesExhausted
 from poller.retry import Backoff, retry_transient
@@ -19,7 +19,9 @@ from poller.tokens import TokenState, TokenStore
 
 
 def client_error(code: str, status: int = 400, operation: str = "Op") -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
+    )
 
 
 class FlakySqs:
@@ -155,7 +157,7 @@ class FirstDeleteEntryFails:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
 
-    def delete_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any:  # noqa: N803
+    def delete_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any:
         self.entries_sent.append(len(Entries))
         if len(self.entries_sent) > 1:
             return self.real.delete_message_batch(QueueUrl=QueueUrl, Entries=Entries)
