@@ -173,7 +173,11 @@ class Loop:
             if not messages:
                 continue
             # A long poll may have outlasted the heartbeat interval: confirm ownership before working.
-            lease.keep(deadline=self.deadline)
+            try:
+                lease.keep(deadline=self.deadline)
+            except RetriesExhausted:
+                self._give_back(messages)
+                raise
             if lease.ended:
                 self._give_back(messages)
                 return

@@ -263,3 +263,15 @@ def test_failed_recursion_is_retried_then_logged(rig_factory: Any, loop_logs: An
     assert len(log_events(loop_logs, "transient_error")) == 4  # 5 attempts in all
     (failed,) = log_events(loop_logs, "recursion_failed")
     assert failed["function"] == FUNCTION_ARN and "TooManyRequestsException" in failed["error"]
+
+
+def test_heartbeat_times_are_epoch_milliseconds_of_the_wall_clock(rig_factory: Any) -> None:
+    from freezegun import freeze_time
+
+    rig: LoopRig = rig_factory()
+    step = rig.create_token()
+    with freeze_time("2026-11-22 12:00:00", tick=True):  # tick: long polls must see time pass
+        rig.run(step, budget_s=5)
+    row = rig.tokens.get(rig.url, step.token)
+    assert row is not None and row.last_used is not None
+    assert 1_795_348_800_000 <= row.last_used < 1_795_348_800_000 + 10_000
