@@ -24,8 +24,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 test: lint unit test-py312
 
 lint: $(STAMP)
-	$(BIN)/ruff check poller tests
-	$(BIN)/ruff format --check poller tests
+	$(BIN)/ruff check poller scaler tests
+	$(BIN)/ruff format --check poller scaler tests
 	$(BIN)/mypy
 
 unit: $(STAMP)

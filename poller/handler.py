@@ -6,7 +6,6 @@ this module makes no AWS client and reads no file, so a cold start pays only for
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 from functools import cache
@@ -14,21 +13,16 @@ from typing import Any
 
 from poller.clock import SYSTEM_CLOCK
 from poller.config import Config, load_config
+from poller.environment import LOOPS_TABLE, POLLER_FUNCTION, region, required
 from poller.exceptions import BadLoopEvent, ConfigError, UnknownQueue
-from poller.logs import LOGGER, log
+from poller.logs import configure_logging, log
 from poller.loop import Loop, LoopServices
 from poller.recursion import LambdaInvoker
 from poller.step import LoopStep
 from poller.tokens import TokenStore, bind_token_table
 
-LOG_LEVEL_ENV = "SQS_LOOPS_LOG_LEVEL"
-
 SQS_READ_TIMEOUT_S = 30
 """Above the longest long poll (20 s), so a healthy long poll never times out on our side."""
-
-
-def _region() -> str:
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 @cache
@@ -41,41 +35,32 @@ def _services() -> LoopServices:
     import boto3
     from botocore.config import Config as BotoConfig
 
-    table = os.environ.get("LOOPS_TABLE")
-    if not table:
-        raise ConfigError("LOOPS_TABLE is not set: the poller needs the token table's name")
+    table = required(LOOPS_TABLE)
     # botocore's own retries stay short: our retry policy, which knows the invocation's deadline, is on top.
     retries = {"mode": "standard", "max_attempts": 3}
     sqs = boto3.client(
         "sqs",
-        region_name=_region(),
+        region_name=region(),
         config=BotoConfig(retries=retries, connect_timeout=5, read_timeout=SQS_READ_TIMEOUT_S),
     )
     lam = boto3.client(
         "lambda",
-        region_name=_region(),
+        region_name=region(),
         config=BotoConfig(retries=retries, connect_timeout=5, read_timeout=10),
     )
     return LoopServices(
         sqs_client=sqs,
-        tokens=TokenStore(bind_token_table(table, region=_region())),
+        tokens=TokenStore(bind_token_table(table, region=region())),
         invoker=LambdaInvoker(lam),
-        region=_region(),
+        region=region(),
         clock=SYSTEM_CLOCK,
         rand=random.Random(),
     )
 
 
-def _configure_logging() -> None:
-    # The Lambda runtime's root logger drops INFO by default; ours must show one line per batch.
-    LOGGER.setLevel(os.environ.get(LOG_LEVEL_ENV, "INFO").upper())
-    if not logging.getLogger().handlers and not LOGGER.handlers:
-        LOGGER.addHandler(logging.StreamHandler())
-
-
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Run one step of the loop ``event`` names (``{queue_url, token, loop_id, generation}``)."""
-    _configure_logging()
+    configure_logging()
     try:
         step = LoopStep.parse(event)
         config = _config()
@@ -87,6 +72,6 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         log("error", "loop_rejected", reason=reason, error=str(exc), loop_event=event)
         return {"reason": reason, "recursed": False}
     # The invoked ARN keeps the qualifier (alias or version) this step runs under.
-    function = getattr(context, "invoked_function_arn", None) or os.environ.get("POLLER_FUNCTION", "")
+    function = getattr(context, "invoked_function_arn", None) or os.environ.get(POLLER_FUNCTION, "")
     loop = Loop(step, queue=queue, settings=config.poller, services=services, context=context, function=function)
     return loop.run().as_dict()

@@ -19,6 +19,7 @@ Timeline of one row (``L1``, ``L2`` are loop ids; ``g`` the generation; ``t`` ep
     retire (scale-down): sets retiring_since; the owner sees it in the answer to its next claim or
     heartbeat, finishes the batch in hand, deletes the row (release, cond: its loop_id) and stops. Until
     then the row still counts toward max_loops, so a scale-up never overshoots while a loop drains.
+    unretire (scale-up wanting the row back): removes retiring_since while the same loop owns it.
 
 Every operation is idempotent under a retried request (a botocore retry after a lost answer): claim
 also matches its own ``claim_id``, takeover and create also match the new ``loop_id``.
@@ -78,6 +79,7 @@ class TokenState:
     created_at: int | None
     retiring_since: int | None
     last_error: str | None
+    last_error_at: int | None
 
     @property
     def retiring(self) -> bool:
@@ -94,6 +96,7 @@ class TokenState:
             created_at=_opt_int(row.created_at),
             retiring_since=_opt_int(row.retiring_since),
             last_error=row.last_error,
+            last_error_at=_opt_int(row.last_error_at),
         )
 
 
@@ -209,6 +212,21 @@ class TokenStore:
             raise
         return TokenState.of(row)
 
+    def unretire(self, seen: TokenState) -> TokenState:
+        """Take back a retire request (scale-up wants the row again) while the same loop owns it. The loop
+        may already have seen the request and release the row anyway; restart then makes a new one."""
+        row = self.model(seen.queue_url, seen.token)
+        try:
+            row.update(
+                actions=[self.model.retiring_since.remove()],
+                condition=_row_exists() & _owned_by(seen.loop_id),
+            )
+        except UpdateError as exc:
+            if is_condition_failure(exc):
+                raise self._lost(seen.queue_url, seen.token, seen.loop_id, exc) from exc
+            raise
+        return TokenState.of(row)
+
     def release(self, queue_url: str, token: str, *, loop_id: str | None = None) -> bool:
         """Delete the row (only if ``loop_id`` still owns it, when given). False if it was already gone
         or owned by another loop."""
@@ -243,6 +261,14 @@ class TokenStore:
         """Every row of a queue, read consistently, following pagination (``page_size`` rows a page)."""
         for row in self.model.query(queue_url, consistent_read=True, page_size=page_size):
             yield TokenState.of(row)
+
+    def queue_urls(self) -> set[str]:
+        """Every queue URL that has token rows: a consistent scan of the whole table, following pages (the
+        table holds at most the sum of max_loops rows, plus control rows without a loop_id)."""
+        rows = self.model.scan(
+            filter_condition=TokenRow.loop_id.exists(), consistent_read=True, attributes_to_get=["queue_url"]
+        )
+        return {row.queue_url for row in rows}
 
     def _lost(self, queue_url: str, token: str, loop_id: str, cause: BaseException) -> TokenLost:
         # Only reached on the rare way out of a loop: one consistent read tells the log why.

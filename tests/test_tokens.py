@@ -118,3 +118,19 @@ def test_tokens_of_follows_pages(tokens: TokenStore) -> None:
     tokens.create(Q + "-other", "t0", loop_id="X", now_ms=0)
     rows = list(tokens.tokens_of(Q, page_size=2))
     assert sorted(r.token for r in rows) == [f"t{n}" for n in range(7)]
+
+
+def test_unretire_keeps_the_row_for_its_loop(tokens: TokenStore) -> None:
+    tokens.create(Q, "t1", loop_id="L1", now_ms=0)
+    retired = tokens.retire(Q, "t1", now_ms=5)
+    assert not tokens.unretire(retired).retiring
+    assert not tokens.heartbeat(Q, "t1", loop_id="L1", generation=0, now_ms=6).retiring
+    tokens.release(Q, "t1")
+    with pytest.raises(TokenLost):
+        tokens.unretire(retired)
+
+
+def test_queue_urls_lists_every_queue_with_rows(tokens: TokenStore) -> None:
+    for n in range(5):
+        tokens.create(f"{Q}-{n % 2}", f"t{n}", loop_id=f"L{n}", now_ms=n)
+    assert tokens.queue_urls() == {f"{Q}-0", f"{Q}-1"}

@@ -1,0 +1,120 @@
+"""The control plane's decisions: what an alarm change or a scheduled tick does to each queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from poller.config import Config, QueueConfig
+from poller.logs import log
+from poller.tokens import TokenStore
+from scaler.alarm_events import AlarmChange, alarm_changes
+from scaler.alarm_names import parse_depth_alarm
+from scaler.alarm_states import AlarmStates
+from scaler.exceptions import BadAlarmEvent, ForeignAlarm
+from scaler.overrides import OverrideStore
+from scaler.reconcile import Changes, Reconciler
+from scaler.wanted import ALARM, wanted_loops
+
+UP, DOWN = "up", "down"
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    config: Config
+    prefix: str  # LOOPS_PREFIX
+    tokens: TokenStore
+    alarms: AlarmStates
+    overrides: OverrideStore
+    reconciler: Reconciler
+
+    # -- scale_up / scale_down ---------------------------------------------------------------------
+
+    def on_alarm_event(self, event: Any, direction: str) -> list[dict[str, Any]]:
+        """Handle every alarm change in an SNS or direct alarm event; returns one summary per change.
+        Malformed, foreign and irrelevant changes are logged and skipped; AWS failures raise."""
+        results = []
+        for change in alarm_changes(event):
+            if isinstance(change, BadAlarmEvent):
+                log("warning", "alarm_event_dropped", direction=direction, error=str(change))
+                results.append({"action": "dropped", "error": str(change)})
+                continue
+            results.append(self._on_change(change, direction))
+        return results
+
+    def _on_change(self, change: AlarmChange, direction: str) -> dict[str, Any]:
+        summary: dict[str, Any] = {"alarm": change.name, "new_state": change.new_state, "old_state": change.old_state}
+        try:
+            alarm = parse_depth_alarm(change.name, prefix=self.prefix, config=self.config)
+        except ForeignAlarm as exc:
+            log("info", "alarm_ignored", direction=direction, why=str(exc), **summary)
+            return {**summary, "action": "ignored", "why": str(exc)}
+        queue = alarm.queue
+        if change.queue_names and queue.queue_name not in change.queue_names:
+            why = f"alarm dimensions name {sorted(change.queue_names)}, not queue {queue.queue_name!r} of {queue.key!r}"
+            log("error", "alarm_dimension_mismatch", direction=direction, why=why, **summary)
+            return {**summary, "action": "ignored", "why": why}
+        if direction == UP and change.new_state != ALARM:
+            why = "scale_up acts on a change into ALARM"
+        elif direction == DOWN and change.old_state != ALARM:
+            # INSUFFICIENT_DATA -> OK is a new alarm settling, not a backlog that went away.
+            why = "scale_down acts only on a change out of ALARM"
+        else:
+            why = ""
+        if why:
+            log("info", "alarm_ignored", direction=direction, queue=queue.key, why=why, **summary)
+            return {**summary, "action": "ignored", "why": why}
+        url = queue.queue_url(region=change.region, account_id=change.account_id)
+        wanted = wanted_loops(queue, self.alarms.of_queue(queue, newer=change), self.overrides.pinned_for(queue.key))
+        changes = self.reconciler.scale(url, wanted, grow=direction == UP, shrink=direction == DOWN)
+        log("info", "scaled", direction=direction, queue=queue.key, wanted=wanted, **_changes(changes), **summary)
+        return {**summary, "action": "scaled", "queue": queue.key, "wanted": wanted, **_changes(changes)}
+
+    # -- restart -------------------------------------------------------------------------------------
+
+    def restart(self, *, region: str, account_id: str) -> dict[str, Any]:
+        """Revive dead loops and move every queue to its wanted count; release rows of queues that are no
+        longer configured. One queue's failure does not stop the others; it is raised at the end."""
+        states = self.alarms.of_all(self.config)
+        pinned = self.overrides.pinned()
+        report: dict[str, Any] = {}
+        failures: list[tuple[str, Exception]] = []
+        configured = {}
+        for key, queue in self.config.queues.items():
+            url = queue.queue_url(region=region, account_id=account_id)
+            configured[url] = key
+            try:
+                report[key] = self._restart_queue(queue, url, states[key], pinned.get(key))
+            except Exception as exc:  # reported after the other queues had their turn
+                log("error", "restart_queue_failed", queue=key, error=repr(exc))
+                failures.append((key, exc))
+        for url in sorted(self.tokens.queue_urls() - configured.keys()):
+            released = self.reconciler.release_all(url)
+            log("warning", "orphan_tokens_released", queue_url=url, tokens=released.released)
+            report[url] = _changes(released)
+        if failures:
+            key, first = failures[0]
+            raise RuntimeError(f"restart failed for {len(failures)} queue(s), first {key!r}: {first!r}") from first
+        return report
+
+    def _restart_queue(
+        self, queue: QueueConfig, url: str, states: dict[int, str], pinned: int | None
+    ) -> dict[str, Any]:
+        revived = self.reconciler.revive(url, stale_after_s=self.config.poller.stale_after_s)
+        wanted = wanted_loops(queue, states, pinned)
+        scaled = self.reconciler.scale(url, wanted)
+        result = {"wanted": wanted, "pinned": pinned, **_changes(revived), **_changes(scaled)}
+        result["revived"], result["released"] = revived.revived, revived.released + scaled.released
+        if revived.any() or scaled.any():
+            log("info", "reconciled", queue=queue.key, **result)
+        return result
+
+
+def _changes(changes: Changes) -> dict[str, list[str]]:
+    return {
+        "started": changes.started,
+        "retired": changes.retired,
+        "unretired": changes.unretired,
+        "revived": changes.revived,
+        "released": changes.released,
+    }

@@ -1,0 +1,58 @@
+"""Lambda entry points of the control plane: ``scaler.handlers.scale_up``, ``scale_down``, ``restart``.
+
+Config, clients and table models are made on first use and kept for the warm container."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from poller.clock import SYSTEM_CLOCK
+from poller.config import load_config
+from poller.environment import LOOPS_PREFIX, LOOPS_TABLE, POLLER_FUNCTION, region, required
+from poller.logs import configure_logging, log
+from poller.recursion import LambdaInvoker
+from poller.tokens import TokenStore, bind_token_table
+from scaler.alarm_states import AlarmStates
+from scaler.control import DOWN, UP, ControlPlane
+from scaler.overrides import OverrideStore, bind_override_table
+from scaler.reconcile import Reconciler
+
+
+@cache
+def control_plane() -> ControlPlane:
+    import boto3
+
+    table, prefix = required(LOOPS_TABLE), required(LOOPS_PREFIX)
+    tokens = TokenStore(bind_token_table(table, region=region()))
+    invoker = LambdaInvoker(boto3.client("lambda", region_name=region()))
+    return ControlPlane(
+        config=load_config(),
+        prefix=prefix,
+        tokens=tokens,
+        alarms=AlarmStates(boto3.client("cloudwatch", region_name=region()), prefix),
+        overrides=OverrideStore(bind_override_table(table, region=region())),
+        reconciler=Reconciler(tokens, invoker, required(POLLER_FUNCTION), SYSTEM_CLOCK),
+    )
+
+
+def scale_up(event: Any, context: Any) -> list[dict[str, Any]]:
+    """An alarm went into ALARM: add loops up to the queue's wanted count."""
+    configure_logging()
+    return control_plane().on_alarm_event(event, UP)
+
+
+def scale_down(event: Any, context: Any) -> list[dict[str, Any]]:
+    """An alarm left ALARM: retire loops down to the queue's wanted count."""
+    configure_logging()
+    return control_plane().on_alarm_event(event, DOWN)
+
+
+def restart(event: Any, context: Any) -> dict[str, Any]:
+    """Every minute: revive dead loops and reconcile every queue to its wanted count."""
+    configure_logging()
+    # The account is in the function's own ARN: no STS call needed to name the queues' URLs.
+    account_id = context.invoked_function_arn.split(":")[4]
+    report = control_plane().restart(region=region(), account_id=account_id)
+    log("info", "restart_done", queues=len(report))
+    return report
