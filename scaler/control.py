@@ -13,7 +13,7 @@ from scaler.alarm_names import parse_depth_alarm
 from scaler.alarm_states import AlarmStates
 from scaler.exceptions import BadAlarmEvent, ForeignAlarm
 from scaler.overrides import OverrideStore
-from scaler.reconcile import Changes, Reconciler
+from scaler.reconcile import Reconciler
 from scaler.wanted import ALARM, wanted_loops
 
 UP, DOWN = "up", "down"
@@ -67,8 +67,8 @@ class ControlPlane:
         url = queue.queue_url(region=change.region, account_id=change.account_id)
         wanted = wanted_loops(queue, self.alarms.of_queue(queue, newer=change), self.overrides.pinned_for(queue.key))
         changes = self.reconciler.scale(url, wanted, grow=direction == UP, shrink=direction == DOWN)
-        log("info", "scaled", direction=direction, queue=queue.key, wanted=wanted, **_changes(changes), **summary)
-        return {**summary, "action": "scaled", "queue": queue.key, "wanted": wanted, **_changes(changes)}
+        log("info", "scaled", direction=direction, queue=queue.key, wanted=wanted, **changes.as_dict(), **summary)
+        return {**summary, "action": "scaled", "queue": queue.key, "wanted": wanted, **changes.as_dict()}
 
     # -- restart -------------------------------------------------------------------------------------
 
@@ -91,7 +91,7 @@ class ControlPlane:
         for url in sorted(self.tokens.queue_urls() - configured.keys()):
             released = self.reconciler.release_all(url)
             log("warning", "orphan_tokens_released", queue_url=url, tokens=released.released)
-            report[url] = _changes(released)
+            report[url] = released.as_dict()
         if failures:
             key, first = failures[0]
             raise RuntimeError(f"restart failed for {len(failures)} queue(s), first {key!r}: {first!r}") from first
@@ -100,21 +100,10 @@ class ControlPlane:
     def _restart_queue(
         self, queue: QueueConfig, url: str, states: dict[int, str], pinned: int | None
     ) -> dict[str, Any]:
-        revived = self.reconciler.revive(url, stale_after_s=self.config.poller.stale_after_s)
+        changes = self.reconciler.revive(url, stale_after_s=self.config.poller.stale_after_s)
         wanted = wanted_loops(queue, states, pinned)
-        scaled = self.reconciler.scale(url, wanted)
-        result = {"wanted": wanted, "pinned": pinned, **_changes(revived), **_changes(scaled)}
-        result["revived"], result["released"] = revived.revived, revived.released + scaled.released
-        if revived.any() or scaled.any():
+        changes.extend(self.reconciler.scale(url, wanted))
+        result = {"wanted": wanted, "pinned": pinned, **changes.as_dict()}
+        if changes.any():
             log("info", "reconciled", queue=queue.key, **result)
         return result
-
-
-def _changes(changes: Changes) -> dict[str, list[str]]:
-    return {
-        "started": changes.started,
-        "retired": changes.retired,
-        "unretired": changes.unretired,
-        "revived": changes.revived,
-        "released": changes.released,
-    }

@@ -47,7 +47,21 @@ class Changes:
     released: list[str] = field(default_factory=list)
 
     def any(self) -> bool:
-        return any((self.started, self.retired, self.unretired, self.revived, self.released))
+        return any(self.as_dict().values())
+
+    def extend(self, other: Changes) -> Changes:
+        for name, tokens in other.as_dict().items():
+            getattr(self, name).extend(tokens)
+        return self
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {
+            "started": self.started,
+            "retired": self.retired,
+            "unretired": self.unretired,
+            "revived": self.revived,
+            "released": self.released,
+        }
 
 
 class Reconciler:
