@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import random
 import threading
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -209,3 +211,20 @@ def rig_factory(sqs: Any, tokens: TokenStore) -> Any:
         return LoopRig(sqs, tokens, url, config_for(url, poller=poller, **settings), RecordingInvoker(), clock)
 
     return build
+
+
+def create_function(name: str) -> None:
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.create_role(RoleName="poller", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("poller.py", "")
+    boto3.client("lambda", region_name=REGION).create_function(
+        FunctionName=name, Runtime="python3.12", Role=role, Handler="poller.handler", Code={"ZipFile": code.getvalue()}
+    )
+
+
+def capture_invokes(client: Any) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+    client.meta.events.register("before-call.lambda.Invoke", lambda params, **_: sent.append(params))
+    return sent

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 import sample_handlers
-from conftest import FUNCTION_ARN, REGION, FakeContext, log_events, make_queue, send
+from conftest import FUNCTION_ARN, REGION, FakeContext, capture_invokes, create_function, log_events, make_queue, send
 
 from poller import handler as entry
 from poller.recursion import LambdaInvoker
@@ -35,23 +33,6 @@ def deployed(sqs: Any, tokens: TokenStore, tmp_path: Path, monkeypatch: pytest.M
     yield url
     entry._config.cache_clear()
     entry._services.cache_clear()
-
-
-def create_function(name: str) -> None:
-    iam = boto3.client("iam", region_name=REGION)
-    role = iam.create_role(RoleName="poller", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("poller.py", "")
-    boto3.client("lambda", region_name=REGION).create_function(
-        FunctionName=name, Runtime="python3.12", Role=role, Handler="poller.handler", Code={"ZipFile": code.getvalue()}
-    )
-
-
-def capture_invokes(client: Any) -> list[dict[str, Any]]:
-    sent: list[dict[str, Any]] = []
-    client.meta.events.register("before-call.lambda.Invoke", lambda params, **_: sent.append(params))
-    return sent
 
 
 def test_a_loop_step_runs_end_to_end_with_real_clients(deployed: str, tokens: TokenStore) -> None:
