@@ -156,7 +156,18 @@ def test_aws_failures_raise_so_the_platform_retries(rig: PlaneRig) -> None:
         rig.plane.on_alarm_event(rig.notify(D1, "ALARM", "OK"), UP)
 
 
+def atomic_requests(client: Any) -> None:
+    """DynamoDB applies each conditional write atomically; moto's in-process backend does not when
+    requests come from several threads. One request at a time restores the service's per-request
+    atomicity while the callers' sequences of requests still interleave."""
+    lock = threading.Lock()
+    client.meta.events.register("before-call", lambda **_: lock.acquire() and None)
+    client.meta.events.register("after-call", lambda **_: lock.release())
+    client.meta.events.register("after-call-error", lambda **_: lock.release())
+
+
 def test_concurrent_scale_ups_never_overshoot(rig: PlaneRig) -> None:
+    atomic_requests(rig.tokens.model._get_connection().connection.client)
     rig.set_state(D1, "ALARM")
     rig.set_state(D2, "ALARM")
     events = [rig.notify(D2, "ALARM", "OK") for _ in range(6)]
