@@ -32,13 +32,22 @@ TRANSIENT_CODES = frozenset(
         "TransactionInProgressException",
         "EC2ThrottledException",
         "KMSThrottlingException",
+        "KmsThrottled",  # SQS's code when KMS throttles a queue's encryption key
+        "OverLimit",  # SQS: too many messages in flight; they return as handlers finish
     }
 )
 
 # SQS answers a deleted queue with either code, depending on protocol (JSON vs query).
 QUEUE_MISSING_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+# Access denied; and an encrypted queue whose KMS key is disabled, gone or unusable is as unusable as a
+# deleted queue until someone fixes the key.
 ACCESS_DENIED_CODES = frozenset(
     {
+        "KmsDisabled",
+        "KmsNotFound",
+        "KmsInvalidState",
+        "KmsInvalidKeyUsage",
+        "KmsOptInRequired",
         "AccessDenied",
         "AccessDeniedException",
         "KMS.AccessDeniedException",

@@ -54,6 +54,8 @@ class RetriesExhausted(SqsLoopsError):
 class QueueUnavailable(SqsLoopsError):
     """The queue does not exist or this function may not use it (``code`` is the AWS error code)."""
 
+    reason = "queue_unavailable"
+
     def __init__(self, queue_url: str, code: str, cause: BaseException):
         super().__init__(f"queue {queue_url} unavailable: {code}: {cause}")
         self.queue_url = queue_url
@@ -64,7 +66,22 @@ class QueueUnavailable(SqsLoopsError):
 class HandlerImportError(SqsLoopsError):
     """The dotted handler path of a queue cannot be imported or does not name a callable."""
 
+    reason = "handler_import_error"
+
     def __init__(self, path: str, cause: BaseException):
         super().__init__(f"handler {path!r} cannot be loaded: {type(cause).__name__}: {cause}")
         self.path = path
         self.cause = cause
+
+
+class InvocationTooShort(SqsLoopsError):
+    """The invocation's time cannot hold one long poll, the handler's budget and the recursion reserve:
+    the function's real timeout is below what the config assumes (``poller.timeout_s``)."""
+
+    reason = "invocation_too_short"
+
+    def __init__(self, remaining_s: float, handler_timeout_s: int):
+        super().__init__(
+            f"only {remaining_s:.1f} s left at the start, but a batch needs 1 s of long poll + handler_timeout_s "
+            f"({handler_timeout_s}) + 3 s to recurse: raise the function's timeout or lower handler_timeout_s"
+        )

@@ -43,10 +43,11 @@ def _services() -> LoopServices:
         region_name=region(),
         config=BotoConfig(retries=retries, connect_timeout=5, read_timeout=SQS_READ_TIMEOUT_S),
     )
+    # An async Invoke answers at once; short timeouts keep the recursion inside the time kept for it.
     lam = boto3.client(
         "lambda",
         region_name=region(),
-        config=BotoConfig(retries=retries, connect_timeout=5, read_timeout=10),
+        config=BotoConfig(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=3),
     )
     return LoopServices(
         sqs_client=sqs,

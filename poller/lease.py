@@ -56,7 +56,7 @@ class Lease:
     def due(self) -> bool:
         return self.clock.monotonic() - self.confirmed_at >= self.heartbeat_s
 
-    def keep(self, *, deadline: Deadline | None, backoff: Backoff = DEFAULT_BACKOFF) -> None:
+    def keep(self, *, deadline: Deadline | None, reserve_s: float = 0.0, backoff: Backoff = DEFAULT_BACKOFF) -> None:
         """Heartbeat if due. Sets :attr:`lost` or :attr:`retiring` as the row answers; raises
         :class:`RetriesExhausted` if the heartbeat kept failing (ownership is then unknown)."""
         with self._lock:
@@ -76,6 +76,7 @@ class Lease:
                     clock=self.clock,
                     rand=self.rand,
                     deadline=deadline,
+                    reserve_s=reserve_s,
                     fields=self.log_fields,
                     backoff=backoff,
                 )

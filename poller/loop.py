@@ -16,7 +16,7 @@ from typing import Any
 
 from poller.clock import Clock, Deadline, epoch_ms
 from poller.config import RECURSE_RESERVE_S, PollerSettings, QueueConfig
-from poller.exceptions import HandlerImportError, QueueUnavailable, RetriesExhausted, TokenLost
+from poller.exceptions import HandlerImportError, InvocationTooShort, QueueUnavailable, RetriesExhausted, TokenLost
 from poller.keeper import Keeper
 from poller.lease import Lease
 from poller.logs import log
@@ -29,7 +29,11 @@ from poller.step import LoopStep
 from poller.tokens import TokenStore
 
 RECURSION_BACKOFF = Backoff(base_s=0.2, cap_s=2.0, max_attempts=5)
-"""Invoking the next step is tried 5 times; after that restart revives the token."""
+"""Invoking the next step is tried 5 times (within the time left); after that restart revives the token."""
+
+KEEPER_MAX_INTERVAL_S = 10
+"""The keeper looks at the heartbeat at least this often while a handler runs, so a working loop's
+heartbeat is never older than heartbeat_s + 10 s, well inside restart's stale_after_s."""
 
 
 @dataclass(frozen=True)
@@ -101,22 +105,23 @@ class Loop:
         try:
             handler = resolve_handler(self.queue.handler)
             self._work(lease, handler)
-        except (QueueUnavailable, HandlerImportError) as exc:
-            # Retrying cannot fix these: stop without recursing (no hot loop) and leave the reason on the row.
-            self.outcome.reason = "queue_unavailable" if isinstance(exc, QueueUnavailable) else "handler_import_error"
-            self._record_error(str(exc))
-            return self._end(level="error", error=str(exc))
+            if lease.lost is not None:
+                self.outcome.reason = lease.lost.reason
+                return self._end()
+            if lease.retiring:
+                return self._retire()
+        except (QueueUnavailable, HandlerImportError, InvocationTooShort) as exc:
+            # Retrying cannot fix these: stop without recursing (no hot loop) and leave the reason on the
+            # row; restart revives the row after a back-off, so a fix is picked up.
+            return self._stop_for_good(exc.reason, str(exc))
         except RetriesExhausted as exc:
             # A transient error never ends a loop: the next step starts afresh.
             self.outcome.reason = "transient_errors"
             log("warning", "handing_over", what=exc.what, error=str(exc.cause), **self.fields)
-        if lease.lost is not None:
-            self.outcome.reason = lease.lost.reason
-            return self._end()
-        if lease.retiring:
-            self.outcome.reason = "retired"
-            self.services.tokens.release(self.step.queue_url, self.step.token, loop_id=self.step.loop_id)
-            return self._end()
+        except Exception as exc:  # a failure nobody foresaw: say so, and let restart decide after a back-off
+            detail = f"{type(exc).__name__}: {exc}"
+            log("error", "unexpected_error", traceback="".join(traceback.format_exception(exc))[-4000:], **self.fields)
+            return self._stop_for_good("unexpected_error", detail)
         self._recurse(self.step.next())
         return self._end()
 
@@ -131,6 +136,7 @@ class Loop:
                     loop_id=self.step.loop_id,
                     generation=self.step.generation,
                     claim_id=claim_id,
+                    inherited_claim_id=self.step.claim_id,
                     now_ms=epoch_ms(self.clock),
                 ),
                 what="claim",
@@ -145,10 +151,11 @@ class Loop:
             self.outcome.reason = lost.reason
             return None
         except RetriesExhausted as exc:
-            # Not claimed, so this same step is still valid: hand it to a fresh invocation.
+            # Maybe not claimed, maybe claimed with every answer lost: the same step, carrying our claim id,
+            # is valid either way for a fresh invocation (and only for one: its claim moves the id on).
             self.outcome.reason = "transient_errors"
             log("warning", "handing_over", what=exc.what, error=str(exc.cause), **self.fields)
-            self._recurse(self.step)
+            self._recurse(self.step.handed_over(claim_id))
             return None
         return Lease(
             store=self.services.tokens,
@@ -162,26 +169,29 @@ class Loop:
         )
 
     def _work(self, lease: Lease, handler: Handler) -> None:
+        if not lease.ended and self._poll_wait_s() is None:
+            raise InvocationTooShort(self.deadline.remaining_s(), self.queue.handler_timeout_s)
         while not lease.ended:
             wait_s = self._poll_wait_s()
             if wait_s is None:
                 return
-            lease.keep(deadline=self.deadline)
+            lease.keep(deadline=self.deadline, reserve_s=RECURSE_RESERVE_S)
             if lease.ended:
                 return
             messages = self._retry(partial(self._receive, wait_s), "receive")
             if not messages:
                 continue
+            received_at = self.clock.monotonic()
             # A long poll may have outlasted the heartbeat interval: confirm ownership before working.
             try:
-                lease.keep(deadline=self.deadline)
+                lease.keep(deadline=self.deadline, reserve_s=self.queue.handler_timeout_s + RECURSE_RESERVE_S)
             except RetriesExhausted:
                 self._give_back(messages)
                 raise
             if lease.ended:
                 self._give_back(messages)
                 return
-            self._process(messages, handler, lease)
+            self._process(messages, handler, lease, received_at)
 
     def _receive(self, wait_s: int) -> list[Message]:
         return self.sqs.receive(
@@ -198,12 +208,12 @@ class Loop:
 
     # -- one batch -----------------------------------------------------------------------------------
 
-    def _process(self, messages: list[Message], handler: Handler, lease: Lease) -> None:
+    def _process(self, messages: list[Message], handler: Handler, lease: Lease, received_at: float) -> None:
         started = self.clock.monotonic()
         ids = [m["MessageId"] for m in messages]
         event = esm_event(messages, arn=self.arn, region=self.services.region)
-        keep_alive = _VisibilityExtender(self.sqs, messages, self.queue.visibility_timeout_s, self.clock, lease)
-        interval = min(self.queue.visibility_timeout_s / 3, self.settings.heartbeat_s / 2)
+        keep_alive = _KeepAlive(self.sqs, messages, self.queue.visibility_timeout_s, self.clock, lease, received_at)
+        interval = min(self.queue.visibility_timeout_s / 3, self.settings.heartbeat_s / 2, KEEPER_MAX_INTERVAL_S)
         with Keeper(keep_alive.tick, interval_s=interval, log_fields=self.fields):
             try:
                 failed = failed_ids(handler(event, self.context), ids, log_fields=self.fields)
@@ -283,6 +293,7 @@ class Loop:
                 clock=self.clock,
                 rand=self.services.rand,
                 backoff=RECURSION_BACKOFF,
+                deadline=self.deadline,
                 fields=self.fields,
             )
         except Exception as exc:
@@ -291,6 +302,31 @@ class Loop:
             log("error", "recursion_failed", function=self.function, error=str(exc), **self.fields)
             return
         self.outcome.recursed = True
+
+    def _retire(self) -> Outcome:
+        """Scale-down asked this loop to stop: delete the row, unless a scale-up took the request back
+        meanwhile; then the loop goes on (its next claim decides, as always)."""
+        try:
+            released = self._retry(
+                lambda: self.services.tokens.release(
+                    self.step.queue_url, self.step.token, loop_id=self.step.loop_id, if_retiring=True
+                ),
+                "release",
+            )
+        except RetriesExhausted as exc:
+            log("warning", "handing_over", what=exc.what, error=str(exc.cause), **self.fields)
+            released = False
+        if released:
+            self.outcome.reason = "retired"
+        else:
+            self.outcome.reason = "retire_withdrawn"
+            self._recurse(self.step.next())
+        return self._end()
+
+    def _stop_for_good(self, reason: str, error: str) -> Outcome:
+        self.outcome.reason = reason
+        self._record_error(error)
+        return self._end(level="error", error=error)
 
     def _record_error(self, error: str) -> None:
         try:
@@ -310,20 +346,25 @@ class Loop:
         return self.outcome
 
 
-class _VisibilityExtender:
-    """The keeper's tick: every third of the visibility timeout, push the batch's visibility out again;
-    and keep the heartbeat when due."""
+class _KeepAlive:
+    """The keeper's tick while a handler runs: keep the heartbeat when due, and every third of the
+    visibility timeout (counted from the receive) push the batch's visibility out again. Each in its own
+    try: a failing SQS call must not stop the heartbeat, nor the other way round."""
 
-    def __init__(self, sqs: QueueClient, messages: list[Message], timeout_s: int, clock: Clock, lease: Lease):
+    def __init__(
+        self, sqs: QueueClient, messages: list[Message], timeout_s: int, clock: Clock, lease: Lease, received_at: float
+    ):
         self.sqs = sqs
         self.messages = messages
         self.timeout_s = timeout_s
         self.clock = clock
         self.lease = lease
-        self.extended_at = clock.monotonic()
+        self.extended_at = received_at
 
     def tick(self) -> None:
-        if self.clock.monotonic() - self.extended_at >= self.timeout_s / 3:
-            self.extended_at = self.clock.monotonic()
-            self.sqs.change_visibility(self.messages, self.timeout_s)
-        self.lease.keep_from_keeper()
+        try:
+            self.lease.keep_from_keeper()
+        finally:
+            if self.clock.monotonic() - self.extended_at >= self.timeout_s / 3:
+                self.extended_at = self.clock.monotonic()
+                self.sqs.change_visibility(self.messages, self.timeout_s)

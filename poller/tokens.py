@@ -22,7 +22,8 @@ Timeline of one row (``L1``, ``L2`` are loop ids; ``g`` the generation; ``t`` ep
     unretire (scale-up wanting the row back): removes retiring_since while the same loop owns it.
 
 Every operation is idempotent under a retried request (a botocore retry after a lost answer): claim
-also matches its own ``claim_id``, takeover and create also match the new ``loop_id``.
+also matches its own ``claim_id`` (or the one its handed-over event carries), takeover and create also
+match the new ``loop_id``.
 """
 
 from __future__ import annotations
@@ -142,12 +143,30 @@ class TokenStore:
         return TokenState.of(row)
 
     def claim(
-        self, queue_url: str, token: str, *, loop_id: str, generation: int, claim_id: str, now_ms: int
+        self,
+        queue_url: str,
+        token: str,
+        *,
+        loop_id: str,
+        generation: int,
+        claim_id: str,
+        now_ms: int,
+        inherited_claim_id: str | None = None,
     ) -> TokenState:
-        """Step ``generation`` of loop ``loop_id`` takes the row: generation becomes ``generation + 1``."""
+        """Step ``generation`` of loop ``loop_id`` takes the row: generation becomes ``generation + 1`` and
+        ``claim_id`` (fresh per invocation) is recorded.
+
+        A request that already landed may be sent again: by botocore after a lost answer (the row then
+        holds ``generation + 1`` and this ``claim_id``), or as the handed-over step of an invocation whose
+        claim landed but whose answers were all lost (the row holds ``inherited_claim_id``, which the
+        event carries). Both count as this claim; the claim id then moves on, so a duplicate delivery of
+        the handed-over step still loses."""
         row = self.model(queue_url, token)
+        ours = _claimed_by(claim_id)
+        if inherited_claim_id is not None:
+            ours = ours | _claimed_by(inherited_claim_id)
         first_try = _owned_by(loop_id) & _at_generation(generation)
-        retried = _owned_by(loop_id) & _at_generation(generation + 1) & _claimed_by(claim_id)
+        retried = _owned_by(loop_id) & _at_generation(generation + 1) & ours
         try:
             row.update(
                 actions=[
@@ -189,6 +208,8 @@ class TokenStore:
                     self.model.generation.set(seen.generation + 1),
                     self.model.last_used.set(now_ms),
                     self.model.claim_id.remove(),
+                    self.model.last_error.remove(),
+                    self.model.last_error_at.remove(),
                 ],
                 condition=_row_exists() & (unchanged | _owned_by(new_loop_id)),
             )
@@ -227,10 +248,14 @@ class TokenStore:
             raise
         return TokenState.of(row)
 
-    def release(self, queue_url: str, token: str, *, loop_id: str | None = None) -> bool:
-        """Delete the row (only if ``loop_id`` still owns it, when given). False if it was already gone
-        or owned by another loop."""
-        condition = _row_exists() if loop_id is None else _row_exists() & _owned_by(loop_id)
+    def release(self, queue_url: str, token: str, *, loop_id: str | None = None, if_retiring: bool = False) -> bool:
+        """Delete the row (only if ``loop_id`` still owns it, when given; only while it is retiring, when
+        ``if_retiring``: a scale-up may have taken the request back). False if the condition failed."""
+        condition = _row_exists()
+        if loop_id is not None:
+            condition &= _owned_by(loop_id)
+        if if_retiring:
+            condition &= TokenRow.retiring_since.exists()
         try:
             self.model(queue_url, token).delete(condition=condition)
         except DeleteError as exc:

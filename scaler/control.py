@@ -74,36 +74,46 @@ class ControlPlane:
 
     def restart(self, *, region: str, account_id: str) -> dict[str, Any]:
         """Revive dead loops and move every queue to its wanted count; release rows of queues that are no
-        longer configured. One queue's failure does not stop the others; it is raised at the end."""
-        states = self.alarms.of_all(self.config)
-        pinned = self.overrides.pinned()
-        report: dict[str, Any] = {}
+        longer configured. Reviving needs no alarm data: if CloudWatch cannot be read, dead loops are still
+        revived and only the reconcile waits for the next run. One failure does not stop the rest; the
+        first is raised at the end, so it shows in the function's errors."""
         failures: list[tuple[str, Exception]] = []
-        configured = {}
+
+        def attempt(what: str, call: Any) -> Any:
+            try:
+                return call()
+            except Exception as exc:  # reported after everything else had its turn
+                log("error", "restart_step_failed", step=what, error=repr(exc))
+                failures.append((what, exc))
+                return None
+
+        states = attempt("read alarm states", lambda: self.alarms.of_all(self.config))
+        pinned = attempt("read overrides", self.overrides.pinned)
+        report: dict[str, Any] = {}
+        configured = set()
         for key, queue in self.config.queues.items():
             url = queue.queue_url(region=region, account_id=account_id)
-            configured[url] = key
-            try:
-                report[key] = self._restart_queue(queue, url, states[key], pinned.get(key))
-            except Exception as exc:  # reported after the other queues had their turn
-                log("error", "restart_queue_failed", queue=key, error=repr(exc))
-                failures.append((key, exc))
-        for url in sorted(self.tokens.queue_urls() - configured.keys()):
-            released = self.reconciler.release_all(url)
-            log("warning", "orphan_tokens_released", queue_url=url, tokens=released.released)
-            report[url] = released.as_dict()
+            configured.add(url)
+            wanted = None if states is None or pinned is None else wanted_loops(queue, states[key], pinned.get(key))
+            report[key] = attempt(key, lambda q=queue, u=url, w=wanted: self._restart_queue(q, u, w, pinned))
+        urls = attempt("list queues with tokens", self.tokens.queue_urls) or set()
+        for url in sorted(urls - configured):
+            released = attempt(url, lambda u=url: self.reconciler.release_all(u))
+            if released is not None:
+                log("warning", "orphan_tokens_released", queue_url=url, tokens=released.released)
+                report[url] = released.as_dict()
         if failures:
-            key, first = failures[0]
-            raise RuntimeError(f"restart failed for {len(failures)} queue(s), first {key!r}: {first!r}") from first
+            what, first = failures[0]
+            raise RuntimeError(f"restart: {len(failures)} step(s) failed, first {what!r}: {first!r}") from first
         return report
 
     def _restart_queue(
-        self, queue: QueueConfig, url: str, states: dict[int, str], pinned: int | None
+        self, queue: QueueConfig, url: str, wanted: int | None, pinned: dict[str, int] | None
     ) -> dict[str, Any]:
-        changes = self.reconciler.revive(url, stale_after_s=self.config.poller.stale_after_s)
-        wanted = wanted_loops(queue, states, pinned)
-        changes.extend(self.reconciler.scale(url, wanted))
-        result = {"wanted": wanted, "pinned": pinned, **changes.as_dict()}
+        changes = self.reconciler.revive(url, stale_after_s=self.config.poller.stale_after_s, wanted=wanted)
+        if wanted is not None:
+            changes.extend(self.reconciler.scale(url, wanted))
+        result = {"wanted": wanted, "pinned": (pinned or {}).get(queue.key), **changes.as_dict()}
         if changes.any():
             log("info", "reconciled", queue=queue.key, **result)
         return result

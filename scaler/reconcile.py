@@ -101,17 +101,19 @@ class Reconciler:
                     self._retire(row, changes)
         return changes
 
-    def revive(self, queue_url: str, *, stale_after_s: int) -> Changes:
+    def revive(self, queue_url: str, *, stale_after_s: int, wanted: int | None = None) -> Changes:
         """Take over every row whose loop looks dead, and start a new loop on it. A row is dead when its
         last heartbeat (or, before the first one, its creation) is older than ``stale_after_s``. A dead row
-        that was retiring is released instead."""
+        that was retiring, or that lies above the ``wanted`` count (when known), is released instead."""
         changes = Changes()
         now = epoch_ms(self.clock)
         for row in self.tokens.tokens_of(queue_url):
             seen_at = row.last_used if row.last_used is not None else row.created_at or 0
             if now - seen_at <= stale_after_s * 1000:
                 continue
-            if row.retiring:
+            slot = slot_number(row.token)
+            unwanted = wanted is not None and (slot is None or slot > wanted)
+            if row.retiring or unwanted:
                 if self.tokens.release(row.queue_url, row.token, loop_id=row.loop_id):
                     changes.released.append(row.token)
                 continue

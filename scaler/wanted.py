@@ -10,10 +10,11 @@ ALARM = "ALARM"
 
 
 def wanted_loops(queue: QueueConfig, step_states: Mapping[int, str], pinned: int | None = None) -> int:
-    """An operator's pin wins. Otherwise the highest step (1-based) whose alarm is in ALARM gives its
-    ``loops``; none gives ``min_loops``; always within ``[min_loops, max_loops]``."""
+    """An operator's pin wins (below ``max_loops``, which may have been lowered since the pin). Otherwise
+    the highest step (1-based) whose alarm is in ALARM gives its ``loops``; none gives ``min_loops``;
+    always within ``[min_loops, max_loops]``."""
     if pinned is not None:
-        return pinned
+        return max(0, min(queue.max_loops, pinned))
     loops = queue.min_loops
     for number, step in enumerate(queue.scale_steps, start=1):
         if step_states.get(number) == ALARM:

@@ -42,7 +42,7 @@ def test_processes_the_backlog_deletes_it_and_recurses(rig_factory: Any, loop_lo
 def test_next_step_continues_where_the_last_one_stopped(rig_factory: Any) -> None:
     rig: LoopRig = rig_factory()
     step = rig.create_token()
-    rig.run(step, budget_s=5)
+    rig.run(step, budget_s=6)
     _, payload = rig.invoker.calls[-1]
     send(rig.sqs, rig.url, ["later"])
     outcome = rig.run(LoopStep(**payload), budget_s=6)
@@ -53,10 +53,10 @@ def test_next_step_continues_where_the_last_one_stopped(rig_factory: Any) -> Non
 def test_duplicate_delivery_of_a_step_exits_quietly(rig_factory: Any, loop_logs: Any) -> None:
     rig: LoopRig = rig_factory()
     step = rig.create_token()
-    rig.run(step, budget_s=5)
+    rig.run(step, budget_s=6)
     send(rig.sqs, rig.url, ["x"])
 
-    duplicate = rig.run(step, budget_s=5)
+    duplicate = rig.run(step, budget_s=6)
 
     assert (duplicate.reason, duplicate.recursed, duplicate.batches) == ("superseded", False, 0)
     assert sample_handlers.seen == []
@@ -70,7 +70,7 @@ def test_deleted_token_ends_the_loop_before_any_receive(rig_factory: Any) -> Non
     rig.tokens.release(rig.url, step.token)
     send(rig.sqs, rig.url, ["x"])
 
-    outcome = rig.run(step, budget_s=5)
+    outcome = rig.run(step, budget_s=6)
 
     assert (outcome.reason, outcome.recursed, outcome.received) == ("deleted", False, 0)
     assert count(rig.sqs, rig.url) == (1, 0)
@@ -219,7 +219,7 @@ def test_handler_import_error_stops_without_touching_messages(rig_factory: Any, 
     rig: LoopRig = rig_factory(handler="broken_handler.handle")
     send(rig.sqs, rig.url, ["waits"])
 
-    outcome = rig.run(rig.create_token(), budget_s=5)
+    outcome = rig.run(rig.create_token(), budget_s=6)
 
     assert (outcome.reason, outcome.recursed) == ("handler_import_error", False)
     assert count(rig.sqs, rig.url) == (1, 0)
@@ -232,7 +232,7 @@ def test_handler_import_error_stops_without_touching_messages(rig_factory: Any, 
 @pytest.mark.parametrize("path", ["sample_handlers.missing", "sample_handlers.not_callable", "no_such_module.h"])
 def test_handler_paths_that_name_nothing_callable(rig_factory: Any, path: str) -> None:
     rig: LoopRig = rig_factory(handler=path)
-    assert rig.run(rig.create_token(), budget_s=5).reason == "handler_import_error"
+    assert rig.run(rig.create_token(), budget_s=6).reason == "handler_import_error"
 
 
 def test_deleted_queue_ends_the_loop_with_a_clear_error(rig_factory: Any, loop_logs: Any) -> None:
@@ -257,7 +257,7 @@ def test_failed_recursion_is_retried_then_logged(rig_factory: Any, loop_logs: An
     rig.invoker.fail_with = ClientError(
         {"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}, "ResponseMetadata": {}}, "Invoke"
     )
-    outcome = rig.run(rig.create_token(), budget_s=5)
+    outcome = rig.run(rig.create_token(), budget_s=6)
 
     assert (outcome.reason, outcome.recursed) == ("recursion_failed", False)
     assert len(log_events(loop_logs, "transient_error")) == 4  # 5 attempts in all
@@ -273,7 +273,52 @@ def test_heartbeat_times_are_epoch_milliseconds_of_the_wall_clock(rig_factory: A
     # tick: long polls must see time pass. Powertools' lazy modules must not be imported by freezegun's
     # scan of sys.modules while datetime is faked (its pydantic models would then fail to build).
     with freeze_time("2026-11-22 12:00:00", tick=True, ignore=["aws_lambda_powertools"]):
-        rig.run(step, budget_s=5)
+        rig.run(step, budget_s=6)
     row = rig.tokens.get(rig.url, step.token)
     assert row is not None and row.last_used is not None
     assert 1_795_348_800_000 <= row.last_used < 1_795_348_800_000 + 10_000
+
+
+def test_an_invocation_too_short_for_one_batch_stops_with_an_error(rig_factory: Any, loop_logs: Any) -> None:
+    rig: LoopRig = rig_factory(handler_timeout_s=1)
+    outcome = rig.run(rig.create_token(), budget_s=4.5)  # 1 s poll + 1 s handler + 3 s reserve do not fit
+    assert (outcome.reason, outcome.recursed) == ("invocation_too_short", False)  # no recursion storm
+    assert "raise the function's timeout" in (rig.tokens.get(rig.url, "slot-1").last_error or "")  # type: ignore[union-attr]
+
+
+def test_a_retire_taken_back_before_the_loop_releases_keeps_the_loop(rig_factory: Any) -> None:
+    rig: LoopRig = rig_factory(poller="poller: {heartbeat_s: 1}")
+    send(rig.sqs, rig.url, ["m"])
+    step = rig.create_token()
+
+    def retire_then_take_back(event: dict[str, Any], context: Any) -> None:
+        rig.tokens.retire(rig.url, step.token, now_ms=int(time.time() * 1000))
+        time.sleep(1.6)  # the keeper's heartbeat sees the request
+        seen = rig.tokens.get(rig.url, step.token)
+        assert seen is not None
+        rig.tokens.unretire(seen)  # a scale-up wants the loop after all
+
+    sample_handlers.use(retire_then_take_back)
+    outcome = rig.run(step, budget_s=8)
+
+    assert (outcome.reason, outcome.recursed, outcome.batches) == ("retire_withdrawn", True, 1)
+    assert rig.tokens.get(rig.url, step.token) is not None
+
+
+class ExplodingSqs:
+    def __init__(self, real: Any):
+        self.real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def receive_message(self, **_: Any) -> Any:
+        raise RuntimeError("a bug nobody foresaw")
+
+
+def test_an_unforeseen_error_is_logged_and_left_on_the_row(rig_factory: Any, loop_logs: Any) -> None:
+    rig: LoopRig = rig_factory()
+    outcome = rig.run(rig.create_token(), budget_s=6, sqs_client=ExplodingSqs(rig.sqs))
+    assert (outcome.reason, outcome.recursed) == ("unexpected_error", False)
+    assert "a bug nobody foresaw" in log_events(loop_logs, "unexpected_error")[0]["traceback"]
+    assert "RuntimeError" in (rig.tokens.get(rig.url, "slot-1").last_error or "")  # type: ignore[union-attr]

@@ -160,7 +160,34 @@ class FailsForOneQueue(TokenStore):
 def test_one_queue_failing_does_not_stop_the_others(tokens: TokenStore, clock: FakeClock, loop_logs: Any) -> None:
     rig = build_plane(FailsForOneQueue(tokens.model), clock)
     rig.set_state(f"{PREFIX}-billing-depth-1", "ALARM")
-    with pytest.raises(RuntimeError, match="restart failed for 1 queue"):
+    with pytest.raises(RuntimeError, match=r"restart: 1 step\(s\) failed, first 'orders'"):
         restart(rig)
     assert len(list(tokens.tokens_of(url_of("billing")))) == 3
-    assert log_events(loop_logs, "restart_queue_failed")[0]["queue"] == "orders"
+    assert log_events(loop_logs, "restart_step_failed")[0]["step"] == "orders"
+
+
+class AlarmsUnreadable:
+    def of_all(self, config: Any) -> Any:
+        raise RuntimeError("DescribeAlarms throttled")
+
+
+def test_dead_loops_are_revived_even_when_alarms_cannot_be_read(rig: PlaneRig, clock: FakeClock) -> None:
+    old = working_loop(rig, clock)
+    clock.advance(STALE_S + 1)
+    object.__setattr__(rig.plane, "alarms", AlarmsUnreadable())
+
+    with pytest.raises(RuntimeError, match="read alarm states"):
+        restart(rig)
+
+    (row,) = rig.rows("orders")
+    assert row.loop_id != old.loop_id  # revived; only the reconcile waited for the next run
+    assert len(rig.invoker.calls) == 1
+
+
+def test_a_dead_row_above_the_wanted_count_is_released_not_revived(rig: PlaneRig, clock: FakeClock) -> None:
+    for token in ("slot-0001", "slot-0002"):
+        working_loop(rig, clock, token)
+    clock.advance(STALE_S + 1)
+    report = restart(rig)
+    assert (report["orders"]["revived"], report["orders"]["released"]) == (["slot-0001"], ["slot-0002"])
+    assert [r.token for r in rig.rows("orders")] == ["slot-0001"]

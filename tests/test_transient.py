@@ -15,6 +15,7 @@ from pynamodb.exceptions import UpdateError
 from poller.aws_errors import is_queue_unavailable, is_transient
 from poller.exceptions import RetriesExhausted
 from poller.retry import Backoff, retry_transient
+from poller.step import LoopStep
 from poller.tokens import TokenState, TokenStore
 
 
@@ -69,6 +70,8 @@ class FlakyTokens(TokenStore):
         (client_error("InternalError", status=500), True),
         (EndpointConnectionError(endpoint_url="https://sqs"), True),
         (UpdateError("x", cause=client_error("RequestLimitExceeded")), True),
+        (client_error("KmsThrottled"), True),
+        (client_error("OverLimit", status=403), True),
         (client_error("ConditionalCheckFailedException"), False),
         (client_error("AWS.SimpleQueueService.NonExistentQueue"), False),
         (client_error("ValidationException"), False),
@@ -82,6 +85,7 @@ def test_which_errors_are_transient(error: Exception, transient: bool) -> None:
 def test_queue_unavailable_codes() -> None:
     assert is_queue_unavailable(client_error("AWS.SimpleQueueService.NonExistentQueue"))
     assert is_queue_unavailable(client_error("AccessDenied", status=403))
+    assert is_queue_unavailable(client_error("KmsDisabled"))
     assert not is_queue_unavailable(client_error("ThrottlingException"))
 
 
@@ -125,8 +129,31 @@ def test_a_claim_that_never_gets_through_hands_the_same_step_on(rig_factory: Any
     outcome = rig.run(step, budget_s=6, tokens=FlakyTokens(rig.tokens, claims=1000))
 
     assert (outcome.reason, outcome.recursed) == ("transient_errors", True)
-    assert rig.invoker.calls[-1][1] == step.payload()  # not claimed, so the same step is still valid
+    handed = rig.invoker.calls[-1][1]
+    assert handed == {**step.payload(), "claim_id": handed["claim_id"]}  # the same step, with our claim id
     assert log_events(loop_logs, "handing_over")
+
+
+class ClaimLandsAnswersLost(TokenStore):
+    """Every claim is written, but its answer never arrives (a timeout after the write)."""
+
+    def claim(self, *args: Any, **kwargs: Any) -> TokenState:
+        super().claim(*args, **kwargs)
+        raise UpdateError("timed out", cause=client_error("InternalServerError", 500))
+
+
+def test_a_claim_that_landed_unseen_is_honoured_once_by_the_handed_over_step(rig_factory: Any) -> None:
+    rig: LoopRig = rig_factory()
+    step = rig.create_token()
+    rig.run(step, budget_s=6, tokens=ClaimLandsAnswersLost(rig.tokens.model))
+    handed = LoopStep.parse(rig.invoker.calls[-1][1])
+    assert rig.tokens.get(rig.url, step.token).generation == 1  # type: ignore[union-attr]  # it did land
+
+    first = rig.run(handed, budget_s=6)
+    duplicate = rig.run(handed, budget_s=6)
+
+    assert (first.reason, first.generation, first.recursed) == ("time_up", 1, True)
+    assert (duplicate.reason, duplicate.recursed) == ("superseded", False)
 
 
 def test_sqs_outage_until_the_deadline_hands_over_to_the_next_step(rig_factory: Any) -> None:
