@@ -96,6 +96,14 @@ class Loop:
     # -- the invocation ------------------------------------------------------------------------------
 
     def run(self) -> Outcome:
+        try:
+            return self._run()
+        except Exception as exc:  # a failure nobody foresaw: say so, and let restart decide after a back-off
+            detail = f"{type(exc).__name__}: {exc}"
+            log("error", "unexpected_error", traceback="".join(traceback.format_exception(exc))[-4000:], **self.fields)
+            return self._stop_for_good("unexpected_error", detail)
+
+    def _run(self) -> Outcome:
         lease = self._claim()
         if lease is None:
             return self._end()
@@ -118,10 +126,6 @@ class Loop:
             # A transient error never ends a loop: the next step starts afresh.
             self.outcome.reason = "transient_errors"
             log("warning", "handing_over", what=exc.what, error=str(exc.cause), **self.fields)
-        except Exception as exc:  # a failure nobody foresaw: say so, and let restart decide after a back-off
-            detail = f"{type(exc).__name__}: {exc}"
-            log("error", "unexpected_error", traceback="".join(traceback.format_exception(exc))[-4000:], **self.fields)
-            return self._stop_for_good("unexpected_error", detail)
         self._recurse(self.step.next())
         return self._end()
 

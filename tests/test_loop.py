@@ -322,3 +322,13 @@ def test_an_unforeseen_error_is_logged_and_left_on_the_row(rig_factory: Any, loo
     assert (outcome.reason, outcome.recursed) == ("unexpected_error", False)
     assert "a bug nobody foresaw" in log_events(loop_logs, "unexpected_error")[0]["traceback"]
     assert "RuntimeError" in (rig.tokens.get(rig.url, "slot-1").last_error or "")  # type: ignore[union-attr]
+
+
+def test_a_missing_token_table_ends_the_loop_with_a_log_line_not_a_crash(rig_factory: Any, loop_logs: Any) -> None:
+    rig: LoopRig = rig_factory()
+    step = rig.create_token()
+    rig.tokens.model.delete_table()
+    outcome = rig.run(step, budget_s=6)
+    assert (outcome.reason, outcome.recursed) == ("unexpected_error", False)
+    (end,) = log_events(loop_logs, "loop_end")
+    assert end["level"] == "error" and "ResourceNotFound" in end["error"]
