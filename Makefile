@@ -11,7 +11,9 @@ PY312 ?= $(shell v=$$(pyenv versions --bare 2>/dev/null | grep '^3\.12' | tail -
 	if [ -n "$$v" ] && [ -x "$$(pyenv root)/versions/$$v/bin/python3.12" ]; then echo "$$(pyenv root)/versions/$$v/bin/python3.12"; \
 	else command -v python3.12 2>/dev/null; fi)
 
-.PHONY: test lint unit test-py312 importtime clean
+NODE_STAMP := node_modules/.installed
+
+.PHONY: test lint unit test-py312 importtime package clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +23,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
 test: lint unit test-py312
 
 lint: $(STAMP)
@@ -28,7 +34,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check poller scaler tests
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# The deployment tests (tests/test_deploy.py) run `serverless package`: they need node_modules.
+unit: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest
 
 test-py312:
@@ -38,8 +45,8 @@ test-py312:
 		set -e; [ -x $(VENV312)/bin/python ] || $(PY312) -m venv $(VENV312); \
 		$(VENV312)/bin/pip install --quiet --upgrade pip; \
 		$(VENV312)/bin/pip install --quiet -e '.[dev]'; \
-		echo "suite on $$($(VENV312)/bin/python --version) (the Lambda runtime):"; \
-		$(VENV312)/bin/pytest; \
+		echo "suite on $$($(VENV312)/bin/python --version) (the Lambda runtime), less the packaging tests run above:"; \
+		$(VENV312)/bin/pytest --ignore=tests/test_deploy.py; \
 	fi
 
 # Cold import of the loop function's module in a fresh interpreter, in milliseconds (median of 5).
@@ -47,5 +54,10 @@ importtime: $(STAMP)
 	@for i in 1 2 3 4 5; do $(BIN)/python -c "import time; t=time.perf_counter(); import poller.handler; print((time.perf_counter()-t)*1000)"; done \
 		| sort -n | sed -n 3p | xargs printf 'import poller.handler: %.0f ms (median of 5)\n'
 
+# The deployment package of queues.yml (or $$SQS_LOOPS_CONFIG) into .serverless/, with its size.
+package: $(STAMP) $(NODE_STAMP)
+	npx serverless package $(if $(STAGE),--stage $(STAGE))
+	@ls -l .serverless/*.zip | awk '{printf "deployment package: %s, %.2f MB zipped\n", $$9, $$5 / 1e6}'
+
 clean:
-	rm -rf $(VENV) $(VENV312) build *.egg-info
+	rm -rf $(VENV) $(VENV312) build *.egg-info node_modules .serverless

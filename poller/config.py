@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -80,6 +80,19 @@ class QueueConfig:
     wait_time_s: int = SQS_MAX_WAIT_S
     visibility_timeout_s: int = 30
     handler_timeout_s: int = 60
+    create: bool = False  # the stack creates the queue and its dead-letter queue
+    max_receive_count: int = 5  # receives before SQS moves a message to the DLQ (queues the stack creates)
+    dlq: str | None = None  # name or URL of an existing queue's DLQ (for its alarm and permissions)
+
+    @property
+    def dlq_name(self) -> str | None:
+        """The dead-letter queue's name: the one given, or ``<name>-dlq`` for a queue the stack creates."""
+        if self.dlq is not None:
+            return self.dlq.rstrip("/").rsplit("/", 1)[-1]
+        if not self.create:
+            return None
+        name = self.queue_name
+        return f"{name[: -len('.fifo')]}-dlq.fifo" if name.endswith(".fifo") else f"{name}-dlq"
 
     @property
     def queue_name(self) -> str:
@@ -154,7 +167,7 @@ def parse_config(text: str, *, source: str = DEFAULT_CONFIG_FILE) -> Config:
 
 
 _QUEUE_FIELDS = {f for f in QueueConfig.__dataclass_fields__ if f != "key"}
-_DEFAULTABLE_FIELDS = _QUEUE_FIELDS - {"queue"}
+_DEFAULTABLE_FIELDS = _QUEUE_FIELDS - {"queue", "dlq"}
 
 
 class _Parser:
@@ -252,6 +265,7 @@ class _Parser:
                 data.get("handler_timeout_s", base.handler_timeout_s), f"{where}.handler_timeout_s", 1
             ),
         )
+        settings = self.queue_resources(settings, data, where)
         needed = settings.wait_time_s + settings.handler_timeout_s + RECURSE_RESERVE_S
         if needed > poller.timeout_s:
             raise self.fail(
@@ -260,6 +274,25 @@ class _Parser:
                 f"{RECURSE_RESERVE_S} s to recurse must fit in poller.timeout_s ({poller.timeout_s})",
             )
         return settings
+
+    def queue_resources(self, settings: QueueConfig, data: dict[str, Any], where: str) -> QueueConfig:
+        """The keys that say what the stack makes around the queue: ``create``, ``max_receive_count``, ``dlq``."""
+        create = data.get("create", False)
+        if not isinstance(create, bool):
+            raise self.fail(f"{where}.create", f"expected true or false, got {_show(create)}")
+        if create and settings.queue_url_given:
+            raise self.fail(
+                f"{where}.create", "the stack creates queues by name in its own account; give a name, not a URL"
+            )
+        # SQS allows maxReceiveCount from 1 to 1000.
+        receives = self.integer(data.get("max_receive_count", 5), f"{where}.max_receive_count", 1, 1000)
+        dlq = data.get("dlq")
+        if dlq is not None:
+            if create:
+                raise self.fail(f"{where}.dlq", "a queue the stack creates gets its DLQ from the stack (<name>-dlq)")
+            if not isinstance(dlq, str) or not _valid_queue(dlq):
+                raise self.fail(f"{where}.dlq", f"expected an SQS queue name or URL, got {_show(dlq)}")
+        return replace(settings, create=create, max_receive_count=receives, dlq=dlq)
 
     def scale_steps(self, raw: Any, where: str, min_loops: int, max_loops: int) -> tuple[ScaleStep, ...]:
         if not isinstance(raw, list):

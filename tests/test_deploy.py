@@ -1,0 +1,165 @@
+"""`serverless package` (osls) of serverless.yml with a multi-queue config, checked on the generated
+CloudFormation and by cfn-lint. Needs `npm ci` (make test runs it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVERLESS = ROOT / "node_modules" / ".bin" / "serverless"
+FIXTURE = "tests/fixtures/deploy-queues.yml"
+PREFIX = "sqs-loops-ci"
+
+
+def package(config: str, out: Path) -> subprocess.CompletedProcess[str]:
+    if not SERVERLESS.exists():
+        pytest.fail("node_modules/.bin/serverless is missing: run `npm ci` (make test does)")
+    env = {**os.environ, "SQS_LOOPS_CONFIG": config}
+    return subprocess.run(
+        [str(SERVERLESS), "package", "--stage", "ci", "--region", "us-east-1", "--package", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("package")
+    result = package(FIXTURE, out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def resources(packaged: Path) -> dict[str, Any]:
+    template = json.loads((packaged / "cloudformation-template-update-stack.json").read_text())
+    return dict(template["Resources"])
+
+
+def props(resources: dict[str, Any], name: str) -> dict[str, Any]:
+    return dict(resources[name]["Properties"])
+
+
+def test_every_scale_step_has_its_alarm(resources: dict[str, Any]) -> None:
+    alarms = {
+        p["AlarmName"]: p
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        for p in [r["Properties"]]
+    }
+    depth = {name: p for name, p in alarms.items() if "-depth-" in name}
+    assert sorted(depth) == [f"{PREFIX}-billing-depth-1"] + [f"{PREFIX}-orders-depth-{n}" for n in (1, 2, 3)]
+    assert [depth[f"{PREFIX}-orders-depth-{n}"]["Threshold"] for n in (1, 2, 3)] == [100, 1000, 5000]
+    for alarm in depth.values():
+        assert alarm["AlarmActions"] == [{"Ref": "ScaleUpTopic"}] and alarm["OKActions"] == [{"Ref": "ScaleDownTopic"}]
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        metrics = {m["Id"]: m for m in alarm["Metrics"]}
+        assert metrics["depth"]["Expression"] == "visible + inflight"  # in-flight counts: no scale-in under busy loops
+        assert metrics["inflight"]["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesNotVisible"
+    billing = depth[f"{PREFIX}-billing-depth-1"]["Metrics"][0]["MetricStat"]["Metric"]["Dimensions"]
+    assert billing == [{"Name": "QueueName", "Value": "billing-events"}]
+    dlq_alarms = sorted(name for name in alarms if name.endswith("-dlq-not-empty"))
+    assert dlq_alarms == [f"{PREFIX}-orders-dlq-not-empty", f"{PREFIX}-thumbnails-dlq-not-empty"]
+    assert {f"{PREFIX}-loops-stalled", f"{PREFIX}-poller-runaway", f"{PREFIX}-poller-silent"} <= set(alarms)
+    assert alarms[f"{PREFIX}-poller-runaway"]["Threshold"] == (8 + 3 + 4) * 10
+
+
+def test_the_stack_creates_the_queue_it_is_asked_to(resources: dict[str, Any]) -> None:
+    queue, dlq = props(resources, "ThumbnailsQueue"), props(resources, "ThumbnailsDeadLetterQueue")
+    assert (queue["QueueName"], queue["VisibilityTimeout"]) == ("thumbnails-dev", 120)
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["ThumbnailsDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 3,
+    }
+    assert dlq["QueueName"] == "thumbnails-dev-dlq"
+    assert "OrdersQueue" not in resources and "BillingQueue" not in resources
+
+
+def test_functions_schedule_and_table(resources: dict[str, Any]) -> None:
+    poller = props(resources, "PollerLambdaFunction")
+    assert (poller["RecursiveLoop"], poller["Timeout"], poller["Architectures"], poller["Runtime"]) == (
+        "Allow",
+        600,
+        ["arm64"],
+        "python3.12",
+    )
+    assert poller["Handler"] == "poller.handler.handler"
+    assert poller["Environment"]["Variables"] == {
+        "LOOPS_TABLE": f"{PREFIX}-tokens",
+        "POLLER_FUNCTION": f"{PREFIX}-poller",
+        "LOOPS_PREFIX": PREFIX,
+        "SQS_LOOPS_CONFIG": FIXTURE,
+    }
+    assert props(resources, "PollerLambdaEvConf")["MaximumRetryAttempts"] == 0
+    assert props(resources, "RestartEventsRuleSchedule1")["ScheduleExpression"] == "rate(1 minute)"
+    handlers = {props(resources, f"{n}LambdaFunction")["Handler"] for n in ("ScaleUp", "ScaleDown", "Restart")}
+    assert handlers == {"scaler.handlers.scale_up", "scaler.handlers.scale_down", "scaler.handlers.restart"}
+    table = props(resources, "TokenTable")
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [
+        {"AttributeName": "queue_url", "KeyType": "HASH"},
+        {"AttributeName": "token", "KeyType": "RANGE"},
+    ]
+    assert props(resources, "ScaleUpSnsSubscriptionSqsloopsciscaleup")["TopicArn"] == {"Ref": "ScaleUpTopic"}
+
+
+def test_iam_is_scoped(resources: dict[str, Any]) -> None:
+    statements = [
+        s
+        for policy in props(resources, "IamRoleLambdaExecution")["Policies"]
+        for s in policy["PolicyDocument"]["Statement"]
+    ]
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert not any(a == "*" or a.endswith(":*") for a in actions), statement
+        assert statement["Resource"] != "*" and "*" not in statement["Resource"], statement
+    by_action = {a: s for s in statements for a in s["Action"]}
+    queues = json.dumps(by_action["sqs:ReceiveMessage"]["Resource"])
+    for arn in (
+        ":sqs:${AWS::Region}:${AWS::AccountId}:orders-prod",
+        ":sqs:eu-west-1:210987654321:billing-events",
+        "thumbnails-dev",
+    ):
+        assert arn in queues
+    assert by_action["dynamodb:UpdateItem"]["Resource"] == [{"Fn::GetAtt": ["TokenTable", "Arn"]}]
+    assert f"function:{PREFIX}-poller" in json.dumps(by_action["lambda:InvokeFunction"]["Resource"])
+    assert f"alarm:{PREFIX}-*" in json.dumps(by_action["cloudwatch:DescribeAlarms"]["Resource"])
+
+
+def test_the_package_holds_the_code_config_and_requirements_but_not_boto3(
+    packaged: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive = packaged / "sqs-loops.zip"
+    names = set(zipfile.ZipFile(archive).namelist())
+    tops = {n.split("/")[0] for n in names}
+    assert {"poller", "scaler", "yaml", "pynamodb", "requests"} <= tops
+    assert [n for n in names if n.startswith("tests/")] == [FIXTURE]  # the config, and no test code
+    assert not tops & {"boto3", "botocore", "dateutil", "docs", "node_modules", ".venv"}
+    assert any(n.startswith("yaml/_yaml.cpython-312-aarch64") for n in names)  # built for the function's platform
+    with capsys.disabled():
+        print(f"\ndeployment package: {archive.stat().st_size / 1e6:.2f} MB zipped, {len(names)} files")
+
+
+def test_cfn_lint_finds_no_error(packaged: Path) -> None:
+    cfn_lint = shutil.which("cfn-lint", path=str(Path(os.sys.executable).parent)) or "cfn-lint"
+    result = subprocess.run(
+        [cfn_lint, str(packaged / "cloudformation-template-update-stack.json")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_config_error_fails_the_package_with_its_own_message(tmp_path: Path) -> None:
+    result = package("tests/fixtures/bad-queues.yml", tmp_path)
+    assert result.returncode != 0
+    assert "queues.orders.max_loops: expected an integer >= 1, got 'ten'" in result.stdout + result.stderr
