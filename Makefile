@@ -30,8 +30,8 @@ $(NODE_STAMP): package.json package-lock.json
 test: lint unit test-py312
 
 lint: $(STAMP)
-	$(BIN)/ruff check poller scaler tests
-	$(BIN)/ruff format --check poller scaler tests
+	$(BIN)/ruff check poller scaler app tests
+	$(BIN)/ruff format --check poller scaler app tests
 	$(BIN)/mypy
 
 # The deployment tests (tests/test_deploy.py) run `serverless package`: they need node_modules.

@@ -4,7 +4,8 @@
 so ``queues.yml`` (or ``$SQS_LOOPS_CONFIG``) is the one source of truth; the sandbox creates its alarms
 from the same rendering. The output is JSON: ``resources`` (CloudFormation resources), ``iam`` (role
 statements), ``config_path`` (the config file, relative to the project root, to ship and point
-``SQS_LOOPS_CONFIG`` at) and ``poller_timeout_s``.
+``SQS_LOOPS_CONFIG`` at), ``package_patterns`` (our code, the config and the handlers' packages) and
+``poller_timeout_s``.
 """
 
 from __future__ import annotations
@@ -45,12 +46,24 @@ def render(config: Config, *, prefix: str, root: Path) -> dict[str, Any]:
     for queue in config.queues.values():
         resources.update(_queue_resources(queue, prefix))
     resources.update(_health_alarms(config, prefix))
+    shipped = _shipped_path(Path(config.path), root)
     return {
         "resources": resources,
         "iam": _iam_statements(config, prefix),
-        "config_path": _shipped_path(Path(config.path), root),
+        "config_path": shipped,
+        "package_patterns": _package_patterns(config, shipped),
         "poller_timeout_s": config.poller.timeout_s,
     }
+
+
+def _package_patterns(config: Config, shipped_config: str) -> list[str]:
+    """What goes into the zip: our code, the config, and the top-level package (or module) of every
+    configured handler, so that adding a queue with a new handler needs no edit of serverless.yml."""
+    handler_roots = sorted({q.handler.split(".", 1)[0] for q in config.queues.values()} - {"poller", "scaler"})
+    patterns = ["!**", "poller/**", "scaler/**", shipped_config]
+    for top in handler_roots:
+        patterns += [f"{top}/**", f"{top}.py"]
+    return [*patterns, "!**/__pycache__/**", "!**/*.pyc"]
 
 
 def _check_logical_ids(config: Config) -> None:

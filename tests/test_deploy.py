@@ -145,6 +145,7 @@ def test_the_package_holds_the_code_config_and_requirements_but_not_boto3(
     tops = {n.split("/")[0] for n in names}
     assert {"poller", "scaler", "yaml", "pynamodb", "requests"} <= tops
     assert [n for n in names if n.startswith("tests/")] == [FIXTURE]  # the config, and no test code
+    assert "app/jobs.py" in names  # the handlers' package, found from the config
     assert not tops & {"boto3", "botocore", "dateutil", "docs", "node_modules", ".venv"}
     assert any(n.startswith("yaml/_yaml.cpython-312-aarch64") for n in names)  # built for the function's platform
     with capsys.disabled():
