@@ -26,9 +26,9 @@ DEFAULT_CONFIG_FILE = "queues.yml"
 RECURSE_RESERVE_S = 3
 """Time kept at the end of an invocation to delete the last batch and invoke the next step."""
 
-LEASE_MARGIN_S = 20
-"""Slack on top of heartbeat + longest long poll before restart may call a loop stale: covers slow AWS
-calls, retries of a failed heartbeat and clock skew between the loop and restart."""
+KEEPER_MAX_INTERVAL_S = 10
+"""While a handler runs, the keeper thread looks at the heartbeat at least this often (and at least every
+half heartbeat interval)."""
 
 _QUEUE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 # SQS queue names: 1-80 of alphanumerics, hyphens and underscores; FIFO queues end in ".fifo".
@@ -52,18 +52,18 @@ class PollerSettings:
     ``timeout_s``: the poller's Lambda timeout (default 900, 1-900); a loop recurses before it runs out.
     ``heartbeat_s``: a loop refreshes its token's ``last_used`` at least this often while alive
     (default 60).
+    ``lease_margin_s``: slack on top of heartbeat + longest long poll before restart may call a loop dead:
+    covers slow AWS calls, retried heartbeats and clock skew between a loop and restart (default 20).
     """
 
     timeout_s: int = LAMBDA_MAX_TIMEOUT_S
     heartbeat_s: int = 60
+    lease_margin_s: int = 20
 
     @property
-    def stale_after_s(self) -> int:
-        """Heartbeat age (seconds) past which a token counts as dead and restart may take it over.
-
-        A healthy loop's heartbeat is never older than ``heartbeat_s`` plus one long poll, because it
-        heartbeats when due before every receive and before every handler call."""
-        return self.heartbeat_s + SQS_MAX_WAIT_S + LEASE_MARGIN_S
+    def keeper_interval_s(self) -> float:
+        """The longest the keeper sleeps while a handler runs."""
+        return min(KEEPER_MAX_INTERVAL_S, self.heartbeat_s / 2)
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,15 @@ class Config:
     path: str
     poller: PollerSettings
     queues: Mapping[str, QueueConfig] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def stale_after_s(self) -> int:
+        """Heartbeat age (seconds) past which a token counts as dead and restart may take it over:
+        ``heartbeat_s`` + the longest configured long poll + ``lease_margin_s``. A healthy loop's heartbeat
+        is never older than ``heartbeat_s`` plus one long poll (it heartbeats when due before every receive
+        and every handler call, and from the keeper while a handler runs)."""
+        longest_poll = max((q.wait_time_s for q in self.queues.values()), default=SQS_MAX_WAIT_S)
+        return self.poller.heartbeat_s + longest_poll + self.poller.lease_margin_s
 
     def queue(self, key: str) -> QueueConfig:
         try:
@@ -222,7 +231,14 @@ class _Parser:
         heartbeat = self.integer(data.get("heartbeat_s", base.heartbeat_s), "poller.heartbeat_s", 1)
         if heartbeat >= timeout:
             raise self.fail("poller.heartbeat_s", f"must be below poller.timeout_s ({timeout}), got {heartbeat}")
-        return PollerSettings(timeout_s=timeout, heartbeat_s=heartbeat)
+        margin = self.integer(data.get("lease_margin_s", base.lease_margin_s), "poller.lease_margin_s", 1)
+        settings = PollerSettings(timeout_s=timeout, heartbeat_s=heartbeat, lease_margin_s=margin)
+        if margin < settings.keeper_interval_s:
+            # While a handler runs, a heartbeat can be a keeper interval late: the margin must cover it.
+            raise self.fail(
+                "poller.lease_margin_s", f"must be at least the keeper interval ({settings.keeper_interval_s:g} s)"
+            )
+        return settings
 
     def queue(self, key: str, data: dict[str, Any], where: str, poller: PollerSettings) -> QueueConfig:
         base = QueueConfig(key=key, queue="", handler="")

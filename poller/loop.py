@@ -31,10 +31,6 @@ from poller.tokens import TokenStore
 RECURSION_BACKOFF = Backoff(base_s=0.2, cap_s=2.0, max_attempts=5)
 """Invoking the next step is tried 5 times (within the time left); after that restart revives the token."""
 
-KEEPER_MAX_INTERVAL_S = 10
-"""The keeper looks at the heartbeat at least this often while a handler runs, so a working loop's
-heartbeat is never older than heartbeat_s + 10 s, well inside restart's stale_after_s."""
-
 
 @dataclass(frozen=True)
 class LoopServices:
@@ -217,7 +213,7 @@ class Loop:
         ids = [m["MessageId"] for m in messages]
         event = esm_event(messages, arn=self.arn, region=self.services.region)
         keep_alive = _KeepAlive(self.sqs, messages, self.queue.visibility_timeout_s, self.clock, lease, received_at)
-        interval = min(self.queue.visibility_timeout_s / 3, self.settings.heartbeat_s / 2, KEEPER_MAX_INTERVAL_S)
+        interval = min(self.queue.visibility_timeout_s / 3, self.settings.keeper_interval_s)
         with Keeper(keep_alive.tick, interval_s=interval, log_fields=self.fields):
             try:
                 failed = failed_ids(handler(event, self.context), ids, log_fields=self.fields)

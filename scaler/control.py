@@ -110,7 +110,7 @@ class ControlPlane:
     def _restart_queue(
         self, queue: QueueConfig, url: str, wanted: int | None, pinned: dict[str, int] | None
     ) -> dict[str, Any]:
-        changes = self.reconciler.revive(url, stale_after_s=self.config.poller.stale_after_s, wanted=wanted)
+        changes = self.reconciler.revive(url, stale_after_s=self.config.stale_after_s, wanted=wanted)
         if wanted is not None:
             changes.extend(self.reconciler.scale(url, wanted))
         result = {"wanted": wanted, "pinned": (pinned or {}).get(queue.key), **changes.as_dict()}

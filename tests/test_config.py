@@ -69,9 +69,13 @@ def test_queue_urls_by_name_and_by_url() -> None:
         config.queue("nope")
 
 
-def test_stale_threshold_covers_heartbeat_and_longest_poll() -> None:
-    settings = PollerSettings(timeout_s=900, heartbeat_s=60)
-    assert settings.stale_after_s >= settings.heartbeat_s + 20
+def test_stale_threshold_covers_heartbeat_longest_poll_and_margin() -> None:
+    config = parse_config(GOOD)  # heartbeat 30, polls of 20 s, margin 20 by default
+    assert config.stale_after_s == 30 + 20 + 20
+    short = parse_config(
+        "poller: {heartbeat_s: 2, lease_margin_s: 1}\nqueues:\n  a: {queue: q, handler: m.h, wait_time_s: 2}\n"
+    )
+    assert short.stale_after_s == 5
 
 
 def test_sqs_loops_config_names_another_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,6 +136,10 @@ BAD = [
     ("defaults: {queue: q}\n" + QUEUE, r"defaults\.queue: unknown key"),
     ("poller: {timeout_s: 901}\n" + QUEUE, r"poller\.timeout_s: expected an integer from 1 to 900"),
     ("poller: {heartbeat_s: 900}\n" + QUEUE, r"poller\.heartbeat_s: must be below poller\.timeout_s"),
+    (
+        "poller: {heartbeat_s: 60, lease_margin_s: 5}\n" + QUEUE,
+        r"poller\.lease_margin_s: must be at least the keeper interval \(10 s\)",
+    ),
     (
         QUEUE + "  again:\n    queue: orders\n    handler: app.h\n",
         r"queues\.again\.queue: 'orders' is already the queue",

@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 from conftest import ACCOUNT, REGION, FakeClock, log_events
-from scaler_rig import PREFIX, PlaneRig, build_plane, url_of
+from scaler_rig import CONFIG, PREFIX, PlaneRig, build_plane, url_of
 
 from poller.clock import epoch_ms
-from poller.config import PollerSettings
+from poller.config import parse_config
 from poller.tokens import TokenState, TokenStore
 from scaler.reconcile import ERROR_REVIVE_AFTER_S
 
-STALE_S = PollerSettings(heartbeat_s=30).stale_after_s  # the rig's config: heartbeat_s 30
+STALE_S = parse_config(CONFIG).stale_after_s  # heartbeat 30 + longest poll 20 + margin 20
 
 
 @pytest.fixture
