@@ -13,7 +13,11 @@ PY312 ?= $(shell v=$$(pyenv versions --bare 2>/dev/null | grep '^3\.12' | tail -
 
 NODE_STAMP := node_modules/.installed
 
-.PHONY: test lint unit test-py312 importtime package clean
+.PHONY: demo test lint unit test-py312 importtime package clean
+
+# The whole system on the embedded stand-in for AWS: see docs/operations.md. Writes demo-out/.
+demo: $(STAMP)
+	$(BIN)/sqs-loops demo $(DEMO_ARGS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +34,8 @@ $(NODE_STAMP): package.json package-lock.json
 test: lint unit test-py312
 
 lint: $(STAMP)
-	$(BIN)/ruff check poller scaler app tests
-	$(BIN)/ruff format --check poller scaler app tests
+	$(BIN)/ruff check poller scaler sandbox app tests
+	$(BIN)/ruff format --check poller scaler sandbox app tests
 	$(BIN)/mypy
 
 # The deployment tests (tests/test_deploy.py) run `serverless package`: they need node_modules.

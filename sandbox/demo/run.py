@@ -1,0 +1,297 @@
+"""`sqs-loops demo`: the whole system on the sandbox, with a burst of messages, a live view, a report
+and a chart (docs/operations.md)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import boto3
+
+from poller.logs import LOGGER
+from poller.tokens import TokenStore, bind_token_table
+from sandbox.alarm_evaluator import NotificationFaults
+from sandbox.demo import handlers
+from sandbox.demo.chart import write_chart
+from sandbox.demo.vendor_api import VendorApi
+from sandbox.environment import Sandbox, Timings
+from sandbox.lambda_runtime import Faults
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_CONFIG = Path(__file__).with_name("queues.yml")
+SAMPLE_S = 0.5
+
+
+@dataclass
+class DemoOptions:
+    messages: int = 2000
+    report: Path = Path("demo-out/report.json")
+    chart: Path = Path("demo-out/queue-depth.png")
+    seed: int = 0
+    config: Path = DEMO_CONFIG
+    feed_s: float = 25.0  # the burst is fed over this long: moto slows down with deep queues
+    poison_every: int = 250  # one message in this many always fails (it must end in the DLQ)
+    kill_at_s: float = 12.0  # a loop is crashed then, to show its revival
+    max_duration_s: float = 115.0
+    timings: Timings = field(default_factory=Timings)
+    faults: Faults = field(default_factory=Faults)
+    notification_faults: NotificationFaults = field(default_factory=NotificationFaults)
+    out: TextIO = sys.stdout
+    live: bool | None = None  # None: a live table on a terminal, a line a second otherwise
+
+
+class Demo:
+    def __init__(self, options: DemoOptions):
+        self.o = options
+        self.samples: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.revived = 0
+        self.sent: dict[str, int] = {}
+        self.poison: dict[str, int] = {}
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+
+    def t(self) -> float:
+        return round(time.monotonic() - self.started, 2)
+
+    # -- what the functions did ------------------------------------------------------------------
+
+    def observe(self, function: str, payload: Any, result: Any) -> None:
+        if function.endswith("-restart") and isinstance(result, dict):
+            for key, changes in result.items():
+                if isinstance(changes, dict) and key in self.sandbox.config.queues:
+                    if changes.get("revived"):
+                        with self._lock:
+                            self.revived += len(changes["revived"])
+                            self.events.append(
+                                {"t": self.t(), "queue": key, "direction": "revived", "tokens": changes["revived"]}
+                            )
+                    self._scale_event(key, "restart", changes)
+        elif isinstance(result, list):
+            for change in result:
+                if isinstance(change, dict) and change.get("action") == "scaled":
+                    self._scale_event(change["queue"], "up" if function.endswith("scaleUp") else "down", change)
+
+    def _scale_event(self, queue: str, direction: str, changes: dict[str, Any]) -> None:
+        if changes.get("started") or changes.get("retired") or changes.get("unretired"):
+            if direction == "restart":
+                direction = "up" if changes.get("started") else "down"
+            with self._lock:
+                self.events.append(
+                    {
+                        "t": self.t(),
+                        "queue": queue,
+                        "direction": direction,
+                        "wanted": changes.get("wanted"),
+                        "started": changes.get("started", []),
+                        "retired": changes.get("retired", []),
+                    }
+                )
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        self.o.report.parent.mkdir(parents=True, exist_ok=True)
+        log_path = self.o.report.with_name("sandbox.log")
+        with _logs_to(log_path):
+            report = self._run()
+        print(f"logs: {log_path}", file=self.o.out)
+        return report
+
+    def _run(self) -> dict[str, Any]:
+        handlers.reset()
+        vendor = VendorApi()
+        os.environ[handlers.VENDOR_ENV] = vendor.start()
+        self.sandbox = Sandbox(
+            self.o.config,
+            timings=self.o.timings,
+            faults=self.o.faults,
+            notification_faults=self.o.notification_faults,
+            seed=self.o.seed,
+            root=ROOT,
+        )
+        try:
+            with self.sandbox:
+                self.sandbox.runtime.observers.append(self.observe)
+                self.sqs = boto3.client("sqs", region_name=self.sandbox.region)
+                self.tokens = TokenStore(bind_token_table(f"{self.sandbox.prefix}-tokens", region=self.sandbox.region))
+                self.started = time.monotonic()
+                self.sandbox.run_restart()  # the first scheduled run: every queue to min_loops
+                feeder = threading.Thread(target=self.feed, name="demo-feeder", daemon=True)
+                feeder.start()
+                self.watch(feeder, vendor)
+                feeder.join()
+                report = self.report(vendor)
+        finally:
+            vendor.stop()
+        self.o.report.parent.mkdir(parents=True, exist_ok=True)
+        self.o.report.write_text(json.dumps(report, indent=2) + "\n")
+        write_chart(self.samples, self.events, self.o.chart, list(self.sandbox.config.queues))
+        print(f"report: {self.o.report}  chart: {self.o.chart}", file=self.o.out)
+        return report
+
+    def feed(self) -> None:
+        """Send the burst over ``feed_s`` seconds, in batches of 10, split 60/40 between the queues."""
+        keys = list(self.sandbox.config.queues)
+        rand = random.Random(self.o.seed)
+        weights = [0.6, 0.4] if len(keys) == 2 else [1 / len(keys)] * len(keys)
+        plan = [rand.choices(keys, weights)[0] for _ in range(self.o.messages)]
+        batches = [plan[i : i + 10] for i in range(0, len(plan), 10)]
+        pause = self.o.feed_s / max(1, len(batches))
+        number = 0
+        for batch in batches:
+            by_queue: dict[str, list[dict[str, str]]] = {}
+            for key in batch:
+                number += 1
+                poison = number % self.o.poison_every == 0
+                body = {"id": f"{key}-{number}", "poison": poison}
+                by_queue.setdefault(key, []).append(
+                    {"Id": str(len(by_queue.get(key, []))), "MessageBody": json.dumps(body)}
+                )
+                with self._lock:
+                    self.sent[key] = self.sent.get(key, 0) + 1
+                    self.poison[key] = self.poison.get(key, 0) + poison
+            for key, entries in by_queue.items():
+                self.sqs.send_message_batch(QueueUrl=self.sandbox.queue_url(key), Entries=entries)
+            time.sleep(pause)
+
+    def watch(self, feeder: threading.Thread, vendor: VendorApi) -> None:
+        killed = False
+        live = self.o.out.isatty() if self.o.live is None else self.o.live
+        last_print = 0.0
+        while self.t() < self.o.max_duration_s:
+            sample = self.sample(vendor)
+            self.samples.append(sample)
+            if not killed and sample["t"] >= self.o.kill_at_s:
+                killed = self.kill_one()
+            if sample["t"] - last_print >= 1.0:
+                last_print = sample["t"]
+                self.show(sample, live)
+            if not feeder.is_alive() and self.settled(sample):
+                self.show(sample, live)
+                return
+            time.sleep(SAMPLE_S)
+        print(f"demo: not settled after {self.o.max_duration_s:.0f} s; reporting what happened", file=self.o.out)
+
+    def kill_one(self) -> bool:
+        key = next(iter(self.sandbox.config.queues))
+        for row in self.tokens.tokens_of(self.sandbox.queue_url(key)):
+            if not row.retiring and self.sandbox.runtime.crash(row.queue_url, row.token):
+                print(
+                    f"demo: t={self.t():.0f}s crashed the loop on {key}/{row.token}; restart should revive it",
+                    file=self.o.out,
+                )
+                return True
+        return False
+
+    def sample(self, vendor: VendorApi) -> dict[str, Any]:
+        queues = {}
+        for key, queue in self.sandbox.config.queues.items():
+            attrs = self.sqs.get_queue_attributes(
+                QueueUrl=self.sandbox.queue_url(key),
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            dlq_url = self.sandbox.queue_url(key).rsplit("/", 1)[0] + "/" + (queue.dlq_name or "")
+            dlq = self.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])[
+                "Attributes"
+            ]
+            rows = list(self.tokens.tokens_of(self.sandbox.queue_url(key)))
+            queues[key] = {
+                "visible": int(attrs["ApproximateNumberOfMessages"]),
+                "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
+                "dlq": int(dlq["ApproximateNumberOfMessages"]),
+                "loops": sum(1 for r in rows if not r.retiring),
+                "retiring": sum(1 for r in rows if r.retiring),
+                "alarms": [
+                    self.sandbox.evaluator.states.get(f"{self.sandbox.prefix}-{key}-depth-{n}", "?")
+                    for n in range(1, len(queue.scale_steps) + 1)
+                ],
+            }
+        with handlers._lock:
+            processed = len(handlers.processed)
+        return {"t": self.t(), "queues": queues, "processed": processed, "vendor_calls": vendor.count()}
+
+    def settled(self, sample: dict[str, Any]) -> bool:
+        for key, queue in self.sandbox.config.queues.items():
+            q = sample["queues"][key]
+            if q["visible"] or q["in_flight"] or q["retiring"] or q["loops"] != queue.min_loops:
+                return False
+        return True
+
+    def show(self, sample: dict[str, Any], live: bool) -> None:
+        total = sum(self.sent.values())
+        rate = sample["processed"] / sample["t"] if sample["t"] else 0.0
+        lines = [
+            f"t={sample['t']:5.1f}s  sent {total}/{self.o.messages}  processed {sample['processed']}  "
+            f"({rate:.0f}/s)  vendor calls {sample['vendor_calls']}  revived {self.revived}"
+        ]
+        for key, q in sample["queues"].items():
+            lines.append(
+                f"  {key:10} depth {q['visible'] + q['in_flight']:4} (visible {q['visible']:4}, in flight {q['in_flight']:3})"
+                f"  dlq {q['dlq']:2}  loops {q['loops']}{'+' + str(q['retiring']) + ' retiring' if q['retiring'] else ''}"
+                f"  alarms {' '.join(a[:5] for a in q['alarms'])}"
+            )
+        if live:
+            self.o.out.write("\x1b[H\x1b[J" + "\n".join(lines) + "\n")
+        else:
+            self.o.out.write(" | ".join(line.strip() for line in lines) + "\n")
+        self.o.out.flush()
+
+    def report(self, vendor: VendorApi) -> dict[str, Any]:
+        final = self.samples[-1] if self.samples else None
+        with handlers._lock:
+            processed = dict(handlers.processed)
+        sent = sum(self.sent.values())
+        dlq = sum(final["queues"][k]["dlq"] for k in self.sandbox.config.queues) if final else 0
+        done = len(processed)
+        return {
+            "sent": sent,
+            "processed": done,
+            "duplicates": sum(n - 1 for n in processed.values() if n > 1),
+            "dlq": dlq,
+            "poison": sum(self.poison.values()),
+            "lost": max(0, sent - done - dlq),
+            "revived": self.revived,
+            "crashed": [f"{url.rsplit('/', 1)[-1]}/{token}" for url, token in self.sandbox.runtime.crashed],
+            "scale_events": self.events,
+            "alarm_changes": [list(c) for c in self.sandbox.evaluator.changes],
+            "duration_s": self.t(),
+            "settled": final is not None and self.settled(final),
+            "invocations": self.sandbox.runtime.invocations,
+            "vendor_calls": vendor.count(),
+            "vendor_max_rate_5s": vendor.max_rate(),
+            "max_loops": {
+                k: max((s["queues"][k]["loops"] for s in self.samples), default=0) for k in self.sandbox.config.queues
+            },
+            "final_loops": {k: final["queues"][k]["loops"] if final else 0 for k in self.sandbox.config.queues},
+        }
+
+
+@contextmanager
+def _logs_to(path: Path) -> Iterator[None]:
+    """The functions' JSON log lines go to a file, so that the terminal shows the live view alone."""
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    saved = (LOGGER.propagate, LOGGER.level)
+    LOGGER.addHandler(handler)
+    LOGGER.propagate = False
+    LOGGER.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        LOGGER.removeHandler(handler)
+        handler.close()
+        LOGGER.propagate, LOGGER.level = saved[0], saved[1]
+
+
+def run_demo(options: DemoOptions) -> dict[str, Any]:
+    return Demo(options).run()

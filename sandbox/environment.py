@@ -1,0 +1,194 @@
+"""The sandbox: a moto server on loopback, resources from the config's rendering, a local Lambda runtime,
+an alarm evaluator and the restart schedule, with compressed periods. The framework's own code runs
+unchanged; only AWS is stood in for."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from poller.config import Config, load_config
+from poller.logs import log
+from sandbox.alarm_evaluator import AlarmEvaluator, NotificationFaults
+from sandbox.lambda_runtime import ACCOUNT, REGION, Faults, LocalFunction, LocalLambda
+from sandbox.resources import create_resources
+
+_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_LAMBDA",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "LOOPS_TABLE",
+    "LOOPS_PREFIX",
+    "POLLER_FUNCTION",
+    "SQS_LOOPS_CONFIG",
+)
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Compressed periods (seconds): CloudWatch evaluates every minute and restart runs every minute on AWS."""
+
+    alarm_period_s: float = 3.0
+    restart_period_s: float = 4.0
+
+
+class Ticker:
+    """Calls ``tick`` every ``period_s`` seconds in a thread until stopped; a failing tick is logged."""
+
+    def __init__(self, name: str, period_s: float, tick: Callable[[], None]):
+        self.tick, self.period_s = tick, period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            try:
+                self.tick()
+            except Exception as exc:
+                log("warning", "sandbox_tick_failed", ticker=self._thread.name, error=repr(exc))
+
+
+def reset_cached_clients() -> None:
+    """Forget clients and table models bound to a previous sandbox's endpoints."""
+    import poller.handler
+    import scaler.handlers
+    from poller.tokens import bind_token_table
+    from scaler.overrides import bind_override_table
+
+    poller.handler._config.cache_clear()
+    poller.handler._services.cache_clear()
+    scaler.handlers.control_plane.cache_clear()
+    bind_token_table.cache_clear()
+    bind_override_table.cache_clear()
+
+
+@dataclass
+class Sandbox:
+    config_path: Path
+    prefix: str = "sqs-loops-sandbox"
+    timings: Timings = field(default_factory=Timings)
+    faults: Faults = field(default_factory=Faults)
+    notification_faults: NotificationFaults = field(default_factory=NotificationFaults)
+    seed: int = 0
+    root: Path = field(default_factory=Path.cwd)
+
+    def __post_init__(self) -> None:
+        self.config: Config = load_config(self.config_path)
+        self.region, self.account = REGION, ACCOUNT
+        self.endpoint_url = ""
+        self._tickers: list[Ticker] = []
+        self._saved: dict[str, str | None] = {}
+        self._moto: Any = None
+        self.alerts: list[dict[str, Any]] = []
+
+    @property
+    def functions(self) -> dict[str, str]:
+        p = self.prefix
+        return {
+            "poller": f"{p}-poller",
+            "scale_up": f"{p}-scaleUp",
+            "scale_down": f"{p}-scaleDown",
+            "restart": f"{p}-restart",
+        }
+
+    def queue_url(self, key: str) -> str:
+        return self.config.queue(key).queue_url(region=self.region, account_id=self.account)
+
+    def start(self) -> Sandbox:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the moto server's one line per request
+
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        self._saved = {name: os.environ.get(name) for name in _ENV}
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            os.environ.pop(name, None)
+        f = self.functions
+        os.environ.update(
+            AWS_ENDPOINT_URL=self.endpoint_url,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_DEFAULT_REGION=self.region,
+            AWS_REGION=self.region,
+            LOOPS_TABLE=f"{self.prefix}-tokens",
+            LOOPS_PREFIX=self.prefix,
+            POLLER_FUNCTION=f["poller"],
+            SQS_LOOPS_CONFIG=str(self.config_path),
+        )
+        reset_cached_clients()
+        timeout = float(self.config.poller.timeout_s)
+        self.runtime = LocalLambda(
+            functions={
+                f["poller"]: LocalFunction(f["poller"], "poller.handler.handler", timeout),
+                f["scale_up"]: LocalFunction(f["scale_up"], "scaler.handlers.scale_up", 30),
+                f["scale_down"]: LocalFunction(f["scale_down"], "scaler.handlers.scale_down", 30),
+                f["restart"]: LocalFunction(f["restart"], "scaler.handlers.restart", self.timings.restart_period_s),
+            },
+            faults=self.faults,
+            seed=self.seed,
+        )
+        os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.runtime.start()
+        self.topics = create_resources(self.config, prefix=self.prefix, root=self.root, region=self.region)
+        self.evaluator = AlarmEvaluator(
+            self.prefix, self.region, self.account, self._deliver, self.notification_faults, self.seed
+        )
+        self._tickers = [
+            Ticker("alarm-evaluator", self.timings.alarm_period_s, self.evaluator.evaluate),
+            Ticker("restart-schedule", self.timings.restart_period_s, self.run_restart),
+        ]
+        for ticker in self._tickers:
+            ticker.start()
+        log("info", "sandbox_started", endpoint_url=self.endpoint_url, prefix=self.prefix)
+        return self
+
+    def run_restart(self) -> None:
+        """What the schedule does: an async invoke of restart with a scheduled event."""
+        self.runtime.invoke_async(self.functions["restart"], {"source": "aws.events", "detail-type": "Scheduled Event"})
+
+    def _deliver(self, topic_name: str, event: dict[str, Any]) -> None:
+        subscriber = {f"{self.prefix}-scale-up": "scale_up", f"{self.prefix}-scale-down": "scale_down"}.get(topic_name)
+        if subscriber is None:
+            self.alerts.append(event)  # the alerts topic: an operator's inbox
+            return
+        self.runtime.invoke_async(self.functions[subscriber], event)
+
+    def stop(self) -> None:
+        for ticker in self._tickers:
+            ticker.stop()
+        if hasattr(self, "runtime"):
+            self.runtime.stop()
+        if self._moto is not None:
+            self._moto.stop()
+        for name, value in self._saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        reset_cached_clients()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,206 @@
+"""A local Lambda runtime: the project's functions run in threads, called through the real Lambda Invoke
+API over HTTP on loopback (boto3's lambda client is pointed here with AWS_ENDPOINT_URL_LAMBDA), so the
+code that invokes them is the deployed code.
+
+Async invokes (``X-Amz-Invocation-Type: Event``) answer 202 at once and run later, in their own thread,
+with a context whose ``get_remaining_time_in_millis`` counts down a real deadline. Faults, for the demo and
+reliability runs: an async invoke delivered twice, or dropped; a loop made to crash at the end of its
+current step.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from poller.logs import log
+
+ACCOUNT = "123456789012"  # moto's default account
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class LocalFunction:
+    name: str
+    handler: str  # dotted path
+    timeout_s: float
+
+
+class LocalContext:
+    """What a Lambda handler's context offers that our code and users' handlers use."""
+
+    def __init__(self, function: LocalFunction, timeout_s: float):
+        self.function_name = function.name
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function.name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.memory_limit_in_mb = 256
+        self.deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class Faults:
+    """Probabilities (0-1) of faults of the async invoke path, drawn from a seeded generator."""
+
+    duplicate: float = 0.0
+    drop: float = 0.0
+
+
+Observer = Callable[[str, Any, Any], None]
+
+
+@dataclass
+class LocalLambda:
+    functions: dict[str, LocalFunction]
+    faults: Faults = field(default_factory=Faults)
+    seed: int = 0
+    observers: list[Observer] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._rand = random.Random(self.seed)
+        self._lock = threading.Lock()
+        self._crash_tokens: set[tuple[str, str]] = set()  # (queue_url, token) of loops to crash
+        self._running: dict[tuple[str, str], list[LocalContext]] = {}
+        self._threads: list[threading.Thread] = []
+        self.invocations = 0
+        self.crashed: list[tuple[str, str]] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._closing = False
+
+    # -- the HTTP face ---------------------------------------------------------------------------
+
+    def start(self) -> str:
+        runtime = self
+
+        class InvokeHandler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                runtime._serve(self)
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), InvokeHandler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="local-lambda", daemon=True).start()
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def stop(self, wait_s: float = 5.0) -> None:
+        self._closing = True
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for context_list in self._running.values():
+            for context in context_list:
+                context.deadline = time.monotonic()  # ask running steps to wrap up
+        end = time.monotonic() + wait_s
+        for thread in list(self._threads):
+            thread.join(max(0.0, end - time.monotonic()))
+
+    def _serve(self, request: BaseHTTPRequestHandler) -> None:
+        path = urlparse(request.path).path
+        parts = path.split("/")
+        # /2015-03-31/functions/<name or ARN>/invocations
+        if len(parts) != 5 or parts[2] != "functions" or parts[4] != "invocations":
+            return _reply(request, 404, {"Type": "User", "message": f"no such API: {path}"})
+        name = unquote(parts[3]).split(":")
+        function = name[6] if len(name) >= 7 else name[0]  # an ARN (maybe qualified) or a name
+        length = int(request.headers.get("Content-Length") or 0)
+        payload = json.loads(request.rfile.read(length) or b"{}")
+        if function not in self.functions:
+            return _reply(
+                request,
+                404,
+                {"Type": "User", "message": f"Function not found: {function}"},
+                "ResourceNotFoundException",
+            )
+        if request.headers.get("X-Amz-Invocation-Type") == "Event":
+            self.invoke_async(function, payload)
+            return _reply(request, 202, None)
+        result = self.run(function, payload)
+        return _reply(request, 200, result)
+
+    # -- running functions -----------------------------------------------------------------------
+
+    def invoke_async(self, function: str, payload: Any) -> None:
+        """Queue one invocation, as Lambda's async Invoke does (at least once; faults apply)."""
+        if self._closing:
+            return
+        loop = _loop_of(payload)
+        token = loop[1]
+        with self._lock:
+            if loop in self._crash_tokens:
+                self._crash_tokens.discard(loop)
+                self.crashed.append(loop)
+                log("warning", "sandbox_crash", function=function, queue_url=loop[0], token=token)
+                return
+            if self._rand.random() < self.faults.drop:
+                log("warning", "sandbox_invoke_dropped", function=function, token=token)
+                return
+            copies = 2 if self._rand.random() < self.faults.duplicate else 1
+        for _ in range(copies):
+            thread = threading.Thread(target=self.run, args=(function, payload), name=f"lambda-{function}", daemon=True)
+            with self._lock:
+                self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            thread.start()
+
+    def run(self, function_name: str, payload: Any) -> Any:
+        function = self.functions[function_name]
+        context = LocalContext(function, function.timeout_s)
+        loop = _loop_of(payload)
+        with self._lock:
+            self.invocations += 1
+            self._running.setdefault(loop, []).append(context)
+        module, _, attribute = function.handler.rpartition(".")
+        try:
+            result = getattr(importlib.import_module(module), attribute)(payload, context)
+        except Exception as exc:  # Lambda would log it and, for async invokes, maybe retry; we log
+            log("error", "sandbox_function_failed", function=function_name, error=repr(exc))
+            result = {"errorMessage": str(exc), "errorType": type(exc).__name__}
+        finally:
+            with self._lock:
+                self._running[loop].remove(context)
+        for observer in self.observers:
+            observer(function_name, payload, result)
+        return result
+
+    def crash(self, queue_url: str, token: str) -> bool:
+        """Make the loop on ``token`` of ``queue_url`` die: its running step ends now and its next step
+        never runs, as if its container had crashed. False if no step of that loop is running."""
+        with self._lock:
+            running = self._running.get((queue_url, token)) or []
+            if not running:
+                return False
+            self._crash_tokens.add((queue_url, token))
+            for context in running:
+                context.deadline = time.monotonic()
+        return True
+
+
+def _loop_of(payload: Any) -> tuple[str, str]:
+    """(queue_url, token) of a loop event; ("", "") for other events."""
+    if isinstance(payload, dict):
+        return str(payload.get("queue_url", "")), str(payload.get("token", ""))
+    return "", ""
+
+
+def _reply(request: BaseHTTPRequestHandler, status: int, body: Any, error_type: str | None = None) -> None:
+    data = b"" if body is None else json.dumps(body, default=str).encode()
+    request.send_response(status)
+    request.send_header("Content-Type", "application/json")
+    request.send_header("Content-Length", str(len(data)))
+    if error_type:
+        request.send_header("x-amzn-ErrorType", error_type)
+    request.end_headers()
+    request.wfile.write(data)

@@ -1,0 +1,150 @@
+"""What an operator does to a deployment, on real AWS or a sandbox: status, pin/pause/resume, redrive."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import boto3
+from botocore.exceptions import ClientError
+
+from poller.aws_errors import ACCESS_DENIED_CODES, error_code
+from poller.clock import SYSTEM_CLOCK, epoch_ms
+from poller.config import Config, QueueConfig
+from poller.tokens import TokenStore, bind_token_table
+from scaler.alarm_states import AlarmStates
+from scaler.overrides import OverrideStore, bind_override_table
+from scaler.wanted import wanted_loops
+
+
+@dataclass
+class Operator:
+    config: Config
+    prefix: str
+    region: str
+    endpoint_url: str | None = None
+    table: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.endpoint_url:
+            os.environ["AWS_ENDPOINT_URL"] = self.endpoint_url  # pynamodb and boto3 alike
+            # A stand-in accepts any credentials; do not make the operator invent some.
+            os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        kwargs: dict[str, Any] = {"region_name": self.region}
+        self.sqs = boto3.client("sqs", **kwargs)
+        self.cloudwatch = boto3.client("cloudwatch", **kwargs)
+        self.account: str = boto3.client("sts", **kwargs).get_caller_identity()["Account"]
+        table = self.table or f"{self.prefix}-tokens"
+        self.tokens = TokenStore(bind_token_table(table, region=self.region))
+        self.overrides = OverrideStore(bind_override_table(table, region=self.region))
+        self.alarms = AlarmStates(self.cloudwatch, self.prefix)
+
+    def url(self, queue: QueueConfig) -> str:
+        return queue.queue_url(region=self.region, account_id=self.account)
+
+    def dlq_url(self, queue: QueueConfig) -> str | None:
+        if queue.dlq and queue.dlq.startswith(("https://", "http://")):
+            return queue.dlq
+        name = queue.dlq_name
+        return None if name is None else self.url(queue).rsplit("/", 1)[0] + "/" + name
+
+    def _depth(self, url: str) -> tuple[int, int]:
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def status(self) -> dict[str, Any]:
+        now = epoch_ms(SYSTEM_CLOCK)
+        pinned = self.overrides.pinned()
+        result: dict[str, Any] = {}
+        for key, queue in self.config.queues.items():
+            states = self.alarms.of_queue(queue)
+            visible, in_flight = self._depth(self.url(queue))
+            dlq = self.dlq_url(queue)
+            rows = list(self.tokens.tokens_of(self.url(queue)))
+            live = [r for r in rows if not r.retiring]
+            result[key] = {
+                "queue_url": self.url(queue),
+                "visible": visible,
+                "in_flight": in_flight,
+                "dlq": self._depth(dlq)[0] if dlq else None,
+                "wanted_loops": wanted_loops(queue, states, pinned.get(key)),
+                "live_loops": len(live),
+                "retiring_loops": len(rows) - len(live),
+                "heartbeat_ages_s": {
+                    r.token: None if r.last_used is None else round((now - r.last_used) / 1000, 1) for r in live
+                },
+                "errors": {r.token: r.last_error for r in rows if r.last_error},
+                "alarms": {f"depth-{n}": states.get(n, "?") for n in range(1, len(queue.scale_steps) + 1)},
+                "override": pinned.get(key),
+            }
+        return result
+
+    def pin(self, key: str, loops: int, note: str | None = None) -> None:
+        self.overrides.pin(self.config.queue(key), loops, now_ms=epoch_ms(SYSTEM_CLOCK), note=note)
+
+    def resume(self, key: str) -> None:
+        self.config.queue(key)  # an unknown key fails here, with its name
+        self.overrides.clear(key)
+
+    def redrive(self, key: str, *, out: TextIO = sys.stderr) -> str:
+        """Move the queue's DLQ back to it: StartMessageMoveTask where the service has it, else receive,
+        send and delete in batches, with a progress bar. Returns how it was done."""
+        queue = self.config.queue(key)
+        dlq = self.dlq_url(queue)
+        if dlq is None:
+            raise ValueError(f"queue {key!r} has no dead-letter queue in the config (create: true or dlq: ...)")
+        arn = self._arn(dlq)
+        try:
+            task = self.sqs.start_message_move_task(SourceArn=arn, DestinationArn=self._arn(self.url(queue)))
+            return f"message move task started: {task.get('TaskHandle', '')}"
+        except ClientError as exc:
+            if error_code(exc) in ACCESS_DENIED_CODES:
+                raise
+            print(f"StartMessageMoveTask not available here ({error_code(exc)}); moving by hand", file=out)
+        return f"moved {self._move(dlq, self.url(queue), out)} messages by hand"
+
+    def _arn(self, url: str) -> str:
+        attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+        return str(attrs["QueueArn"])
+
+    def _move(self, source: str, target: str, out: TextIO) -> int:
+        total = max(1, self._depth(source)[0])
+        moved, empty = 0, 0
+        while empty < 2:  # two empty receives in a row: the DLQ is drained (SQS may answer empty once)
+            messages = self.sqs.receive_message(
+                QueueUrl=source, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            if not messages:
+                empty += 1
+                continue
+            empty = 0
+            entries = [
+                {
+                    "Id": str(i),
+                    "MessageBody": m["Body"],
+                    **({"MessageAttributes": m["MessageAttributes"]} if m.get("MessageAttributes") else {}),
+                }
+                for i, m in enumerate(messages)
+            ]
+            sent = self.sqs.send_message_batch(QueueUrl=target, Entries=entries)
+            ok = {s["Id"] for s in sent.get("Successful", [])}
+            done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages) if str(i) in ok]
+            if done:  # only what reached the source queue leaves the DLQ: nothing is lost on a failed send
+                self.sqs.delete_message_batch(QueueUrl=source, Entries=done)
+            moved += len(done)
+            _progress(out, moved, max(total, moved))
+        print(file=out)
+        return moved
+
+
+def _progress(out: TextIO, done: int, total: int, width: int = 30) -> None:
+    filled = int(width * done / total)
+    out.write(f"\rredrive [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    out.flush()
+    time.sleep(0)
