@@ -13,6 +13,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import requests
+
 from poller.config import Config, load_config
 from poller.logs import log
 from sandbox.alarm_evaluator import AlarmEvaluator, NotificationFaults
@@ -121,6 +123,8 @@ class Sandbox:
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
+        # moto keeps its state per process, not per server: start from an empty account.
+        requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
         self._saved = {name: os.environ.get(name) for name in _ENV}
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             os.environ.pop(name, None)

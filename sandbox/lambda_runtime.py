@@ -96,17 +96,21 @@ class LocalLambda:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def stop(self, wait_s: float = 5.0) -> None:
+    def stop(self, wait_s: float = 8.0) -> None:
+        """Ask running steps to wrap up (their deadline is now), wait for them, then close the API. Steps
+        they try to start meanwhile are accepted and not run, as if the account were being torn down."""
         self._closing = True
+        with self._lock:
+            for contexts in self._running.values():
+                for context in contexts:
+                    context.deadline = time.monotonic()
+            threads = list(self._threads)
+        end = time.monotonic() + wait_s
+        for thread in threads:
+            thread.join(max(0.0, end - time.monotonic()))
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-        for context_list in self._running.values():
-            for context in context_list:
-                context.deadline = time.monotonic()  # ask running steps to wrap up
-        end = time.monotonic() + wait_s
-        for thread in list(self._threads):
-            thread.join(max(0.0, end - time.monotonic()))
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
         path = urlparse(request.path).path
@@ -156,6 +160,8 @@ class LocalLambda:
             thread.start()
 
     def run(self, function_name: str, payload: Any) -> Any:
+        if self._closing:  # queued before the runtime stopped: never starts, as in a deleted account
+            return None
         function = self.functions[function_name]
         context = LocalContext(function, function.timeout_s)
         loop = _loop_of(payload)

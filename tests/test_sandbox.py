@@ -1,0 +1,146 @@
+"""The sandbox end to end: the demo in a fast mode, and the operator CLI against a running sandbox."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from sandbox.cli import main, parse_faults
+from sandbox.demo import handlers
+from sandbox.demo.run import DEMO_CONFIG, DemoOptions, run_demo
+from sandbox.demo.vendor_api import VendorApi
+from sandbox.environment import Sandbox
+
+REPORT_KEYS = {
+    "sent",
+    "processed",
+    "duplicates",
+    "lost",
+    "dlq",
+    "revived",
+    "scale_events",
+    "duration_s",
+    "max_loops",
+    "final_loops",
+}
+
+
+def test_the_demo_loses_nothing_scales_and_revives(tmp_path: Path) -> None:
+    out = io.StringIO()
+    options = DemoOptions(
+        messages=400,
+        feed_s=4,
+        poison_every=100,
+        kill_at_s=3,
+        max_duration_s=75,
+        report=tmp_path / "report.json",
+        chart=tmp_path / "chart.png",
+        out=out,
+        live=False,
+    )
+    report = run_demo(options)
+
+    assert set(report) >= REPORT_KEYS
+    assert json.loads((tmp_path / "report.json").read_text())["sent"] == 400
+    assert report["settled"], out.getvalue()[-2000:]
+    assert (report["lost"], report["dlq"], report["poison"]) == (0, 4, 4)
+    assert report["processed"] == 396
+    assert report["revived"] >= 1 and report["crashed"]
+    assert any(e["direction"] == "up" for e in report["scale_events"])
+    assert report["final_loops"] == {"emails": 1, "invoices": 1}
+    assert max(report["max_loops"].values()) >= 2
+    import matplotlib.image
+
+    picture = matplotlib.image.imread(tmp_path / "chart.png")
+    assert picture.shape[0] > 200 and picture.shape[1] > 400
+    assert (tmp_path / "sandbox.log").read_text().count('"event": "batch"') > 10
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    vendor = VendorApi()
+    os.environ[handlers.VENDOR_ENV] = vendor.start()
+    with Sandbox(DEMO_CONFIG, prefix="cli-test") as box:
+        box.run_restart()
+        yield box
+    vendor.stop()
+
+
+def cli(box: Sandbox, *args: str) -> list[str]:
+    return ["--endpoint-url", box.endpoint_url, "--prefix", box.prefix, "--config", str(DEMO_CONFIG), *args]
+
+
+def wait_for(check: Any, seconds: float = 15) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError("condition not met in time")
+
+
+def test_status_pause_resume_and_redrive(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    def status() -> dict[str, Any]:
+        assert main(cli(sandbox, "status", "--json")) == 0
+        return dict(json.loads(capsys.readouterr().out))
+
+    wait_for(lambda: status()["emails"]["live_loops"] == 1)
+    first = status()
+    assert set(first["emails"]["alarms"]) == {"depth-1", "depth-2", "depth-3"}
+    assert first["emails"]["wanted_loops"] == 1 and first["emails"]["override"] is None
+
+    assert main(cli(sandbox, "pause", "emails", "--note", "vendor outage")) == 0
+    assert "emails: paused" in capsys.readouterr().out
+    wait_for(lambda: status()["emails"]["live_loops"] == 0)  # restart retires it; the loop releases its row
+    assert status()["emails"]["override"] == 0
+    assert main(cli(sandbox, "resume", "emails")) == 0
+    assert "emails: resumed" in capsys.readouterr().out
+    wait_for(lambda: status()["emails"]["live_loops"] == 1)
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    dlq = sqs.get_queue_url(QueueName="demo-invoices-dlq")["QueueUrl"]
+    sqs.send_message_batch(
+        QueueUrl=dlq, Entries=[{"Id": str(i), "MessageBody": json.dumps({"id": f"r{i}"})} for i in range(7)]
+    )
+    assert main(cli(sandbox, "redrive", "invoices")) == 0
+    assert "moved 7 messages" in capsys.readouterr().out
+    wait_for(lambda: sum(1 for i in range(7) if handlers.processed.get(f"r{i}")) == 7)  # the loop handled them
+
+    assert main(cli(sandbox, "status")) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].startswith("queue") and "emails" in table and "invoices" in table
+
+
+def test_errors_are_one_line(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(cli(sandbox, "scale", "emails", "99")) == 2
+    assert capsys.readouterr().err.strip() == (
+        "sqs-loops: error: queue 'emails': a pinned loop count is from 0 to max_loops (6), got 99"
+    )
+    assert main(cli(sandbox, "resume", "nope")) == 2
+    assert "no queue with key 'nope'" in capsys.readouterr().err
+    assert main(["--prefix", "x", "--config", "missing.yml", "status"]) == 2
+    assert capsys.readouterr().err.startswith("sqs-loops: error: missing.yml: cannot read the config file")
+
+
+def test_fault_specs_are_checked() -> None:
+    assert parse_faults("duplicate=0.1,notify_lost=0.05") == {"duplicate": 0.1, "notify_lost": 0.05}
+    with pytest.raises(ValueError, match="unknown fault 'melt'"):
+        parse_faults("melt=0.1")
+    with pytest.raises(ValueError, match="drop: expected a probability from 0 to 1, got '2'"):
+        parse_faults("drop=2")
+
+
+def test_help_names_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for command in ("status", "scale", "pause", "resume", "redrive", "sandbox", "demo"):
+        assert command in text
