@@ -49,8 +49,8 @@ test-py312:
 		set -e; [ -x $(VENV312)/bin/python ] || $(PY312) -m venv $(VENV312); \
 		$(VENV312)/bin/pip install --quiet --upgrade pip; \
 		$(VENV312)/bin/pip install --quiet -e '.[dev]'; \
-		echo "suite on $$($(VENV312)/bin/python --version) (the Lambda runtime), less the packaging tests run above:"; \
-		$(VENV312)/bin/pytest --ignore=tests/test_deploy.py; \
+		echo "suite on $$($(VENV312)/bin/python --version) (the Lambda runtime), less the packaging and sandbox tests run above:"; \
+		$(VENV312)/bin/pytest --ignore=tests/test_deploy.py --ignore=tests/test_sandbox.py; \
 	fi
 
 # Cold import of the loop function's module in a fresh interpreter, in milliseconds (median of 5).
