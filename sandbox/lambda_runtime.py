@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from poller.logs import log
+from sandbox import loopback
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -81,20 +82,9 @@ class LocalLambda:
     # -- the HTTP face ---------------------------------------------------------------------------
 
     def start(self) -> str:
-        runtime = self
-
-        class InvokeHandler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                runtime._serve(self)
-
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), InvokeHandler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="local-lambda", daemon=True).start()
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        """Serve the Invoke API; returns its URL (for AWS_ENDPOINT_URL_LAMBDA)."""
+        self._server, url = loopback.serve(self._serve, name="local-lambda")
+        return url
 
     def stop(self, wait_s: float = 8.0) -> None:
         """Ask running steps to wrap up (their deadline is now), wait for them, then close the API. Steps
@@ -108,9 +98,7 @@ class LocalLambda:
         end = time.monotonic() + wait_s
         for thread in threads:
             thread.join(max(0.0, end - time.monotonic()))
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        loopback.stop(self._server)
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
         path = urlparse(request.path).path

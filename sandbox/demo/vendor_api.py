@@ -6,7 +6,8 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+
+from sandbox import loopback
 
 
 class VendorApi:
@@ -17,32 +18,21 @@ class VendorApi:
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> str:
-        api = self
+        self._server, url = loopback.serve(self._answer, name="vendor-api")
+        return url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                time.sleep(api.latency_s)
-                with api._lock:
-                    api.calls.setdefault(self.path, []).append(time.monotonic())
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="vendor-api", daemon=True).start()
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def _answer(self, request: BaseHTTPRequestHandler) -> None:
+        request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        time.sleep(self.latency_s)
+        with self._lock:
+            self.calls.setdefault(request.path, []).append(time.monotonic())
+        request.send_response(200)
+        request.send_header("Content-Length", "2")
+        request.end_headers()
+        request.wfile.write(b"ok")
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        loopback.stop(self._server)
 
     def count(self) -> int:
         with self._lock:
