@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -37,14 +37,10 @@ def epoch_ms(clock: Clock) -> int:
 
 @dataclass(frozen=True)
 class Deadline:
-    """The end of this invocation on ``clock``'s monotonic scale."""
+    """The end of this invocation, as the Lambda context tells it (asked each time, not copied once: the
+    context is the authority, and a local runtime may shorten it to stop a step)."""
 
-    clock: Clock
-    end: float
-
-    @classmethod
-    def after(cls, clock: Clock, seconds: float) -> Deadline:
-        return cls(clock, clock.monotonic() + seconds)
+    context: Any
 
     def remaining_s(self) -> float:
-        return self.end - self.clock.monotonic()
+        return float(self.context.get_remaining_time_in_millis()) / 1000

@@ -82,7 +82,7 @@ class Loop:
         self.context = context
         self.function = function
         self.clock = services.clock
-        self.deadline = Deadline.after(self.clock, context.get_remaining_time_in_millis() / 1000)
+        self.deadline = Deadline(context)
         self.sqs = QueueClient(services.sqs_client, step.queue_url, self.clock, services.rand)
         self.arn = queue_arn(step.queue_url, services.region)
         self.fields: dict[str, object] = {"queue": queue.key, **step.log_fields()}

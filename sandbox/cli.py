@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
 
 from poller.config import config_path, load_config
 from poller.exceptions import SqsLoopsError
+from sandbox.operator import RedriveIncomplete
 
 DEMO_FAULTS = {"duplicate", "drop", "notify_dup", "notify_lost"}
 
@@ -69,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     redrive = commands.add_parser("redrive", help="move a queue's dead-letter queue back to it")
     redrive.add_argument("queue", help="queue key")
 
-    sandbox = commands.add_parser("sandbox", help="start a sandbox and keep it running, printing its endpoint")
+    sandbox = commands.add_parser(
+        "sandbox", help="start a sandbox and keep it running, printing its endpoint (config: the demo's, or --config)"
+    )
     sandbox.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
 
     demo = commands.add_parser("demo", help="run the whole system on a sandbox with a burst of messages")
@@ -88,7 +92,20 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     except KeyboardInterrupt:
         return 130
-    except (SqsLoopsError, ClientError, BotoCoreError, ValueError, OSError) as exc:
+    except ImportError as exc:  # the sandbox's own tools (moto, matplotlib) are an extra
+        print(
+            f"sqs-loops: error: {exc.name or exc} is not installed: pip install 'sqs-loops[sandbox]'", file=sys.stderr
+        )
+        return 2
+    except (
+        SqsLoopsError,
+        PynamoDBException,
+        ClientError,
+        BotoCoreError,
+        ValueError,
+        OSError,
+        RedriveIncomplete,
+    ) as exc:
         print(f"sqs-loops: error: {exc}", file=sys.stderr)
         return 2
 
@@ -186,11 +203,15 @@ def _demo(args: argparse.Namespace) -> int:
             ),
         )
     )
-    summary = {k: report[k] for k in ("sent", "processed", "duplicates", "dlq", "lost", "revived", "duration_s")}
+    summary = {
+        k: report[k] for k in ("sent", "processed", "duplicates", "dlq", "lost", "in_queue", "revived", "duration_s")
+    }
     print("demo: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
     if report["lost"]:
         print(f"demo: {report['lost']} messages were lost", file=sys.stderr)
         return 1
+    if not report["settled"]:
+        print(f"demo: did not settle in time; {report['in_queue']} messages still queued (not lost)", file=sys.stderr)
     return 0
 
 

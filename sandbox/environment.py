@@ -115,17 +115,26 @@ class Sandbox:
         return self.config.queue(key).queue_url(region=self.region, account_id=self.account)
 
     def start(self) -> Sandbox:
+        """Start everything; on any failure, undo what was started (servers, environment) and re-raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Sandbox:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the moto server's one line per request
 
+        self._saved = {name: os.environ.get(name) for name in _ENV}
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
         # moto keeps its state per process, not per server: start from an empty account.
         requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
-        self._saved = {name: os.environ.get(name) for name in _ENV}
+
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             os.environ.pop(name, None)
         f = self.functions
@@ -184,7 +193,7 @@ class Sandbox:
             self.runtime.stop()
         if self._moto is not None:
             self._moto.stop()
-        for name, value in self._saved.items():
+        for name, value in self._saved.items():  # empty if start() never got that far
             if value is None:
                 os.environ.pop(name, None)
             else:

@@ -89,8 +89,8 @@ class LocalLambda:
     def stop(self, wait_s: float = 8.0) -> None:
         """Ask running steps to wrap up (their deadline is now), wait for them, then close the API. Steps
         they try to start meanwhile are accepted and not run, as if the account were being torn down."""
-        self._closing = True
         with self._lock:
+            self._closing = True
             for contexts in self._running.values():
                 for context in contexts:
                     context.deadline = time.monotonic()
@@ -148,12 +148,12 @@ class LocalLambda:
             thread.start()
 
     def run(self, function_name: str, payload: Any) -> Any:
-        if self._closing:  # queued before the runtime stopped: never starts, as in a deleted account
-            return None
         function = self.functions[function_name]
         context = LocalContext(function, function.timeout_s)
         loop = _loop_of(payload)
-        with self._lock:
+        with self._lock:  # one lock with stop(): a step either registers before it, or never starts
+            if self._closing:  # queued before the runtime stopped: never starts, as in a deleted account
+                return None
             self.invocations += 1
             self._running.setdefault(loop, []).append(context)
         module, _, attribute = function.handler.rpartition(".")

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import ClientError
 
-from poller.aws_errors import ACCESS_DENIED_CODES, error_code
+from poller.aws_errors import error_code
 from poller.clock import SYSTEM_CLOCK, epoch_ms
 from poller.config import Config, QueueConfig
 from poller.tokens import TokenStore, bind_token_table
@@ -104,43 +104,69 @@ class Operator:
             task = self.sqs.start_message_move_task(SourceArn=arn, DestinationArn=self._arn(self.url(queue)))
             return f"message move task started: {task.get('TaskHandle', '')}"
         except ClientError as exc:
-            if error_code(exc) in ACCESS_DENIED_CODES:
+            if not _unsupported(exc):  # a task already running, access denied, ...: say so, move nothing
                 raise
             print(f"StartMessageMoveTask not available here ({error_code(exc)}); moving by hand", file=out)
-        return f"moved {self._move(dlq, self.url(queue), out)} messages by hand"
+        moved, failed = self._move(dlq, self.url(queue), out)
+        if failed:
+            raise RedriveIncomplete(f"moved {moved} messages; {failed} could not be sent and stay in the DLQ")
+        return f"moved {moved} messages by hand"
 
     def _arn(self, url: str) -> str:
         attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
         return str(attrs["QueueArn"])
 
-    def _move(self, source: str, target: str, out: TextIO) -> int:
+    def _move(self, source: str, target: str, out: TextIO) -> tuple[int, int]:
+        """Receive, send, delete, 10 at a time; returns (moved, failed to send). A message leaves the DLQ
+        only once it reached the target; one that could not be sent is left to become visible again."""
         total = max(1, self._depth(source)[0])
-        moved, empty = 0, 0
+        fifo = target.endswith(".fifo")
+        moved = failed = empty = 0
         while empty < 2:  # two empty receives in a row: the DLQ is drained (SQS may answer empty once)
             messages = self.sqs.receive_message(
-                QueueUrl=source, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]
+                QueueUrl=source,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=1,
+                VisibilityTimeout=300,  # not back in the DLQ while this move runs: no double send
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["MessageGroupId"],
             ).get("Messages", [])
             if not messages:
                 empty += 1
                 continue
             empty = 0
-            entries = [
-                {
-                    "Id": str(i),
-                    "MessageBody": m["Body"],
-                    **({"MessageAttributes": m["MessageAttributes"]} if m.get("MessageAttributes") else {}),
-                }
-                for i, m in enumerate(messages)
-            ]
+            entries = [_send_entry(str(i), m, fifo) for i, m in enumerate(messages)]
             sent = self.sqs.send_message_batch(QueueUrl=target, Entries=entries)
             ok = {s["Id"] for s in sent.get("Successful", [])}
+            failed += len(messages) - len(ok)
             done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages) if str(i) in ok]
-            if done:  # only what reached the source queue leaves the DLQ: nothing is lost on a failed send
+            if done:
                 self.sqs.delete_message_batch(QueueUrl=source, Entries=done)
             moved += len(done)
             _progress(out, moved, max(total, moved))
         print(file=out)
-        return moved
+        return moved, failed
+
+
+class RedriveIncomplete(Exception):
+    """Some messages could not be moved; they stay in the dead-letter queue."""
+
+
+def _unsupported(exc: ClientError) -> bool:
+    """The service has no StartMessageMoveTask (moto answers 500; other stand-ins 404/501 or an unknown
+    action), as opposed to a refusal of a real one."""
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return status in (404, 500, 501) or error_code(exc) in {"InvalidAction", "NotImplemented", "UnknownOperation"}
+
+
+def _send_entry(entry_id: str, message: dict[str, Any], fifo: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Id": entry_id, "MessageBody": message["Body"]}
+    if message.get("MessageAttributes"):
+        entry["MessageAttributes"] = message["MessageAttributes"]
+    if fifo:  # keep the group's order; the original id makes a retried send a no-op
+        entry["MessageGroupId"] = message.get("Attributes", {}).get("MessageGroupId", "redrive")
+        entry["MessageDeduplicationId"] = message["MessageId"]
+    return entry
 
 
 def _progress(out: TextIO, done: int, total: int, width: int = 30) -> None:

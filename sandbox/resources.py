@@ -1,6 +1,7 @@
 """Create the deployment's resources in the moto server from the same rendering as the stack
-(``scaler.render``): the token table, the topics, every queue the config names (the sandbox stands in for
-the whole account, so queues the stack would not create exist here too, each with a DLQ) and the alarms."""
+(``scaler.render``): the token table, the topics, the queues and DLQs the stack creates, and the alarms.
+Queues the stack expects to exist already are made too (the sandbox stands in for the whole account),
+each with a DLQ."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import boto3
 
-from poller.config import Config
+from poller.config import Config, QueueConfig
 from poller.tokens import bind_token_table
 from scaler.render import render
 
@@ -24,37 +25,50 @@ def create_resources(config: Config, *, prefix: str, root: Path, region: str) ->
     sns = boto3.client("sns", region_name=region)
     cloudwatch = boto3.client("cloudwatch", region_name=region)
     refs: dict[str, str] = {}
-    arns: dict[str, str] = {}
     for logical, resource in rendered.items():
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::DynamoDB::Table":
             bind_token_table(props["TableName"], region=region).create_table(billing_mode="PAY_PER_REQUEST", wait=True)
         elif resource["Type"] == "AWS::SNS::Topic":
             refs[logical] = sns.create_topic(Name=props["TopicName"])["TopicArn"]
+    # Queues the stack creates, as rendered (dead-letter queues first: the others point at them).
+    queues = {k: r for k, r in rendered.items() if r["Type"] == "AWS::SQS::Queue"}
+    for logical in sorted(queues, key=lambda k: "RedrivePolicy" in queues[k]["Properties"]):
+        props = dict(queues[logical]["Properties"])
+        name = props.pop("QueueName")
+        redrive = props.pop("RedrivePolicy", None)
+        attributes = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in props.items()}
+        if redrive is not None:
+            target = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            policy = {"deadLetterTargetArn": refs[target], "maxReceiveCount": redrive["maxReceiveCount"]}
+            attributes["RedrivePolicy"] = json.dumps(policy)
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        refs[logical] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    # Queues the stack expects to exist already: the sandbox stands in for the account that has them.
     for queue in config.queues.values():
-        dlq_name = queue.dlq_name or f"{queue.queue_name.removesuffix('.fifo')}-dlq" + (
-            ".fifo" if queue.queue_name.endswith(".fifo") else ""
-        )
-        fifo = {"FifoQueue": "true"} if queue.queue_name.endswith(".fifo") else {}
-        dlq_url = sqs.create_queue(QueueName=dlq_name, Attributes=fifo)["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        receives = queue.max_receive_count if queue.create else SANDBOX_MAX_RECEIVE_COUNT
-        sqs.create_queue(
-            QueueName=queue.queue_name,
-            Attributes={
-                **fifo,
-                "VisibilityTimeout": str(queue.visibility_timeout_s),
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": receives}),
-            },
-        )
-        arns[queue.key] = dlq_url
+        if not queue.create:
+            _existing_queue(sqs, queue)
     for resource in rendered.values():
         if resource["Type"] == "AWS::CloudWatch::Alarm":
             cloudwatch.put_metric_alarm(**_resolve(resource["Properties"], refs))
             cloudwatch.set_alarm_state(
                 AlarmName=resource["Properties"]["AlarmName"], StateValue="INSUFFICIENT_DATA", StateReason="new alarm"
             )
-    return {arn.rsplit(":", 1)[-1]: arn for arn in refs.values()}
+    return {arn.rsplit(":", 1)[-1]: arn for arn in refs.values() if ":sns:" in arn}
+
+
+def _existing_queue(sqs: Any, queue: QueueConfig) -> None:
+    """A queue the stack does not create, with a DLQ so that poison messages have somewhere to go."""
+    fifo = queue.queue_name.endswith(".fifo")
+    dlq_name = queue.dlq_name or (queue.queue_name.removesuffix(".fifo") + "-dlq" + (".fifo" if fifo else ""))
+    flags = {"FifoQueue": "true"} if fifo else {}
+    dlq_url = sqs.create_queue(QueueName=dlq_name, Attributes=flags)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": SANDBOX_MAX_RECEIVE_COUNT}
+    sqs.create_queue(
+        QueueName=queue.queue_name,
+        Attributes={**flags, "VisibilityTimeout": str(queue.visibility_timeout_s), "RedrivePolicy": json.dumps(policy)},
+    )
 
 
 def _resolve(value: Any, refs: dict[str, str]) -> Any:
