@@ -103,10 +103,11 @@ class Operator:
         try:
             task = self.sqs.start_message_move_task(SourceArn=arn, DestinationArn=self._arn(self.url(queue)))
             return f"message move task started: {task.get('TaskHandle', '')}"
-        except ClientError as exc:
-            if not _unsupported(exc):  # a task already running, access denied, ...: say so, move nothing
-                raise
-            print(f"StartMessageMoveTask not available here ({error_code(exc)}); moving by hand", file=out)
+        except (ClientError, NotImplementedError) as exc:  # NotImplementedError: moto in-process
+            if isinstance(exc, ClientError) and not _unsupported(exc):
+                raise  # a task already running, access denied, ...: say so, move nothing
+            why = error_code(exc) if isinstance(exc, ClientError) else "not implemented"
+            print(f"StartMessageMoveTask not available here ({why}); moving by hand", file=out)
         moved, failed = self._move(dlq, self.url(queue), out)
         if failed:
             raise RedriveIncomplete(f"moved {moved} messages; {failed} could not be sent and stay in the DLQ")
