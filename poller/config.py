@@ -89,10 +89,13 @@ class QueueConfig:
         """The dead-letter queue's name: the one given, or ``<name>-dlq`` for a queue the stack creates."""
         if self.dlq is not None:
             return self.dlq.rstrip("/").rsplit("/", 1)[-1]
-        if not self.create:
-            return None
+        return self.stack_dlq_name if self.create else None
+
+    @property
+    def stack_dlq_name(self) -> str:
+        """The name a DLQ made for this queue gets: ``<name>-dlq`` (``<name>-dlq.fifo`` for FIFO)."""
         name = self.queue_name
-        return f"{name[: -len('.fifo')]}-dlq.fifo" if name.endswith(".fifo") else f"{name}-dlq"
+        return f"{name.removesuffix('.fifo')}-dlq.fifo" if name.endswith(".fifo") else f"{name}-dlq"
 
     @property
     def queue_name(self) -> str:
@@ -106,6 +109,17 @@ class QueueConfig:
     def queue_url(self, *, region: str, account_id: str) -> str:
         """The queue URL: the one given, or the name's URL in this account and region."""
         return self.queue_url_given or f"https://sqs.{region}.amazonaws.com/{account_id}/{self.queue}"
+
+    def dlq_url(self, *, region: str, account_id: str) -> str | None:
+        """The dead-letter queue's URL (given, or beside the queue), or None when the config names none."""
+        if self.dlq is not None and _is_url(self.dlq):
+            return self.dlq
+        name = self.dlq_name
+        return (
+            None
+            if name is None
+            else self.queue_url(region=region, account_id=account_id).rsplit("/", 1)[0] + "/" + name
+        )
 
     def matches_url(self, url: str) -> bool:
         """True when ``url`` is this queue: equal to the URL given, or ending in the name given."""

@@ -114,6 +114,12 @@ class Sandbox:
     def queue_url(self, key: str) -> str:
         return self.config.queue(key).queue_url(region=self.region, account_id=self.account)
 
+    def dlq_url(self, key: str) -> str:
+        """Every sandbox queue has a DLQ: the configured one, or the one resources.py made beside it."""
+        queue = self.config.queue(key)
+        configured = queue.dlq_url(region=self.region, account_id=self.account)
+        return configured or self.queue_url(key).rsplit("/", 1)[0] + "/" + queue.stack_dlq_name
+
     def start(self) -> Sandbox:
         """Start everything; on any failure, undo what was started (servers, environment) and re-raise."""
         try:

@@ -47,10 +47,7 @@ class Operator:
         return queue.queue_url(region=self.region, account_id=self.account)
 
     def dlq_url(self, queue: QueueConfig) -> str | None:
-        if queue.dlq and queue.dlq.startswith(("https://", "http://")):
-            return queue.dlq
-        name = queue.dlq_name
-        return None if name is None else self.url(queue).rsplit("/", 1)[0] + "/" + name
+        return queue.dlq_url(region=self.region, account_id=self.account)
 
     def _depth(self, url: str) -> tuple[int, int]:
         attrs = self.sqs.get_queue_attributes(

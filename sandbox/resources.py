@@ -60,7 +60,7 @@ def create_resources(config: Config, *, prefix: str, root: Path, region: str) ->
 def _existing_queue(sqs: Any, queue: QueueConfig) -> None:
     """A queue the stack does not create, with a DLQ so that poison messages have somewhere to go."""
     fifo = queue.queue_name.endswith(".fifo")
-    dlq_name = queue.dlq_name or (queue.queue_name.removesuffix(".fifo") + "-dlq" + (".fifo" if fifo else ""))
+    dlq_name = queue.dlq_name or queue.stack_dlq_name
     flags = {"FifoQueue": "true"} if fifo else {}
     dlq_url = sqs.create_queue(QueueName=dlq_name, Attributes=flags)["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -207,7 +207,7 @@ class Demo:
                 QueueUrl=self.sandbox.queue_url(key),
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
             )["Attributes"]
-            dlq_url = self.sandbox.queue_url(key).rsplit("/", 1)[0] + "/" + (queue.dlq_name or "")
+            dlq_url = self.sandbox.dlq_url(key)
             dlq = self.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])[
                 "Attributes"
             ]
@@ -256,8 +256,8 @@ class Demo:
     def dead_letters(self) -> set[str]:
         """The ids of the messages in the queues' DLQs (read, and kept invisible: the run is over)."""
         ids: set[str] = set()
-        for key, queue in self.sandbox.config.queues.items():
-            url = self.sandbox.queue_url(key).rsplit("/", 1)[0] + "/" + (queue.dlq_name or "")
+        for key in self.sandbox.config.queues:
+            url = self.sandbox.dlq_url(key)
             while True:
                 got = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600)
                 if not got.get("Messages"):
