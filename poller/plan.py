@@ -77,8 +77,9 @@ class SpreadPlan:
 
     Times are seconds from the start of the send. ``window_s`` is the spread actually used (at most 900);
     ``wanted_window_s`` the one the target needs (N * T / C, or 0 when N <= C: no spreading is needed).
-    ``expected_peak_concurrency`` is what the window gives, bounded by the consumers' rate when it is
-    known (``consumer_rate_per_s`` * T). ``finish_s`` is when the last job is expected to be done.
+    ``window_peak_concurrency`` is the jobs in progress the window alone gives; ``expected_peak_concurrency``
+    the same, bounded by the consumers' rate when it is known (``consumer_rate_per_s`` * T). ``finish_s``
+    is when the last job is expected to be done.
     """
 
     jobs: int
@@ -89,6 +90,7 @@ class SpreadPlan:
     wanted_window_s: float
     window_s: float
     arrival_rate_per_s: float
+    window_peak_concurrency: float
     expected_peak_concurrency: float
     finish_s: float
 
@@ -121,22 +123,34 @@ class SpreadPlan:
     def summary(self) -> str:
         """A few lines for people: the target, the window, the expected peak and the finish."""
         lines = [
-            f"plan: {self.jobs} jobs of {self.mean_job_s:g} s, at most {self.max_concurrency} at once "
+            f"plan: {self.jobs} jobs of {_seconds(self.mean_job_s)} s, at most {self.max_concurrency} at once "
             f"-> {_rate(self.max_concurrency / self.mean_job_s)} jobs/s",
-            f"  window {self.window_s:.0f} s ({self.spread} spread), {_rate(self.arrival_rate_per_s)} jobs/s arrive, "
-            f"expected peak concurrency {self.expected_peak_concurrency:.1f}, finish after {self.finish_s:.0f} s",
+            f"  window {_seconds(self.window_s)} s ({self.spread} spread), {_rate(self.arrival_rate_per_s)} jobs/s "
+            f"arrive, expected peak concurrency {self.expected_peak_concurrency:.1f}, "
+            f"finish after {_seconds(self.finish_s)} s",
         ]
         if self.capped:
+            bound = (
+                f", above the {self.max_concurrency} wanted, unless the consumers bound it (max_loops, a rate limit)"
+                if self.consumer_rate_per_s is None
+                else f"; the consumers' {_rate(self.consumer_rate_per_s)} jobs/s hold it at "
+                f"{self.expected_peak_concurrency:.1f}"
+            )
             lines.append(
-                f"  needs {self.wanted_window_s:.0f} s, but message timers stop at {SQS_MAX_DELAY_S} s: the peak "
-                f"exceeds {self.max_concurrency} unless the consumers bound it (max_loops, rate limit)"
+                f"  needs {_seconds(self.wanted_window_s)} s, but message timers stop at {SQS_MAX_DELAY_S} s: "
+                f"timers alone let {self.window_peak_concurrency:.1f} run at once{bound}"
             )
         if self.consumer_rate_per_s is not None and self.consumer_bound:
             lines.append(
                 f"  the consumers ({_rate(self.consumer_rate_per_s)} jobs/s) need "
-                f"{self.jobs / self.consumer_rate_per_s:.0f} s: jobs wait in the queue and the finish moves out"
+                f"{_seconds(self.jobs / self.consumer_rate_per_s)} s: jobs wait in the queue and the finish moves out"
             )
         return "\n".join(lines)
+
+
+def _seconds(value: float) -> str:
+    """800.0 -> '800', 800.5 -> '800.5', 2.4 -> '2.4' (tenths at most)."""
+    return f"{value:.1f}".removesuffix(".0")
 
 
 def _rate(per_s: float) -> str:
@@ -177,6 +191,7 @@ def plan_spread(
     rate = jobs / window if window > 0 else (math.inf if jobs else 0.0)
     # Arrivals spread evenly over W, each busy T: N * T / W in progress once W > T; all N when W <= T.
     peak = float(jobs) if window <= mean_job_s else jobs * mean_job_s / window
+    window_peak = peak
     drain_s = window
     if consumer_rate_per_s is not None:
         peak = min(peak, consumer_rate_per_s * mean_job_s)
@@ -190,6 +205,7 @@ def plan_spread(
         wanted_window_s=wanted,
         window_s=window,
         arrival_rate_per_s=rate,
+        window_peak_concurrency=window_peak,
         expected_peak_concurrency=peak,
         finish_s=(drain_s + mean_job_s) if jobs else 0.0,
     )

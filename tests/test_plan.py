@@ -29,12 +29,17 @@ def test_a_window_beyond_900_s_is_capped_and_the_higher_peak_reported() -> None:
     assert plan.capped
     assert plan.expected_peak_concurrency == pytest.approx(100_000 * 0.5 / 900)  # 55.6, above 25
     assert plan.finish_s == 900.5
-    assert "needs 2000 s, but message timers stop at 900 s" in plan.summary()
+    assert plan.window_peak_concurrency == plan.expected_peak_concurrency
+    assert "needs 2000 s, but message timers stop at 900 s: timers alone let 55.6 run at once, above the 25" in (
+        plan.summary()
+    )
 
 
 def test_the_consumers_rate_bounds_the_peak_and_moves_the_finish_out() -> None:
     plan = plan_spread(100_000, 0.5, 25, consumer_rate_per_s=50)
     assert plan.expected_peak_concurrency == 25.0  # 50 jobs/s * 0.5 s
+    assert plan.window_peak_concurrency == pytest.approx(55.56, abs=0.01)
+    assert "timers alone let 55.6 run at once; the consumers' 50 jobs/s hold it at 25.0" in plan.summary()
     assert plan.consumer_bound
     assert plan.finish_s == 2000.5  # 100,000 / 50 + T
     assert "need 2000 s: jobs wait in the queue" in plan.summary()

@@ -84,7 +84,7 @@ def test_a_dry_run_prints_the_plan_and_sends_nothing(tmp_path: Path, capsys: pyt
     args = ["send", "vendor", str(jobs), "--plan", "--mean-job-s", "0.5", "--max-concurrency", "25", "--dry-run"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "window 800 s (even spread), 50 jobs/s arrive, expected peak concurrency 25.0, finish after 800 s" in out
+    assert "window 800 s (even spread), 50 jobs/s arrive, expected peak concurrency 25.0, finish after 800.5 s" in out
     assert "dry run: 40000 messages read" in out
 
 
