@@ -156,8 +156,8 @@ def resolve_queue_url(client: Any, queue: str, config: Path | None) -> str:
         return str(client.get_queue_url(QueueName=name)["QueueUrl"])
     except ClientError as exc:
         if error_code(exc) in QUEUE_MISSING_CODES:
-            known = "" if name != queue else f" and it is no queue key in {path}"
-            raise ValueError(f"queue {name!r} does not exist in this account and region{known}") from None
+            key = f"{queue!r} is no queue key in {path}, and " if name == queue else ""
+            raise ValueError(f"{key}no queue named {name!r} exists in this account and region") from None
         raise
 
 

@@ -60,7 +60,7 @@ def test_refused_messages_are_named_and_the_exit_code_says_so(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["send", "nope", "FILE"], "queue 'nope' does not exist in this account and region"),
+        (["send", "nope", "FILE"], "'nope' is no queue key in queues.yml, and no queue named 'nope' exists"),
         (["send", "jobs", "FILE", "--plan", "--max-concurrency", "5"], "--plan needs --mean-job-s"),
         (["send", "jobs", "FILE", "--mean-job-s", "2"], "--mean-job-s: only with --plan"),
         (["send", "jobs", "FILE", "--jitter", "5-1000"], "jitter 5-1000: expected 0 <= low <= high <= 900"),
