@@ -49,11 +49,17 @@ class FaultyBatches:
     flaky: set[str] = field(default_factory=set)
     flaky_times: int = 1
     raise_on_call: dict[int, ClientError] = field(default_factory=dict)
+    deny_attributes: bool = False
     calls: list[list[dict[str, Any]]] = field(default_factory=list)
     tries: dict[str, int] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
+
+    def get_queue_attributes(self, **params: Any) -> dict[str, Any]:
+        if self.deny_attributes:
+            raise error("AccessDenied", 403)
+        return self.real.get_queue_attributes(**params)
 
     def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
         self.calls.append(Entries)
@@ -104,6 +110,17 @@ def test_the_queue_maximum_message_size_is_read_and_a_larger_message_named_befor
         send_messages(sqs, url, bodies, clock=FakeClock())
     assert (caught.value.index, caught.value.limit_bytes) == (1, 1024)
     assert count(sqs, url) == (0, 0)
+
+
+def test_a_producer_that_may_not_read_the_queue_keeps_to_the_default_256_kib(
+    sqs: Any, loop_logs: pytest.LogCaptureFixture
+) -> None:
+    url = make_queue(sqs, "jobs")  # moto's queue takes 1 MiB, but the producer cannot know
+    faulty = FaultyBatches(sqs, deny_attributes=True)
+    with pytest.raises(MessageTooLarge, match="the queue accepts at most 262144"):
+        send_messages(faulty, url, ["x" * 300_000], clock=FakeClock())
+    assert [e["code"] for e in log_events(loop_logs, "max_message_size_unknown")] == ["AccessDenied"]
+    assert send_messages(faulty, url, ["x" * 200_000, "y" * 200_000], clock=FakeClock()).batches == 2
 
 
 @pytest.mark.parametrize(("body", "named"), [("", "non-empty string"), ("a\x00b", "U\\+0000 at position 1")])
