@@ -75,6 +75,11 @@ class SendReport:
     def ok(self) -> bool:
         return self.sent == self.total
 
+    @property
+    def unsent(self) -> int:
+        """Messages neither sent nor refused: those a stopped send never got to."""
+        return self.total - self.sent - len(self.failed)
+
     def summary(self) -> str:
         line = (
             f"sent {self.sent} of {self.total} messages to {self.queue_url} in {self.batches} batches, "
@@ -93,7 +98,7 @@ class SendIncomplete(SqsLoopsError):
     def __init__(self, report: SendReport, next_index: int, cause: BaseException):
         super().__init__(
             f"{report.queue_url}: stopped at message {next_index} of {report.total} "
-            f"({report.sent} sent, {len(report.failed)} failed, {report.total - next_index} not sent): "
+            f"({report.sent} sent, {len(report.failed)} failed, {report.unsent} not sent): "
             f"{error_code(cause) or type(cause).__name__}: {cause}"
         )
         self.report = report
@@ -140,6 +145,8 @@ def send_messages(
     """
     rand = rand or random.Random()
     fifo = queue_url.rstrip("/").endswith(".fifo")
+    if max_message_bytes is not None and not 0 < max_message_bytes <= SQS_MAX_PAYLOAD_BYTES:
+        raise BadSend(f"max_message_bytes: expected 1-{SQS_MAX_PAYLOAD_BYTES} (the SQS limit), got {max_message_bytes}")
     limit = max_message_bytes or _queue_max_message_bytes(client, queue_url)
     _check(bodies, queue_url, timers=timers, fifo=fifo, group_id=group_id, limit=limit)
     sender = _Sender(client, queue_url, bodies, timers, group_id if fifo else None, clock, rand)

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from poller.aws_errors import QUEUE_MISSING_CODES, error_code
 from poller.config import config_path, load_config
 from poller.plan import Jitter, SpreadPlan, Timers, parse_jitter, plan_spread
-from poller.producer import SendReport, send_messages
+from poller.producer import SendIncomplete, SendReport, send_messages
 
 EXIT_SOME_FAILED = 1
 """Some messages were refused; each is named on stderr (bad input and whole-send failures exit 2)."""
@@ -78,16 +78,20 @@ def run_send(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO
             rand=random.Random(args.seed),
             on_progress=bar.update,
         )
-    finally:
+    except BaseException as exc:
         bar.close()
-    return _summary(report, out, err)
-
-
-def _summary(report: SendReport, out: TextIO, err: TextIO) -> int:
+        if isinstance(exc, SendIncomplete):  # name those refused before it stopped; the error line says the rest
+            _name_failed(exc.report, err)
+        raise
+    bar.close()
     print(report.summary(), file=out)
+    _name_failed(report, err)
+    return 0 if report.ok else EXIT_SOME_FAILED
+
+
+def _name_failed(report: SendReport, err: TextIO) -> None:
     for failed in report.failed:
         print(f"sqs-loops: not sent: {failed}", file=err)
-    return 0 if report.ok else EXIT_SOME_FAILED
 
 
 def _timers(args: argparse.Namespace, jobs: int) -> Timers | None:

@@ -152,10 +152,13 @@ def test_jitter_delays_each_message_within_its_range(sqs: Any) -> None:
     assert delayed(sqs, url) == 30
 
 
-def test_a_plan_for_another_count_is_refused(sqs: Any) -> None:
+def test_a_plan_for_another_count_or_a_budget_beyond_sqs_is_refused(sqs: Any) -> None:
     url = make_queue(sqs, "jobs")
     with pytest.raises(BadSend, match="the plan is for 5 jobs, but there are 3 messages"):
         send_messages(sqs, url, ["a", "b", "c"], timers=plan_spread(5, 1.0, 1))
+    with pytest.raises(BadSend, match="max_message_bytes: expected 1-1048576"):
+        send_messages(sqs, url, ["a"], max_message_bytes=2_000_000)
+    assert count(sqs, url) == (0, 0)
 
 
 def test_failed_entries_are_retried_when_sqs_failed_and_named_when_it_refused(
@@ -190,8 +193,9 @@ def test_a_throttled_call_is_retried_and_a_denied_one_stops_the_send_saying_wher
     faulty = FaultyBatches(sqs, raise_on_call={1: error("ThrottlingException"), 3: error("AccessDenied", 403)})
     with pytest.raises(
         SendIncomplete, match=re.escape("stopped at message 10 of 30 (10 sent, 0 failed, 20 not sent): AccessDenied")
-    ):
+    ) as caught:
         send_messages(faulty, url, bodies, clock=FakeClock())
+    assert (caught.value.next_index, caught.value.report.unsent) == (10, 20)
     assert sorted(m["Body"] for m in drain(sqs, url)) == sorted(bodies[:10])
 
 
