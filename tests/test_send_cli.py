@@ -60,22 +60,30 @@ def test_refused_messages_are_named_and_the_exit_code_says_so(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["send", "nope", "FILE"], "'nope' is no queue key in queues.yml, and no queue named 'nope' exists"),
         (["send", "jobs", "FILE", "--plan", "--max-concurrency", "5"], "--plan needs --mean-job-s"),
         (["send", "jobs", "FILE", "--mean-job-s", "2"], "--mean-job-s: only with --plan"),
         (["send", "jobs", "FILE", "--jitter", "5-1000"], "jitter 5-1000: expected 0 <= low <= high <= 900"),
         (["send", "jobs", "FILE", "--format", "json"], "not valid JSON at line 1, column 1"),
     ],
 )
-def test_bad_input_is_one_line(
-    sqs: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+def test_bad_input_is_one_line_before_any_aws_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    make_queue(sqs, "jobs")
     jobs = tmp_path / "jobs.txt"
     jobs.write_text("a\nb\n")
     assert main([str(jobs) if a == "FILE" else a for a in args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sqs-loops: error: ") and message in err and err.count("\n") == 1
+
+
+def test_an_unknown_queue_is_one_line(sqs: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("a\n")
+    assert main(["send", "nope", str(jobs)]) == 2
+    assert capsys.readouterr().err == (
+        "sqs-loops: error: 'nope' is no queue key in queues.yml, and no queue named 'nope' exists in this account "
+        "and region\n"
+    )
 
 
 def test_a_dry_run_prints_the_plan_and_sends_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
