@@ -16,6 +16,7 @@ from pynamodb.exceptions import PynamoDBException
 from poller.config import config_path, load_config
 from poller.exceptions import SqsLoopsError
 from sandbox.operator import RedriveIncomplete
+from sandbox.send import add_send_parser, run_send
 
 DEMO_FAULTS = {"duplicate", "drop", "notify_dup", "notify_lost"}
 
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="makes a run reproducible")
     demo.add_argument("--feed-seconds", type=float, default=25.0, help="the burst is sent over this long")
     demo.add_argument("--faults", help=f"name=probability,... with names {', '.join(sorted(DEMO_FAULTS))}")
+    add_send_parser(commands)
     return parser
 
 
@@ -115,6 +117,8 @@ def _run(args: argparse.Namespace) -> int:
         return _demo(args)
     if args.command == "sandbox":
         return _sandbox(args)
+    if args.command == "send":
+        return run_send(args)
     from sandbox.operator import Operator
 
     if not args.prefix:
