@@ -12,8 +12,9 @@ from bench import aws
 from bench.baselines import Recursive2016
 from bench.handlers import noop
 from bench.harness import BenchContext, bench_config, create_table, loop_services, next_step, run_step
-from bench.simtime import FakeClock, simulate_long_polls
+from bench.simtime import simulate_long_polls
 from poller.config import Config
+from sandbox.clock import FakeClock
 
 BACKLOG = 30
 """Messages kept in the queue at full backlog: every batch handled is sent again on an uncounted client

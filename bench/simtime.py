@@ -8,30 +8,9 @@ on by the wait that was asked for, as an empty long poll on SQS lasts exactly th
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-
-class FakeClock:
-    """Moves only when told to (or when something sleeps on it)."""
-
-    def __init__(self, start: float = 1_800_000_000.0):
-        self._epoch = start
-        self._mono = 0.0
-        self._lock = threading.Lock()
-
-    def time(self) -> float:
-        return self._epoch + self._mono
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._mono += seconds
+from sandbox.clock import FakeClock
 
 
 def simulate_long_polls(sqs_client: Any, clock: FakeClock) -> None:
