@@ -2,7 +2,7 @@
 event source mapping, on-demand and provisioned mode) and with the 2016 recursive design (docs/cost.md).
 
 Calls per message and per idle minute are the measured ones (``python -m bench``, docs/benchmarks.md);
-prices are the us-east-1 list prices of /work/shared/AWS-FACTS.md. Free tiers are left out. A month is
+prices are the us-east-1 list prices of the project's AWS-FACTS.md. Free tiers are left out. A month is
 30 days. Durations are billed per millisecond, as Lambda does."""
 
 from __future__ import annotations
