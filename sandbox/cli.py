@@ -15,6 +15,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from poller.config import config_path, load_config
 from poller.exceptions import SqsLoopsError
+from sandbox.cost_command import add_cost_command, run_cost
 from sandbox.operator import RedriveIncomplete
 from sandbox.send import add_send_parser, run_send
 
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--feed-seconds", type=float, default=25.0, help="the burst is sent over this long")
     demo.add_argument("--faults", help=f"name=probability,... with names {', '.join(sorted(DEMO_FAULTS))}")
     add_send_parser(commands)
+    add_cost_command(commands)
     return parser
 
 
@@ -113,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "cost":
+        return run_cost(args)
     if args.command == "demo":
         return _demo(args)
     if args.command == "sandbox":
