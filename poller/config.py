@@ -453,7 +453,7 @@ class _Parser:
         per = data.get("per", "record")
         if per not in _HTTP_PER:
             raise self.fail(f"{where}.per", f"expected one of {', '.join(_HTTP_PER)}, got {_show(per)}")
-        timeout = data.get("timeout_s", HttpTarget.timeout_s)
+        timeout = data.get("timeout_s", min(HttpTarget.timeout_s, settings.handler_timeout_s))
         if (
             isinstance(timeout, bool)
             or not isinstance(timeout, int | float)
