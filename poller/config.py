@@ -421,6 +421,11 @@ class _Parser:
                 raise self.fail(f"{where}.rate_limit", f"expected messages a second > 0, got {_show(rate)}")
             rate = float(rate)
         concurrency = self.integer(data.get("concurrency", 1), f"{where}.concurrency", 1, settings.batch_size)
+        if concurrency > 1 and settings.queue_name.endswith(".fifo"):
+            raise self.fail(
+                f"{where}.concurrency",
+                "must be 1 on a FIFO queue: records in parallel would break the order in a group",
+            )
         if http is not None and http.per == "batch" and concurrency > 1:
             raise self.fail(
                 f"{where}.concurrency", "http per: batch sends the batch in one request; concurrency must be 1"

@@ -178,6 +178,10 @@ BAD = [
         "queues:\n  orders:\n    queue: q\n    concurrency: 2\n    http: {url: 'http://x', per: batch}\n",
         r"orders\.concurrency: http per: batch sends the batch in one request",
     ),
+    (
+        "queues:\n  o:\n    queue: o.fifo\n    handler: a.b\n    concurrency: 2\n",
+        r"queues\.o\.concurrency: must be 1 on a FIFO",
+    ),
     (QUEUE + "    rate_limit: 0\n", r"queues\.orders\.rate_limit: expected messages a second > 0, got 0"),
     (QUEUE + "    rate_limit: fast\n", r"queues\.orders\.rate_limit: expected messages a second > 0"),
     (
