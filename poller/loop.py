@@ -117,7 +117,7 @@ class Loop:
         self.outcome.generation = lease.generation
         self.fields["generation"] = lease.generation
         try:
-            dispatcher = self._dispatcher(lease)
+            dispatcher = self._dispatcher()
             try:
                 self._work(lease, dispatcher)
             finally:
@@ -181,7 +181,7 @@ class Loop:
             log_fields=self.fields,
         )
 
-    def _dispatcher(self, lease: Lease) -> Dispatcher:
+    def _dispatcher(self) -> Dispatcher:
         """The queue's target, paced by this loop's share of the rate limit when the queue has one."""
         if self.queue.rate_limit is not None:
             self.rate = RateShare(
