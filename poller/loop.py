@@ -200,6 +200,7 @@ class Loop:
             rate=self.rate,
             arn=self.arn,
             region=self.services.region,
+            clock=self.clock,
             log_fields=self.fields,
         )
 
@@ -207,9 +208,11 @@ class Loop:
         if not lease.ended and self._poll_wait_s() is None:
             raise InvocationTooShort(self.deadline.remaining_s(), self.queue.handler_timeout_s)
         while not lease.ended:
-            if self.rate is not None and self._poll_wait_s() is not None:
-                # Not our turn yet: receive only when the messages can be paid for.
-                self.clock.sleep(min(self.rate.ready_in_s(), self.deadline.remaining_s()))
+            wait = dispatcher.ready_in_s()
+            if wait > 0 and self._poll_wait_s() is not None:
+                # Not our turn yet (rate share, or a downstream's Retry-After): receive only when the
+                # messages can be sent.
+                self.clock.sleep(min(wait, self.deadline.remaining_s()))
             wait_s = self._poll_wait_s()
             if wait_s is None:
                 return

@@ -119,23 +119,28 @@ def test_a_rate_limit_paces_calls_and_a_new_loop_holds_back(rig_factory: Any) ->
 
 
 class Vendor:
-    """A real HTTP server on loopback that answers by the body: ok 200, busy 429 (Retry-After 7), down
-    503, bad 400, slow after 2 s; per batch, it fails the records whose body is bad."""
+    """A real HTTP server on loopback that answers by the body: ok 200, busy 429 (Retry-After 2), down
+    503, hold on 503 (Retry-After 1), bad 400, slow after 2 s; per batch, it fails the records whose body
+    is bad."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.times: list[tuple[float, bytes]] = []  # (monotonic arrival, body)
         self.server, self.url = loopback.serve(self.answer, name="test-vendor")
 
     def answer(self, request: BaseHTTPRequestHandler) -> None:
         body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
         self.requests.append((dict(request.headers), body))
+        self.times.append((time.monotonic(), body))
         text = body.decode()
         status, headers, out = 200, {}, b""
         if text.startswith('{"Records"'):
             failed = [{"itemIdentifier": r["messageId"]} for r in json.loads(text)["Records"] if r["body"] == "bad"]
             out = json.dumps({"batchItemFailures": failed}).encode()
         elif text == "busy":
-            status, headers = 429, {"Retry-After": "7"}
+            status, headers = 429, {"Retry-After": "2"}
+        elif text == "hold on":
+            status, headers = 503, {"Retry-After": "1"}
         elif text == "down":
             status = 503
         elif text == "bad":
@@ -164,26 +169,43 @@ def test_http_per_record_sorts_answers_into_done_retry_later_and_toward_the_dlq(
     rig_factory: Any, vendor: Vendor, loop_logs: Any
 ) -> None:
     http = {"url": vendor.url + "/jobs", "timeout_s": 0.5, "headers": {"Authorization": "Bearer t"}}
-    rig: LoopRig = rig_factory(handler=None, http=http, retry_backoff={"base_s": 2, "max_s": 60}, batch_size=10)
+    rig: LoopRig = rig_factory(handler=None, http=http, retry_backoff={"base_s": 1, "max_s": 60}, batch_size=10)
     send(rig.sqs, rig.url, ['{"job": 1}', "busy", "down", "bad", "slow"])
 
-    outcome = rig.run(rig.create_token(), budget_s=6)
+    outcome = rig.run(rig.create_token(), budget_s=8)  # the 429 pauses the loop for 2 s
 
     first = {body.decode(): headers for headers, body in vendor.requests}
     assert first['{"job": 1}']["Authorization"] == "Bearer t" and first['{"job": 1}']["X-Sqs-Message-Id"]
     assert outcome.succeeded == 1
     delays = {}
-    for line in log_events(loop_logs, "retry_backoff"):
-        delays.update(line["delays_s"])
-    refused = {line["status"]: line for line in log_events(loop_logs, "forward_refused")}
-    assert refused[429]["retry_after_s"] == 7 and refused[400]["permanent"] is True
+    for line in log_events(loop_logs, "retry_backoff"):  # after each message's first receive
+        for message_id, delay in line["delays_s"].items():
+            delays.setdefault(message_id, delay)
+    refused: dict[int, Any] = {}
+    for line in log_events(loop_logs, "forward_refused"):
+        refused.setdefault(line["status"], line)
+    assert refused[429]["retry_after_s"] == 2 and refused[400]["permanent"] is True
     busy_id, bad_id = refused[429]["message_ids"][0], refused[400]["message_ids"][0]
-    assert delays[busy_id] >= 7  # Retry-After honoured on top of the backoff
+    assert delays[busy_id] == 2  # the Retry-After is a floor on the backoff (1 s after a first receive)
     assert delays[bad_id] == 0  # straight back: it reaches the DLQ after maxReceiveCount quick receives
-    assert 2 <= delays[refused[503]["message_ids"][0]] <= 2
-    (timed_out,) = [line for line in log_events(loop_logs, "forward_failed") if "Timeout" in line["error"]]
-    assert 2 <= delays[timed_out["message_ids"][0]] <= 2
+    assert delays[refused[503]["message_ids"][0]] == 1
+    (timed_out, *_) = [line for line in log_events(loop_logs, "forward_failed") if "Timeout" in line["error"]]
+    assert delays[timed_out["message_ids"][0]] == 1
     assert sum(1 for _, body in vendor.requests if body == b"bad") >= 2  # received again at once
+
+
+def test_a_retry_after_pauses_the_loop_not_just_the_record(rig_factory: Any, vendor: Vendor, loop_logs: Any) -> None:
+    rig: LoopRig = rig_factory(handler=None, http=vendor.url, batch_size=10)
+    send(rig.sqs, rig.url, ["hold on", "a", "b", "c"])
+
+    outcome = rig.run(rig.create_token(), budget_s=6)
+
+    assert outcome.succeeded == 3
+    (refused_at,) = [at for at, body in vendor.times if body == b"hold on"]
+    after = [at - refused_at for at, body in vendor.times if at > refused_at]
+    assert after and min(after) >= 0.9  # nothing went out during the 1 s the vendor asked for
+    (pause,) = log_events(loop_logs, "downstream_pause")
+    assert pause["pause_s"] == 1
 
 
 def test_http_per_batch_posts_the_trigger_event_and_honours_its_failures(rig_factory: Any, vendor: Vendor) -> None:
