@@ -80,7 +80,8 @@ class PollerSettings:
 @dataclass(frozen=True)
 class HttpTarget:
     """Forward to an HTTP endpoint: POST each record's body (``per: record``) or the SQS-trigger event of the
-    batch (``per: batch``) to ``url``. ``timeout_s`` bounds each request (connect and read, seconds)."""
+    batch (``per: batch``) to ``url``. ``timeout_s`` bounds each request (connect and read, seconds; default
+    10, at most the queue's ``handler_timeout_s``)."""
 
     url: str
     per: str = "record"
