@@ -36,7 +36,7 @@ def sqs_loops_full_backlog(*, batch_ms: float, timeout_s: int) -> dict[str, Any]
     feeder = aws.sqs_client()
     url = aws.create_queue(feeder, "full-backlog")
     aws.fill(feeder, url, BACKLOG)
-    config = bench_config(url, poller=f"poller: {{timeout_s: {timeout_s}, heartbeat_s: 60}}")
+    config = bench_config(url, poller=f"poller: {{timeout_s: {timeout_s}}}")
     services = loop_services(clock=clock, counter=counter)
     simulate_long_polls(services.sqs_client, clock)
     step = _token(services, url)
@@ -51,7 +51,7 @@ def sqs_loops_idle(*, minutes: float, timeout_s: int = 900) -> dict[str, Any]:
     """Loop steps one after another, as the recursion would run them, on an empty queue for ``minutes``."""
     clock, counter = FakeClock(), aws.CallCounter()
     url = aws.create_queue(aws.sqs_client(), "idle")
-    config: Config = bench_config(url, poller=f"poller: {{timeout_s: {timeout_s}, heartbeat_s: 60}}")
+    config: Config = bench_config(url, poller=f"poller: {{timeout_s: {timeout_s}}}")
     services = loop_services(clock=clock, counter=counter)
     simulate_long_polls(services.sqs_client, clock)
     step = _token(services, url)
@@ -63,7 +63,7 @@ def sqs_loops_idle(*, minutes: float, timeout_s: int = 900) -> dict[str, Any]:
         following = next_step(services)
         assert following is not None, outcome
         step = following
-    return _per_minute(counter, clock, {"invocations": steps, "invocation_s": timeout_s, "heartbeat_s": 60})
+    return _per_minute(counter, clock, {"invocations": steps, "invocation_s": timeout_s, "heartbeat_s": config.poller.heartbeat_s})
 
 
 def _token(services: Any, url: str) -> Any:

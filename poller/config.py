@@ -62,13 +62,13 @@ class PollerSettings:
 
     ``timeout_s``: the poller's Lambda timeout (default 900, 1-900); a loop recurses before it runs out.
     ``heartbeat_s``: a loop refreshes its token's ``last_used`` at least this often while alive
-    (default 60).
+    (default 75: with 20 s long polls an idle loop then makes under 4 calls a minute, docs/benchmarks.md).
     ``lease_margin_s``: slack on top of heartbeat + longest long poll before restart may call a loop dead:
     covers slow AWS calls, retried heartbeats and clock skew between a loop and restart (default 20).
     """
 
     timeout_s: int = LAMBDA_MAX_TIMEOUT_S
-    heartbeat_s: int = 60
+    heartbeat_s: int = 75
     lease_margin_s: int = 20
 
     @property

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
+from poller.background import OneAhead
 from poller.clock import Clock, Deadline, epoch_ms
 from poller.config import RECURSE_RESERVE_S, PollerSettings, QueueConfig
 from poller.dispatch import BatchResult, Dispatcher
@@ -118,9 +119,12 @@ class Loop:
         self.fields["generation"] = lease.generation
         try:
             dispatcher = self._dispatcher()
+            finishing = OneAhead(log_fields=self.fields)
             try:
-                self._work(lease, dispatcher)
+                self._work(lease, dispatcher, finishing)
+                finishing.wait()  # the last batch's delete: its RetriesExhausted is handled below
             finally:
+                finishing.close()
                 dispatcher.close()
             if lease.lost is not None:
                 self.outcome.reason = lease.lost.reason
@@ -204,7 +208,7 @@ class Loop:
             log_fields=self.fields,
         )
 
-    def _work(self, lease: Lease, dispatcher: Dispatcher) -> None:
+    def _work(self, lease: Lease, dispatcher: Dispatcher, finishing: OneAhead) -> None:
         if not lease.ended and self._poll_wait_s() is None:
             raise InvocationTooShort(self.deadline.remaining_s(), self.queue.handler_timeout_s)
         while not lease.ended:
@@ -232,7 +236,9 @@ class Loop:
             if lease.ended:
                 self._give_back(messages)
                 return
-            self._process(messages, dispatcher, lease, received_at)
+            result = self._process(messages, dispatcher, lease, received_at)
+            # The delete runs while the next receive waits: one batch's finish at a time, errors raised here.
+            finishing.submit(partial(self._delete_done, messages, result, started=received_at))
 
     def _receive(self, wait_s: int) -> list[Message]:
         return self.sqs.receive(
@@ -266,12 +272,22 @@ class Loop:
 
     # -- one batch -----------------------------------------------------------------------------------
 
-    def _process(self, messages: list[Message], dispatcher: Dispatcher, lease: Lease, received_at: float) -> None:
-        started = self.clock.monotonic()
+    def _process(
+        self, messages: list[Message], dispatcher: Dispatcher, lease: Lease, received_at: float
+    ) -> BatchResult:
+        """Dispatch the batch; what was never dispatched is made visible again at once, what failed after its
+        retry backoff, both before the next receive (so it can see them)."""
         keep_alive = _KeepAlive(self.sqs, messages, self.queue.visibility_timeout_s, self.clock, lease, received_at)
         interval = min(self.queue.visibility_timeout_s / 3, self.settings.keeper_interval_s)
         with Keeper(keep_alive.tick, interval_s=interval, log_fields=self.fields):
             result = dispatcher.run(messages, self.context, may_start=self._may_start_record)
+        if result.returned:
+            self._give_back(result.returned)
+        self._delay_failed(messages, result)
+        return result
+
+    def _delete_done(self, messages: list[Message], result: BatchResult, *, started: float) -> None:
+        """Delete what succeeded (in the background, while the next receive waits: :class:`OneAhead`)."""
         returned = {m["MessageId"] for m in result.returned}
         done = [m for m in messages if m["MessageId"] not in result.failures and m["MessageId"] not in returned]
         try:
@@ -288,9 +304,6 @@ class Loop:
             raise
         finally:
             self._count_batch(messages, done, result, started)
-            if result.returned:
-                self._give_back(result.returned)
-            self._delay_failed(messages, result)
         if undeleted:
             log(
                 "warning",

@@ -34,7 +34,7 @@ def test_repository_config_loads() -> None:
     config = load_config(ROOT / "queues.yml")
     orders = config.queue("orders")
     assert orders.scale_steps == (ScaleStep(100, 2), ScaleStep(1000, 4))
-    assert config.poller == PollerSettings(timeout_s=900, heartbeat_s=60)
+    assert config.poller == PollerSettings(timeout_s=900, heartbeat_s=75)
 
 
 def test_defaults_fill_queues_and_queue_keys_win() -> None:
