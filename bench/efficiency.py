@@ -63,7 +63,9 @@ def sqs_loops_idle(*, minutes: float, timeout_s: int = 900) -> dict[str, Any]:
         following = next_step(services)
         assert following is not None, outcome
         step = following
-    return _per_minute(counter, clock, {"invocations": steps, "invocation_s": timeout_s, "heartbeat_s": config.poller.heartbeat_s})
+    return _per_minute(
+        counter, clock, {"invocations": steps, "invocation_s": timeout_s, "heartbeat_s": config.poller.heartbeat_s}
+    )
 
 
 def _token(services: Any, url: str) -> Any:

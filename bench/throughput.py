@@ -19,14 +19,29 @@ from bench.harness import BenchContext, bench_config, loop_services, next_step, 
 from poller.step import LoopStep
 
 
-def measure(*, pairs: int, messages: int) -> dict[str, Any]:
+def measure(*, pairs: int, messages: int, round_trip_ms: float = 0) -> dict[str, Any]:
+    """``round_trip_ms``: network time added to every call of both loops (:class:`bench.aws.RoundTrip`)."""
     feeder = aws.sqs_client()
-    url = aws.create_queue(feeder, "throughput")
+    url = aws.create_queue(feeder, f"throughput-{round_trip_ms:g}ms")
     config = bench_config(url)
     services = loop_services()
     services.tokens.create(url, "slot-1", loop_id="loop-bench", now_ms=0)
     state = {"step": LoopStep(url, "slot-1", "loop-bench", 0)}
     plain = aws.sqs_client()
+    network = aws.RoundTrip(round_trip_ms).apply(
+        plain, services.sqs_client, services.tokens.model._get_connection().connection.client
+    )
+    try:
+        return _pairs(url, feeder, plain, config, services, state, pairs=pairs, messages=messages) | {
+            "round_trip_ms": round_trip_ms
+        }
+    finally:
+        network.remove()
+
+
+def _pairs(
+    url: str, feeder: Any, plain: Any, config: Any, services: Any, state: dict[str, Any], *, pairs: int, messages: int
+) -> dict[str, Any]:
 
     def ours() -> None:
         handled = [0]
