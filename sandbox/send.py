@@ -44,7 +44,9 @@ def add_send_parser(commands: Any) -> None:
     send.add_argument("--mean-job-s", type=float, help="with --plan: mean seconds one job takes")
     send.add_argument("--max-concurrency", type=int, help="with --plan: jobs that may run at once")
     send.add_argument(
-        "--consumer-rate", type=float, help="with --plan: jobs a second the consumers allow (e.g. the rate limit)"
+        "--consumer-rate",
+        type=float,
+        help="with --plan: jobs a second the consumers allow (default: the queue's rate_limit, for a config key)",
     )
     send.add_argument("--spread", choices=("even", "random"), default="even", help="with --plan (default even)")
     send.add_argument("--seed", type=int, help="makes jitter and random spreads reproducible")
@@ -104,7 +106,7 @@ def _timers(args: argparse.Namespace, jobs: int) -> Timers | None:
             jobs,
             args.mean_job_s,
             args.max_concurrency,
-            consumer_rate_per_s=args.consumer_rate,
+            consumer_rate_per_s=args.consumer_rate or _config_rate_limit(args.queue, args.config),
             spread=args.spread,
         )
     given = [name for name, value in {**plan_options, "--consumer-rate": args.consumer_rate}.items() if value]
@@ -140,6 +142,15 @@ def _json_array(text: str, where: str, *, required: bool) -> list[str] | None:
             raise ValueError(f"{where}: expected a JSON array, got a JSON {type(data).__name__}")
         return None
     return [item if isinstance(item, str) else json.dumps(item, separators=(",", ":")) for item in data]
+
+
+def _config_rate_limit(queue: str, config: Path | None) -> float | None:
+    """The ``rate_limit`` of ``queue`` when it is a queue key of the config: what the consumers allow."""
+    path = config or config_path()
+    if config is None and not path.exists():
+        return None
+    queues = load_config(path).queues
+    return queues[queue].rate_limit if queue in queues else None
 
 
 def resolve_queue_url(client: Any, queue: str, config: Path | None) -> str:

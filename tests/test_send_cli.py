@@ -117,3 +117,19 @@ def test_on_a_terminal_the_bar_is_redrawn_in_place() -> None:
     bar.update(19, 1, 20)
     bar.close()
     assert screen.getvalue() == "\rsend [#####.....] 10/20, 0 failed\rsend [##########] 20/20, 1 failed\n"
+
+
+def test_a_plan_for_a_config_key_counts_on_the_queues_rate_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "queues.yml"
+    config.write_text(
+        "queues:\n  vendor:\n    queue: vendor-calls\n    handler: app.orders.handle\n    rate_limit: 10\n"
+    )
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("".join(f"job-{i}\n" for i in range(400)))
+    plan = ["--plan", "--mean-job-s", "0.5", "--max-concurrency", "25", "--dry-run"]
+    assert main(["--config", str(config), "send", "vendor", str(jobs), *plan]) == 0
+    assert "the consumers (10 jobs/s) need 40 s" in capsys.readouterr().out
+    assert main(["--config", str(config), "send", "vendor", str(jobs), *plan, "--consumer-rate", "50"]) == 0
+    assert "need" not in capsys.readouterr().out  # a rate given on the command line wins
