@@ -124,7 +124,8 @@ def test_a_plan_for_a_config_key_counts_on_the_queues_rate_limit(
 ) -> None:
     config = tmp_path / "queues.yml"
     config.write_text(
-        "queues:\n  vendor:\n    queue: vendor-calls\n    handler: app.orders.handle\n    rate_limit: 10\n"
+        "queues:\n  vendor:\n    queue: vendor-calls\n    handler: app.orders.handle\n"
+        "    max_loops: 4\n    rate_limit: 10\n"
     )
     jobs = tmp_path / "jobs.txt"
     jobs.write_text("".join(f"job-{i}\n" for i in range(400)))
