@@ -6,6 +6,7 @@ Every error names the file, the dotted field and what was expected, so that a ty
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -418,7 +419,7 @@ class _Parser:
         http = None if data.get("http") is None else self.http_target(data["http"], f"{where}.http", settings)
         rate = data.get("rate_limit")
         if rate is not None:
-            if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
                 raise self.fail(f"{where}.rate_limit", f"expected messages a second > 0, got {_show(rate)}")
             rate = float(rate)
         concurrency = self.integer(data.get("concurrency", 1), f"{where}.concurrency", 1, settings.batch_size)

@@ -80,10 +80,11 @@ class InvocationTooShort(SqsLoopsError):
 
     reason = "invocation_too_short"
 
-    def __init__(self, remaining_s: float, handler_timeout_s: int):
+    def __init__(self, remaining_s: float, batch_budget_s: float):
         super().__init__(
-            f"only {remaining_s:.1f} s left at the start, but a batch needs 1 s of long poll + handler_timeout_s "
-            f"({handler_timeout_s}) + 3 s to recurse: raise the function's timeout or lower handler_timeout_s"
+            f"only {remaining_s:.1f} s left at the start, but a batch needs 1 s of long poll + its budget "
+            f"({batch_budget_s:g} s: handler_timeout_s, and a forwarding target's connect time or a rate-limited "
+            "queue's wait) + 3 s to recurse: raise the function's timeout or lower handler_timeout_s"
         )
 
 

@@ -11,10 +11,7 @@ from typing import Any
 from poller.aws_errors import error_code
 from poller.logs import log
 from poller.records import failed_ids
-from poller.targets import RETRY, Failures, all_failed, record_ids
-
-INVOKE_SLACK_S = 5
-"""The read timeout of a synchronous invoke: the handler budget plus this, for the call's own overhead."""
+from poller.targets import CONNECT_TIMEOUT_S, RETRY, Failures, all_failed, record_ids
 
 
 @cache
@@ -29,7 +26,9 @@ def sync_lambda_client(read_timeout_s: int, region: str) -> Any:
         "lambda",
         region_name=region,
         config=BotoConfig(
-            retries={"mode": "standard", "max_attempts": 1}, connect_timeout=3, read_timeout=read_timeout_s
+            retries={"mode": "standard", "max_attempts": 1},
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=read_timeout_s,
         ),
     )
 
@@ -37,7 +36,7 @@ def sync_lambda_client(read_timeout_s: int, region: str) -> Any:
 class FunctionTarget:
     def __init__(self, function: str, *, timeout_s: int, region: str, client: Any = None):
         self.function = function
-        self.client = client or sync_lambda_client(timeout_s + INVOKE_SLACK_S, region)
+        self.client = client or sync_lambda_client(timeout_s, region)
 
     def send(self, event: dict[str, Any], context: Any, log_fields: dict[str, object]) -> Failures:
         try:

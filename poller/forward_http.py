@@ -3,7 +3,8 @@
 ``per: record`` (the default) POSTs each record's body as it was sent to the queue, with the header
 ``X-Sqs-Message-Id``; ``per: batch`` POSTs the SQS-trigger event of the batch and honours a
 ``batchItemFailures`` answer. 2xx succeeds; 429 and 5xx fail for a retry after a backoff (at least what a
-Retry-After header asks); any other status fails at once toward the dead-letter queue; a timeout or
+Retry-After header asks); any other status (a redirect too: it is not followed) fails at once toward the
+dead-letter queue; a timeout or
 connection error fails for a retry. No request goes out without a timeout, and none is retried by requests
 itself (a retry would bypass the rate limit).
 """
@@ -21,10 +22,7 @@ import requests
 from poller.config import HttpTarget
 from poller.logs import log
 from poller.records import failed_ids
-from poller.targets import RETRY, Failure, Failures, all_failed, record_ids
-
-CONNECT_TIMEOUT_S = 3.05
-"""Connecting takes at most this (or the whole timeout, if shorter): a little over TCP's 3-s retransmit."""
+from poller.targets import CONNECT_TIMEOUT_S, RETRY, Failure, Failures, all_failed, record_ids
 
 _RETRYABLE = frozenset({429}) | frozenset(range(500, 600))
 
@@ -70,7 +68,11 @@ class HttpForward:
         ids = record_ids(event)
         try:
             response = self._session().post(
-                self.target.url, data=body, headers={**headers, **self.target.headers}, timeout=self.timeout
+                self.target.url,
+                data=body,
+                headers={**headers, **self.target.headers},
+                timeout=self.timeout,
+                allow_redirects=False,  # a redirected POST becomes a GET without the body: fail it instead
             )
         except requests.RequestException as exc:
             log("warning", "forward_failed", url=self.target.url, error=repr(exc), message_ids=ids, **log_fields)
@@ -88,6 +90,7 @@ class HttpForward:
             url=self.target.url,
             status=status,
             retry_after_s=wait,
+            location=response.headers.get("Location"),  # a 3xx: configure the URL it points to
             permanent=failure.permanent,
             message_ids=ids,
             **log_fields,

@@ -29,7 +29,7 @@ from poller.redelivery import redelivery_plan
 from poller.retry import Backoff, retry_transient
 from poller.sqs import QueueClient
 from poller.step import LoopStep
-from poller.targets import make_target
+from poller.targets import CONNECT_TIMEOUT_S, make_target
 from poller.tokens import TokenStore
 
 RECURSION_BACKOFF = Backoff(base_s=0.2, cap_s=2.0, max_attempts=5)
@@ -96,8 +96,10 @@ class Loop:
         self.lease: Lease | None = None
         self.rate: RateShare | None = None
         # Record by record under a rate limit, a batch may wait for its turns: budget for it.
-        self.batch_budget_s = queue.handler_timeout_s + (
-            RECEIVE_AHEAD_S if queue.rate_limit is not None and queue.per_record else 0
+        self.batch_budget_s = (
+            queue.handler_timeout_s
+            + (CONNECT_TIMEOUT_S if queue.handler is None else 0)  # a forwarding target connects first
+            + (RECEIVE_AHEAD_S if queue.rate_limit is not None and queue.per_record else 0)
         )
 
     # -- the invocation ------------------------------------------------------------------------------
@@ -210,13 +212,14 @@ class Loop:
 
     def _work(self, lease: Lease, dispatcher: Dispatcher, finishing: OneAhead) -> None:
         if not lease.ended and self._poll_wait_s() is None:
-            raise InvocationTooShort(self.deadline.remaining_s(), self.queue.handler_timeout_s)
+            raise InvocationTooShort(self.deadline.remaining_s(), self.batch_budget_s)
         while not lease.ended:
             wait = dispatcher.ready_in_s()
-            if wait > 0 and self._poll_wait_s() is not None:
+            spare = self.deadline.remaining_s() - self.batch_budget_s - RECURSE_RESERVE_S
+            if wait > 0 and spare > 0:
                 # Not our turn yet (rate share, or a downstream's Retry-After): receive only when the
-                # messages can be sent.
-                self.clock.sleep(min(wait, self.deadline.remaining_s()))
+                # messages can be sent, and never sleep into the time a batch and the recursion need.
+                self.clock.sleep(min(wait, spare))
             wait_s = self._poll_wait_s()
             if wait_s is None:
                 return
@@ -224,6 +227,11 @@ class Loop:
             if lease.ended:
                 return
             messages = self._retry(partial(self._receive, wait_s), "receive")
+            try:
+                finishing.wait()  # the previous batch's delete: if it failed, hand over before touching these
+            except Exception:
+                self._give_back(messages)
+                raise
             if not messages:
                 continue
             received_at = self.clock.monotonic()
@@ -314,7 +322,13 @@ class Loop:
 
     def _delay_failed(self, messages: list[Message], result: BatchResult) -> None:
         """Failed messages come back after their retry backoff (or a Retry-After), when there is one."""
-        plan = redelivery_plan(messages, result.failures, self.queue.retry_backoff, self.services.rand)
+        plan = redelivery_plan(
+            messages,
+            result.failures,
+            self.queue.retry_backoff,
+            self.services.rand,
+            has_dlq=self.queue.dlq_name is not None,
+        )
         if not plan:
             return
         try:

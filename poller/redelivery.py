@@ -4,7 +4,9 @@ Without ``retry_backoff`` a failed message comes back when its visibility timeou
 SQS trigger. With it, after the n-th receive it comes back after a delay drawn uniformly from
 ``[base_s, min(max_s, base_s * 2 ** (n - 1))]`` seconds, so a struggling downstream is not hammered and
 many loops do not retry in step. A downstream's Retry-After is a floor on that delay (and is honoured even
-without ``retry_backoff``); a permanent failure comes back at once, toward the dead-letter queue.
+without ``retry_backoff``); a permanent failure comes back at once, toward the dead-letter queue, when the
+config names one (``create`` or ``dlq``): without one, coming back at once would retry it in a tight cycle,
+so it waits like any other failure.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ def receive_count(message: Message) -> int:
 
 
 def redelivery_delay_s(
-    failure: Failure, message: Message, backoff: RetryBackoff | None, rand: random.Random
+    failure: Failure, message: Message, backoff: RetryBackoff | None, rand: random.Random, *, has_dlq: bool = True
 ) -> int | None:
-    """Seconds until the failed ``message`` is visible again, or None to leave its visibility timeout as is."""
-    if failure.permanent:
+    """Seconds until the failed ``message`` is visible again, or None to leave its visibility timeout as is.
+    ``has_dlq``: the queue has a dead-letter queue for permanent failures to go to."""
+    if failure.permanent and has_dlq:
         return 0
     delay: float | None = None
     if backoff is not None:
@@ -42,14 +45,19 @@ def redelivery_delay_s(
 
 
 def redelivery_plan(
-    messages: Sequence[Message], failures: Mapping[str, Failure], backoff: RetryBackoff | None, rand: random.Random
+    messages: Sequence[Message],
+    failures: Mapping[str, Failure],
+    backoff: RetryBackoff | None,
+    rand: random.Random,
+    *,
+    has_dlq: bool,
 ) -> list[tuple[Message, int]]:
     """(message, visibility timeout in seconds from now) for every failed message whose return is changed."""
     plan = []
     for message in messages:
         failure = failures.get(message["MessageId"])
         if failure is not None:
-            delay = redelivery_delay_s(failure, message, backoff, rand)
+            delay = redelivery_delay_s(failure, message, backoff, rand, has_dlq=has_dlq)
             if delay is not None:
                 plan.append((message, delay))
     return plan

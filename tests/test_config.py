@@ -184,6 +184,7 @@ BAD = [
     ),
     (QUEUE + "    rate_limit: 0\n", r"queues\.orders\.rate_limit: expected messages a second > 0, got 0"),
     (QUEUE + "    rate_limit: fast\n", r"queues\.orders\.rate_limit: expected messages a second > 0"),
+    (QUEUE + "    rate_limit: .inf\n", r"queues\.orders\.rate_limit: expected messages a second > 0, got inf"),
     (
         QUEUE + "    rate_limit: 15\n    max_loops: 8\n",
         r"orders\.rate_limit: 15 a second shared by up to max_loops \(8\)",

@@ -94,6 +94,10 @@ def test_backoff_delays_grow_with_the_receive_count_within_their_bounds() -> Non
         assert len(set(draws)) > (1 if ceiling > 5 else 0)  # jittered, not in step
     assert delay(1, Failure(retry_after_s=120)) == 120  # the downstream's Retry-After is a floor
     assert delay(3, Failure(permanent=True)) == 0  # a 4xx: straight back, toward the DLQ
+    # without a DLQ, straight back would be a tight cycle: it waits like any failure
+    no_dlq = redelivery_delay_s(Failure(permanent=True), {}, backoff, rand, has_dlq=False)
+    assert no_dlq is not None and 5 <= no_dlq <= 5
+    assert redelivery_delay_s(Failure(permanent=True), {}, None, rand, has_dlq=False) is None
     assert redelivery_delay_s(Failure(), {}, None, rand) is None  # no backoff: the visibility timeout decides
     assert redelivery_delay_s(Failure(retry_after_s=99999), {}, None, rand) == 43200  # SQS's 12 h
 
@@ -120,7 +124,7 @@ def test_a_rate_limit_paces_calls_and_a_new_loop_holds_back(rig_factory: Any) ->
 
 class Vendor:
     """A real HTTP server on loopback that answers by the body: ok 200, busy 429 (Retry-After 2), down
-    503, hold on 503 (Retry-After 1), bad 400, slow after 2 s; per batch, it fails the records whose body
+    503, hold on 503 (Retry-After 1), bad 400, moved 301, slow after 2 s; per batch, it fails the records whose body
     is bad."""
 
     def __init__(self) -> None:
@@ -143,6 +147,8 @@ class Vendor:
             status, headers = 503, {"Retry-After": "1"}
         elif text == "down":
             status = 503
+        elif text == "moved":
+            status, headers = 301, {"Location": "/elsewhere"}
         elif text == "bad":
             status = 400
         elif text == "slow":
@@ -169,10 +175,17 @@ def test_http_per_record_sorts_answers_into_done_retry_later_and_toward_the_dlq(
     rig_factory: Any, vendor: Vendor, loop_logs: Any
 ) -> None:
     http = {"url": vendor.url + "/jobs", "timeout_s": 0.5, "headers": {"Authorization": "Bearer t"}}
-    rig: LoopRig = rig_factory(handler=None, http=http, retry_backoff={"base_s": 1, "max_s": 60}, batch_size=10)
+    rig: LoopRig = rig_factory(
+        handler=None,
+        http=http,
+        retry_backoff={"base_s": 1, "max_s": 60},
+        batch_size=10,
+        dlq_after=3,
+        dlq="work-queue-dlq",  # a permanent failure goes straight back only toward a DLQ the config names
+    )
     send(rig.sqs, rig.url, ['{"job": 1}', "busy", "down", "bad", "slow"])
 
-    outcome = rig.run(rig.create_token(), budget_s=8)  # the 429 pauses the loop for 2 s
+    outcome = rig.run(rig.create_token(), budget_s=11)  # the 429 pauses the loop for 2 s
 
     first = {body.decode(): headers for headers, body in vendor.requests}
     assert first['{"job": 1}']["Authorization"] == "Bearer t" and first['{"job": 1}']["X-Sqs-Message-Id"]
@@ -198,7 +211,7 @@ def test_a_retry_after_pauses_the_loop_not_just_the_record(rig_factory: Any, ven
     rig: LoopRig = rig_factory(handler=None, http=vendor.url, batch_size=10)
     send(rig.sqs, rig.url, ["hold on", "a", "b", "c"])
 
-    outcome = rig.run(rig.create_token(), budget_s=6)
+    outcome = rig.run(rig.create_token(), budget_s=9)  # + a forwarding target's connect time
 
     assert outcome.succeeded == 3
     (refused_at,) = [at for at, body in vendor.times if body == b"hold on"]
@@ -212,7 +225,7 @@ def test_http_per_batch_posts_the_trigger_event_and_honours_its_failures(rig_fac
     rig: LoopRig = rig_factory(handler=None, http={"url": vendor.url, "per": "batch"}, batch_size=10)
     send(rig.sqs, rig.url, ["a", "bad", "b"])
 
-    outcome = rig.run(rig.create_token(), budget_s=6)
+    outcome = rig.run(rig.create_token(), budget_s=9)  # + a forwarding target's connect time
 
     (_, body), *_ = vendor.requests
     assert [r["body"] for r in json.loads(body)["Records"]] == ["a", "bad", "b"]
@@ -244,7 +257,7 @@ def test_function_target_gets_the_batch_and_its_failures_are_honoured(
         }
     )
 
-    outcome = rig.run(rig.create_token(), budget_s=6)
+    outcome = rig.run(rig.create_token(), budget_s=9)  # + a forwarding target's connect time
 
     assert sorted(sample_handlers.bodies()) == ["a", "b", "bad"]
     assert sample_handlers.seen[0]["eventSource"] == "aws:sqs"
@@ -262,8 +275,21 @@ def test_a_function_that_raises_fails_the_whole_batch(
         raise ValueError("database down")
 
     sample_handlers.use(fail)
-    outcome = rig.run(rig.create_token(), budget_s=6)
+    outcome = rig.run(rig.create_token(), budget_s=9)  # + a forwarding target's connect time
 
     assert (outcome.succeeded, outcome.failed) == (0, 2)
     (line,) = log_events(loop_logs, "function_error")
     assert line["kind"] == "Unhandled" and "database down" in line["error"]
+
+
+def test_a_redirect_is_not_followed_but_fails_toward_the_dlq(rig_factory: Any, vendor: Vendor, loop_logs: Any) -> None:
+    """A followed redirect would turn the POST into a GET without the body, answered 200: a message lost."""
+    rig: LoopRig = rig_factory(handler=None, http=vendor.url + "/jobs")
+    send(rig.sqs, rig.url, ["moved"])
+
+    outcome = rig.run(rig.create_token(), budget_s=9)
+
+    assert (outcome.succeeded, outcome.failed) == (0, 1)
+    assert [body for _, body in vendor.requests] == [b"moved"]  # one POST, nothing sent after it
+    (refused,) = log_events(loop_logs, "forward_refused")
+    assert (refused["status"], refused["location"], refused["permanent"]) == (301, "/elsewhere", True)
