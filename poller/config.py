@@ -475,6 +475,14 @@ class _Parser:
             isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
         ):
             raise self.fail(f"{where}.headers", f"expected a mapping of header name to text, got {_show(headers)}")
+        for name, value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise self.fail(f"{where}.headers", f"{_show(name)} is not an HTTP header name (RFC 9110 token)")
+            if not _HEADER_VALUE.fullmatch(value):
+                raise self.fail(
+                    f"{where}.headers.{name}",
+                    "expected Latin-1 text without line breaks or surrounding spaces (what HTTP can carry)",
+                )
         return HttpTarget(url=url, per=per, timeout_s=float(timeout), headers=MappingProxyType(dict(headers)))
 
     def retry_backoff(self, raw: Any, where: str) -> RetryBackoff | None:
@@ -546,6 +554,10 @@ def _normal_url(url: str) -> str:
 
 def _url_queue_name(url: str) -> str:
     return urlparse(url).path.rstrip("/").rsplit("/", 1)[-1]
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"([\x21-\x7e\x80-\xff]([\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
 
 
 def _show(value: Any) -> str:

@@ -82,7 +82,7 @@ class Dispatcher:
                 self.rate.acquire(len(records))
             return BatchResult(failures=dict(self._send({"Records": records}, context)))
         if self._pool is None:
-            outcomes = [self._one(record, context, may_start) for record in records]
+            outcomes = self._in_order(records, context, may_start)
         else:
             outcomes = list(self._pool.map(lambda r: self._one(r, context, may_start), records))
         result = BatchResult()
@@ -92,6 +92,25 @@ class Dispatcher:
             else:
                 result.failures.update(outcome)
         return result
+
+    def _in_order(
+        self, records: Sequence[dict[str, Any]], context: Any, may_start: Callable[[], bool]
+    ) -> list[Failures | None]:
+        """One after another. On a FIFO queue, once a record of a message group fails (or is not sent), the
+        group's later records in the batch are not sent either but returned, so the group keeps its order:
+        SQS hands them out again only after the failed one."""
+        held: set[str] = set()
+        outcomes: list[Failures | None] = []
+        for record in records:
+            group = record["attributes"].get("MessageGroupId")
+            if group is not None and group in held:
+                outcomes.append(None)
+                continue
+            outcome = self._one(record, context, may_start)
+            if group is not None and (outcome is None or outcome):
+                held.add(group)
+            outcomes.append(outcome)
+        return outcomes
 
     def _one(self, record: dict[str, Any], context: Any, may_start: Callable[[], bool]) -> Failures | None:
         """One record: wait for its turn, then send it, unless the loop may no longer start work (None)."""

@@ -184,6 +184,14 @@ BAD = [
     ),
     (QUEUE + "    rate_limit: 0\n", r"queues\.orders\.rate_limit: expected messages a second > 0, got 0"),
     (QUEUE + "    rate_limit: fast\n", r"queues\.orders\.rate_limit: expected messages a second > 0"),
+    (
+        "queues:\n  orders:\n    queue: orders-prod\n    http: {url: 'https://x.example', headers: {X-Team: \"\u20acuro\"}}\n",
+        r"queues\.orders\.http\.headers\.X-Team: expected Latin-1 text without line breaks",
+    ),
+    (
+        "queues:\n  orders:\n    queue: orders-prod\n    http: {url: 'https://x.example', headers: {'X Team': a}}\n",
+        r"queues\.orders\.http\.headers: 'X Team' is not an HTTP header name",
+    ),
     (QUEUE + "    rate_limit: .inf\n", r"queues\.orders\.rate_limit: expected messages a second > 0, got inf"),
     (
         QUEUE + "    rate_limit: 15\n    max_loops: 8\n",

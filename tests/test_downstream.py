@@ -19,6 +19,7 @@ from conftest import FakeClock, LoopRig, count, log_events, send
 
 import poller.forward_function
 from poller.config import RetryBackoff
+from poller.dispatch import Dispatcher
 from poller.redelivery import redelivery_delay_s
 from poller.targets import RETRY, Failure
 from sandbox import loopback
@@ -293,3 +294,40 @@ def test_a_redirect_is_not_followed_but_fails_toward_the_dlq(rig_factory: Any, v
     assert [body for _, body in vendor.requests] == [b"moved"]  # one POST, nothing sent after it
     (refused,) = log_events(loop_logs, "forward_refused")
     assert (refused["status"], refused["location"], refused["permanent"]) == (301, "/elsewhere", True)
+
+
+def test_a_fifo_group_stops_at_its_first_failed_record_and_keeps_its_order() -> None:
+    """Record by record on a FIFO queue: after a group's record fails, the group's later records are not
+    sent but returned (SQS gives them out again only after the failed one); other groups go on."""
+    sent: list[str] = []
+
+    class ByBody:
+        def send(self, event: dict[str, Any], context: Any, log_fields: dict[str, object]) -> dict[str, Failure]:
+            (record,) = event["Records"]
+            sent.append(record["body"])
+            return {record["messageId"]: RETRY} if record["body"].startswith("down") else {}
+
+    def message(n: int, group: str, body: str) -> dict[str, Any]:
+        return {
+            "MessageId": f"id-{n}",
+            "ReceiptHandle": f"rh-{n}",
+            "Body": body,
+            "MD5OfBody": "",
+            "Attributes": {"MessageGroupId": group},
+        }
+
+    batch = [message(1, "a", "a1"), message(2, "a", "down a2"), message(3, "b", "b1"), message(4, "a", "a3")]
+    dispatcher = Dispatcher(
+        ByBody(),
+        per_record=True,
+        concurrency=1,
+        rate=None,
+        arn="arn:aws:sqs:us-east-1:123456789012:work.fifo",
+        region="us-east-1",
+        clock=FakeClock(),
+        log_fields={},
+    )
+    result = dispatcher.run(batch, None, may_start=lambda: True)
+
+    assert sent == ["a1", "down a2", "b1"]
+    assert list(result.failures) == ["id-2"] and [m["MessageId"] for m in result.returned] == ["id-4"]
