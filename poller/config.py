@@ -27,6 +27,14 @@ DEFAULT_CONFIG_FILE = "queues.yml"
 RECURSE_RESERVE_S = 3
 """Time kept at the end of an invocation to delete the last batch and invoke the next step."""
 
+CONNECT_TIMEOUT_S = 3.05
+"""A forwarding target's connect timeout (a little over TCP's 3-s retransmit); the rest of its time is the
+queue's ``handler_timeout_s`` (docs/downstream.md)."""
+
+RECEIVE_AHEAD_S = 2.0
+"""A loop that dispatches record by record under a rate limit receives no more than its share pays for in
+this many seconds: a received message waiting for its turn still uses up its visibility timeout."""
+
 KEEPER_MAX_INTERVAL_S = 10
 """While a handler runs, the keeper thread looks at the heartbeat at least this often (and at least every
 half heartbeat interval)."""
@@ -127,6 +135,16 @@ class QueueConfig:
     rate_limit: float | None = None  # messages a second, for all loops of the queue together
     concurrency: int = 1  # records of one batch dispatched at once inside a loop (1: the batch in one call)
     retry_backoff: RetryBackoff | None = None  # None: a failed message returns after its visibility timeout
+
+    @property
+    def batch_budget_s(self) -> float:
+        """Seconds a loop keeps for one batch: ``handler_timeout_s``, plus a forwarding target's connect time,
+        plus the wait for turns of a rate-limited queue dispatched record by record."""
+        return (
+            self.handler_timeout_s
+            + (CONNECT_TIMEOUT_S if self.handler is None else 0)
+            + (RECEIVE_AHEAD_S if self.rate_limit is not None and self.per_record else 0)
+        )
 
     @property
     def per_record(self) -> bool:
@@ -379,12 +397,14 @@ class _Parser:
         )
         settings = self.queue_resources(settings, data, where)
         settings = self.downstream(settings, data, where)
-        needed = settings.wait_time_s + settings.handler_timeout_s + RECURSE_RESERVE_S
+        needed = settings.wait_time_s + settings.batch_budget_s + RECURSE_RESERVE_S
         if needed > poller.timeout_s:
             raise self.fail(
                 f"{where}.handler_timeout_s",
-                f"wait_time_s ({settings.wait_time_s}) + handler_timeout_s ({settings.handler_timeout_s}) + "
-                f"{RECURSE_RESERVE_S} s to recurse must fit in poller.timeout_s ({poller.timeout_s})",
+                f"wait_time_s ({settings.wait_time_s}) + a batch's budget ({settings.batch_budget_s:g} s: "
+                f"handler_timeout_s {settings.handler_timeout_s}, and a forwarding target's connect time or a "
+                f"rate-limited queue's wait) + {RECURSE_RESERVE_S} s to recurse must fit in poller.timeout_s "
+                f"({poller.timeout_s})",
             )
         return settings
 

@@ -9,9 +9,10 @@ from functools import cache
 from typing import Any
 
 from poller.aws_errors import error_code
+from poller.config import CONNECT_TIMEOUT_S
 from poller.logs import log
 from poller.records import failed_ids
-from poller.targets import CONNECT_TIMEOUT_S, RETRY, Failures, all_failed, record_ids
+from poller.targets import RETRY, Failures, all_failed, record_ids
 
 
 @cache

@@ -19,10 +19,10 @@ from typing import Any
 
 import requests
 
-from poller.config import HttpTarget
+from poller.config import CONNECT_TIMEOUT_S, HttpTarget
 from poller.logs import log
 from poller.records import failed_ids
-from poller.targets import CONNECT_TIMEOUT_S, RETRY, Failure, Failures, all_failed, record_ids
+from poller.targets import RETRY, Failure, Failures, all_failed, record_ids
 
 _RETRYABLE = frozenset({429}) | frozenset(range(500, 600))
 

@@ -22,14 +22,14 @@ from poller.exceptions import HandlerImportError, InvocationTooShort, QueueUnava
 from poller.keeper import Keeper
 from poller.lease import Lease
 from poller.logs import log
-from poller.rate import RECEIVE_AHEAD_S, RateShare
+from poller.rate import RateShare
 from poller.records import Message, queue_arn
 from poller.recursion import Invoker
 from poller.redelivery import redelivery_plan
 from poller.retry import Backoff, retry_transient
 from poller.sqs import QueueClient
 from poller.step import LoopStep
-from poller.targets import CONNECT_TIMEOUT_S, make_target
+from poller.targets import make_target
 from poller.tokens import TokenStore
 
 RECURSION_BACKOFF = Backoff(base_s=0.2, cap_s=2.0, max_attempts=5)
@@ -95,12 +95,7 @@ class Loop:
         self.outcome = Outcome()
         self.lease: Lease | None = None
         self.rate: RateShare | None = None
-        # Record by record under a rate limit, a batch may wait for its turns: budget for it.
-        self.batch_budget_s = (
-            queue.handler_timeout_s
-            + (CONNECT_TIMEOUT_S if queue.handler is None else 0)  # a forwarding target connects first
-            + (RECEIVE_AHEAD_S if queue.rate_limit is not None and queue.per_record else 0)
-        )
+        self.batch_budget_s = queue.batch_budget_s
 
     # -- the invocation ------------------------------------------------------------------------------
 

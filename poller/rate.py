@@ -13,16 +13,13 @@ import threading
 from collections.abc import Callable
 
 from poller.clock import Clock
+from poller.config import RECEIVE_AHEAD_S
 from poller.logs import log
 
 SHARE_REFRESH_S = 2.0
 """A busy, rate-limited loop re-counts its queue's loops when its count is older than this (one Query);
 a loop that just started waits this long (plus one interval) before its first call, so that the loops
 already running have seen it and shrunk their shares. Idle loops never count."""
-
-RECEIVE_AHEAD_S = 2.0
-"""A loop that dispatches record by record receives no more than its share pays for in this many seconds:
-a received message waiting for its turn still uses up its visibility timeout."""
 
 
 class RateShare:

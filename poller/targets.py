@@ -17,10 +17,6 @@ from poller.logs import log
 from poller.records import failed_ids
 from poller.resolve import Handler, resolve_handler
 
-CONNECT_TIMEOUT_S = 3.05
-"""A forwarding target's connect timeout (a little over TCP's 3-s retransmit); the rest of its time is the
-queue's ``handler_timeout_s`` (docs/downstream.md)."""
-
 
 @dataclass(frozen=True)
 class Failure:

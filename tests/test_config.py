@@ -110,7 +110,14 @@ BAD = [
     (QUEUE + "    batch_size: 11\n", r"queues\.orders\.batch_size: expected an integer from 1 to 10, got 11"),
     (QUEUE + "    wait_time_s: 21\n", r"queues\.orders\.wait_time_s: expected an integer from 1 to 20"),
     (QUEUE + "    visibility_timeout_s: 2\n", r"visibility_timeout_s: expected an integer from 3 to 43200"),
-    (QUEUE + "    handler_timeout_s: 890\n", r"handler_timeout_s: wait_time_s \(20\) \+ handler_timeout_s \(890\)"),
+    (
+        QUEUE + "    handler_timeout_s: 890\n",
+        r"handler_timeout_s: wait_time_s \(20\) \+ a batch's budget \(890 s: handler_timeout_s 890",
+    ),
+    (
+        "queues:\n  orders:\n    queue: orders\n    http: https://x.example\n    handler_timeout_s: 875\n",
+        r"handler_timeout_s: wait_time_s \(20\) \+ a batch's budget \(878.05 s: handler_timeout_s 875",
+    ),
     (QUEUE + "    scale_steps: {depth: 1}\n", r"scale_steps: expected a list"),
     (QUEUE + "    scale_steps: [{depth: 5}]\n", r"scale_steps\[0\]\.loops: missing"),
     (QUEUE + "    scale_steps: [{depth: 5, loops: 2, x: 1}]\n", r"scale_steps\[0\]\.x: unknown key"),
