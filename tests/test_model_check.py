@@ -162,15 +162,7 @@ class TokenProtocol(RuleBasedStateMachine):
     def _run_step(self, step: LoopStep, *, answer_lost: bool) -> None:
         claim_id = uuid.uuid4().hex
         try:
-            claimed = self.store.claim(
-                QUEUE,
-                step.token,
-                loop_id=step.loop_id,
-                generation=step.generation,
-                claim_id=claim_id,
-                inherited_claim_id=step.claim_id,
-                now_ms=self._now_ms(),
-            )
+            claimed = self._claim(step, claim_id)
         except TokenLost:
             return  # superseded, taken over or deleted: it exits before any receive
         if answer_lost:
@@ -234,15 +226,7 @@ class TokenProtocol(RuleBasedStateMachine):
         before = self.store.get(QUEUE, invocation.step.token)
         step = invocation.step
         try:
-            again = self.store.claim(
-                QUEUE,
-                step.token,
-                loop_id=step.loop_id,
-                generation=step.generation,
-                claim_id=invocation.claim_id,
-                inherited_claim_id=step.claim_id,
-                now_ms=self._now_ms(),
-            )
+            again = self._claim(step, invocation.claim_id)
         except TokenLost:
             return
         assert before is not None and again.generation == before.generation == invocation.lease.generation
@@ -290,6 +274,17 @@ class TokenProtocol(RuleBasedStateMachine):
         seen = self.generations.get((token, loop_id), -1)
         assert generation > seen, f"{token}: loop {loop_id} claimed generation {generation} after {seen}"
         self.generations[(token, loop_id)] = generation
+
+    def _claim(self, step: LoopStep, claim_id: str) -> TokenState:
+        return self.store.claim(
+            QUEUE,
+            step.token,
+            loop_id=step.loop_id,
+            generation=step.generation,
+            claim_id=claim_id,
+            inherited_claim_id=step.claim_id,
+            now_ms=self._now_ms(),
+        )
 
     def _now_ms(self) -> int:
         return int(self.clock.time() * 1000)
