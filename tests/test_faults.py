@@ -16,7 +16,7 @@ from poller.aws_errors import error_code, is_transient
 from poller.tokens import TokenStore, bind_token_table
 from sandbox import faults
 from sandbox.demo.handlers import Delivery
-from sandbox.demo.invariants import BatchSeen, double_owned, duplicate_causes, time_to_converge_s
+from sandbox.demo.invariants import BatchSeen, count_causes, double_owned, duplicate_causes, time_to_converge_s
 from sandbox.faults import FaultPlan, InvocationCrashed, OwnerChange, TokenTrace, parse_faults
 
 TABLE = "faults-test-tokens"
@@ -161,8 +161,8 @@ def test_duplicates_are_attributed_to_their_cause() -> None:
         handled("4", "r4b", 5, 6),  # no reason seen
         handled("5", "r5", 0, 1),
     ]
-    causes = duplicate_causes(deliveries, crashed_receipts={"r1"}, undeleted_message_ids={"m-2"})
-    assert causes == {"crash": 1, "delete_failed": 1, "unexplained": 1, "visibility_expired_in_hand": 1}
+    repeats = duplicate_causes(deliveries, crashed_receipts={"r1"}, undeleted_message_ids={"m-2"})
+    assert count_causes(repeats) == {"crash": 1, "delete_failed": 1, "unexplained": 1, "visibility_expired_in_hand": 1}
 
 
 def test_time_to_converge_is_the_first_sample_at_the_wanted_count() -> None:

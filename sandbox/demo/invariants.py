@@ -67,24 +67,38 @@ DUPLICATE_CAUSES = {
 
 def duplicate_causes(
     deliveries: Sequence[Delivery], crashed_receipts: set[str], undeleted_message_ids: set[str]
-) -> dict[str, int]:
-    """Why each extra handling of a message happened, judged on the handling before it."""
+) -> list[dict[str, Any]]:
+    """Why each extra handling of a message happened, judged on the handling before it: one entry per
+    repeat, with the cause and the receive counts of both handlings."""
     by_job: dict[str, list[Delivery]] = defaultdict(list)
     for delivery in deliveries:
         by_job[delivery.job_id].append(delivery)
-    causes: Counter[str] = Counter()
+    repeats = []
     for handled in by_job.values():
         handled.sort(key=lambda d: d.started)
         for before, again in itertools.pairwise(handled):
             if before.receipt_handle in crashed_receipts:
-                causes["crash"] += 1
+                cause = "crash"
             elif before.message_id in undeleted_message_ids:
-                causes["delete_failed"] += 1
+                cause = "delete_failed"
             elif again.started < before.ended:
-                causes["visibility_expired_in_hand"] += 1
+                cause = "visibility_expired_in_hand"
             else:
-                causes["unexplained"] += 1
-    return dict(sorted(causes.items()))
+                cause = "unexplained"
+            repeats.append(
+                {
+                    "job": before.job_id,
+                    "cause": cause,
+                    "receive_counts": [before.receive_count, again.receive_count],
+                    "same_receipt": before.receipt_handle == again.receipt_handle,
+                    "gap_s": round(again.started - before.ended, 3),
+                }
+            )
+    return repeats
+
+
+def count_causes(repeats: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    return dict(sorted(Counter(r["cause"] for r in repeats).items()))
 
 
 def time_to_converge_s(samples: Sequence[Mapping[str, Any]], since_s: float) -> float | None:

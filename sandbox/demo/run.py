@@ -22,7 +22,7 @@ from poller.logs import LOGGER
 from poller.tokens import TokenStore, bind_token_table
 from sandbox.demo import handlers
 from sandbox.demo.chart import write_chart
-from sandbox.demo.invariants import BatchSeen, double_owned, duplicate_causes, time_to_converge_s
+from sandbox.demo.invariants import BatchSeen, count_causes, double_owned, duplicate_causes, time_to_converge_s
 from sandbox.demo.vendor_api import VendorApi
 from sandbox.environment import Sandbox, Timings
 from sandbox.faults import FaultPlan
@@ -344,6 +344,7 @@ class Demo:
         } | {line["message_id"] for _, line in self.trace.lines("batch_entry_failed") if line.get("message_id")}
         with handlers._lock:
             deliveries = list(handlers.deliveries)
+        repeats = duplicate_causes(deliveries, self.plan.crashed_receipts, undeleted)
         since = self.faults_stopped_s if self.faults_stopped_s is not None else self.t()
         converge_s = time_to_converge_s(self.samples, since)
         bound_s = config.stale_after_s + 2 * self.o.timings.restart_period_s
@@ -374,7 +375,8 @@ class Demo:
             "handovers": len(self.trace.lines("handing_over")),
             "double_owned": len(violations),
             "double_owned_batches": violations[:20],
-            "duplicate_causes": duplicate_causes(deliveries, self.plan.crashed_receipts, undeleted),
+            "duplicate_causes": count_causes(repeats),
+            "duplicate_examples": [r for r in repeats if r["cause"] != "crash"][:10],
             "dlq_not_poison": len(dlq - self.poison_ids),
             "poison_elsewhere": poison_elsewhere,
             "time_to_converge_s": converge_s,
