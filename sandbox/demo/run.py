@@ -45,9 +45,8 @@ class DemoOptions:
     kill_at_s: float = 12.0  # a loop is crashed then, to show its revival
     max_duration_s: float = 100.0  # with set-up and tear-down, the demo stays under two minutes
     timings: Timings = field(default_factory=Timings)
-    faults: dict[str, float] = field(
-        default_factory=dict
-    )  # kind -> probability (sandbox/faults.py); off after the feed
+    # kind -> probability (sandbox/faults.py); the faults stop when the feed ends
+    faults: dict[str, float] = field(default_factory=dict)
     out: TextIO = sys.stdout
     live: bool | None = None  # None: a live table on a terminal, a line a second otherwise
 
@@ -61,7 +60,6 @@ class Demo:
         self.sent_ids: set[str] = set()
         self.poison_ids: set[str] = set()
         self.started = time.monotonic()
-        self.started_epoch = time.time()
         self._lock = threading.Lock()
         self.trace = _LogTrace()
         self.faults_stopped_s: float | None = None
@@ -129,7 +127,6 @@ class Demo:
                 self.sqs = boto3.client("sqs", region_name=self.sandbox.region)
                 self.tokens = TokenStore(bind_token_table(f"{self.sandbox.prefix}-tokens", region=self.sandbox.region))
                 self.started = time.monotonic()
-                self.started_epoch = time.time()
                 self.sandbox.run_restart()  # the first scheduled run: every queue to min_loops
                 feeder = threading.Thread(target=self.feed, name="demo-feeder", daemon=True)
                 feeder.start()
