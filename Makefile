@@ -13,7 +13,7 @@ PY312 ?= $(shell v=$$(pyenv versions --bare 2>/dev/null | grep '^3\.12' | tail -
 
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test lint unit test-py312 importtime package clean
+.PHONY: demo test lint unit test-py312 importtime bench package clean
 
 # The whole system on the embedded stand-in for AWS: see docs/operations.md. Writes demo-out/.
 demo: $(STAMP)
@@ -34,8 +34,8 @@ $(NODE_STAMP): package.json package-lock.json
 test: lint unit test-py312
 
 lint: $(STAMP)
-	$(BIN)/ruff check poller scaler sandbox app tests
-	$(BIN)/ruff format --check poller scaler sandbox app tests
+	$(BIN)/ruff check poller scaler sandbox app tests bench
+	$(BIN)/ruff format --check poller scaler sandbox app tests bench
 	$(BIN)/mypy
 
 # The deployment tests (tests/test_deploy.py) run `serverless package`: they need node_modules.
@@ -57,6 +57,12 @@ test-py312:
 importtime: $(STAMP)
 	@for i in 1 2 3 4 5; do $(BIN)/python -c "import time; t=time.perf_counter(); import poller.handler; print((time.perf_counter()-t)*1000)"; done \
 		| sort -n | sed -n 3p | xargs printf 'import poller.handler: %.0f ms (median of 5)\n'
+
+# Every benchmark of docs/benchmarks.md (a few minutes; `python -m bench --quick` for a short run), with
+# import_ms on Python 3.12 when `make test` made .venv312. Writes bench-out/results.json and the chart.
+bench: $(STAMP)
+	$(BIN)/python -m bench --json bench-out/results.json --chart bench-out/benchmarks.png \
+		$(if $(wildcard $(VENV312)/bin/python),--py312 $(VENV312)/bin/python) $(BENCH_ARGS)
 
 # The deployment package of queues.yml (or $$SQS_LOOPS_CONFIG) into .serverless/, with its size.
 package: $(STAMP) $(NODE_STAMP)

@@ -6,6 +6,7 @@ Every error names the file, the dotted field and what was expected, so that a ty
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -35,6 +36,17 @@ _QUEUE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}(\.fifo)?$")
 _ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 _DOTTED_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+# A Lambda function name (1-64 of letters, digits, '-', '_'), optionally ':qualifier' (alias or version), or
+# its ARN (arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]).
+_FUNCTION = re.compile(
+    r"^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:)?[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?$"
+)
+TARGET_FIELDS = ("handler", "function", "http")
+"""What a queue's messages go to: exactly one of these per queue."""
+
+RATE_BURST_SHARE = 0.5
+"""Each of a queue's loops may spend one dispatch unit ahead of its share; all of them together at most this
+fraction of a second of ``rate_limit`` (so any 5-s window sees at most 1.1 x the limit: docs/downstream.md)."""
 
 
 @dataclass(frozen=True)
@@ -51,13 +63,13 @@ class PollerSettings:
 
     ``timeout_s``: the poller's Lambda timeout (default 900, 1-900); a loop recurses before it runs out.
     ``heartbeat_s``: a loop refreshes its token's ``last_used`` at least this often while alive
-    (default 60).
+    (default 75: with 20 s long polls an idle loop then makes under 4 calls a minute, docs/benchmarks.md).
     ``lease_margin_s``: slack on top of heartbeat + longest long poll before restart may call a loop dead:
     covers slow AWS calls, retried heartbeats and clock skew between a loop and restart (default 20).
     """
 
     timeout_s: int = LAMBDA_MAX_TIMEOUT_S
-    heartbeat_s: int = 60
+    heartbeat_s: int = 75
     lease_margin_s: int = 20
 
     @property
@@ -67,12 +79,41 @@ class PollerSettings:
 
 
 @dataclass(frozen=True)
+class HttpTarget:
+    """Forward to an HTTP endpoint: POST each record's body (``per: record``) or the SQS-trigger event of the
+    batch (``per: batch``) to ``url``. ``timeout_s`` bounds each request (connect and read, seconds; default
+    10, at most the queue's ``handler_timeout_s``)."""
+
+    url: str
+    per: str = "record"
+    timeout_s: float = 10.0
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class RetryBackoff:
+    """A failed message becomes visible again after ``min(max_s, base_s * 2 ** (receives - 1))`` seconds,
+    drawn uniformly from ``base_s`` up to that ("jitter"), instead of after its visibility timeout."""
+
+    base_s: int = 5
+    max_s: int = 900
+
+    def ceiling_s(self, receive_count: int) -> int:
+        """The longest delay after the ``receive_count``-th receive (1-based)."""
+        # 2 ** 16 * base already exceeds SQS's 12 h for any base >= 1: cap the exponent, not the float.
+        return int(min(self.max_s, self.base_s * 2 ** min(max(receive_count, 1) - 1, 16)))
+
+
+@dataclass(frozen=True)
 class QueueConfig:
-    """One queue and how its loops consume it. Durations are in seconds."""
+    """One queue and how its loops consume it. Durations are in seconds. Exactly one target: ``handler``
+    (in-process), ``function`` (a Lambda invoked synchronously) or ``http`` (an endpoint)."""
 
     key: str
     queue: str
-    handler: str
+    handler: str | None = None
+    function: str | None = None
+    http: HttpTarget | None = None
     min_loops: int = 1
     max_loops: int = 10
     scale_steps: tuple[ScaleStep, ...] = ()
@@ -83,6 +124,34 @@ class QueueConfig:
     create: bool = False  # the stack creates the queue and its dead-letter queue
     max_receive_count: int = 5  # receives before SQS moves a message to the DLQ (queues the stack creates)
     dlq: str | None = None  # name or URL of an existing queue's DLQ (for its alarm and permissions)
+    rate_limit: float | None = None  # messages a second, for all loops of the queue together
+    concurrency: int = 1  # records of one batch dispatched at once inside a loop (1: the batch in one call)
+    retry_backoff: RetryBackoff | None = None  # None: a failed message returns after its visibility timeout
+
+    @property
+    def per_record(self) -> bool:
+        """Records go to the target one by one (each its own one-record event or request): with
+        ``concurrency`` above 1, and for ``http`` with ``per: record``."""
+        return self.concurrency > 1 or (self.http is not None and self.http.per == "record")
+
+    @property
+    def target(self) -> str:
+        """The target, for logs: ``handler:<path>``, ``function:<name>`` or ``http:<url>``."""
+        if self.function is not None:
+            return f"function:{self.function}"
+        if self.http is not None:
+            return f"http:{self.http.url}"
+        return f"handler:{self.handler}"
+
+    @property
+    def max_dispatch_unit(self) -> int:
+        """Messages one target call may carry under ``rate_limit``: 1 per record; for a whole batch, what keeps
+        every loop's head start together within :data:`RATE_BURST_SHARE` s of the limit."""
+        if self.rate_limit is None:
+            return self.batch_size
+        if self.per_record:
+            return 1
+        return max(1, min(self.batch_size, int(self.rate_limit * RATE_BURST_SHARE / self.max_loops)))
 
     @property
     def dlq_name(self) -> str | None:
@@ -191,6 +260,8 @@ def parse_config(text: str, *, source: str = DEFAULT_CONFIG_FILE) -> Config:
 
 _QUEUE_FIELDS = {f for f in QueueConfig.__dataclass_fields__ if f != "key"}
 _DEFAULTABLE_FIELDS = _QUEUE_FIELDS - {"queue", "dlq"}
+_HTTP_FIELDS = {"url", "per", "timeout_s", "headers"}
+_HTTP_PER = ("record", "batch")
 
 
 class _Parser:
@@ -233,7 +304,12 @@ class _Parser:
                     f"queues.{key}", "a queue key is 1-64 letters, digits, '-' or '_', starting alphanumeric"
                 )
             where = f"queues.{key}"
-            merged = {**defaults, **self.mapping(raw, where, _QUEUE_FIELDS)}
+            own = self.mapping(raw, where, _QUEUE_FIELDS)
+            # A queue that names its own target replaces the defaults' target rather than adding a second.
+            inherited = {
+                k: v for k, v in defaults.items() if k not in TARGET_FIELDS or not own.keys() & set(TARGET_FIELDS)
+            }
+            merged = {**inherited, **own}
             queues[key] = self.queue(key, merged, where, poller)
         self.no_shared_queues(queues)
         return Config(path=self.source, poller=poller, queues=MappingProxyType(queues))
@@ -263,11 +339,17 @@ class _Parser:
                 "expected an SQS queue name (1-80 letters, digits, '-' or '_', optional '.fifo') or a queue "
                 f"URL like https://sqs.<region>.amazonaws.com/<account>/<name>, got {_show(queue)}",
             )
+        named = [name for name in TARGET_FIELDS if data.get(name) is not None]
+        if len(named) > 1:
+            raise self.fail(
+                f"{where}.{named[1]}", f"a queue has exactly one target; it already has {named[0]!r} (choose one)"
+            )
         handler = data.get("handler")
-        if not isinstance(handler, str) or not _DOTTED_PATH.match(handler):
+        if (not named or handler is not None) and (not isinstance(handler, str) or not _DOTTED_PATH.match(handler)):
             raise self.fail(
                 f"{where}.handler",
-                f"expected a dotted path to a function, like app.orders.handle, got {_show(handler)}",
+                "expected a dotted path to a function, like app.orders.handle (or give 'function' or 'http' "
+                f"instead), got {_show(handler)}",
             )
         min_loops = self.integer(data.get("min_loops", base.min_loops), f"{where}.min_loops", 0)
         max_loops = self.integer(data.get("max_loops", base.max_loops), f"{where}.max_loops", 1)
@@ -296,6 +378,7 @@ class _Parser:
             ),
         )
         settings = self.queue_resources(settings, data, where)
+        settings = self.downstream(settings, data, where)
         needed = settings.wait_time_s + settings.handler_timeout_s + RECURSE_RESERVE_S
         if needed > poller.timeout_s:
             raise self.fail(
@@ -323,6 +406,94 @@ class _Parser:
             if not isinstance(dlq, str) or not _valid_queue(dlq):
                 raise self.fail(f"{where}.dlq", f"expected an SQS queue name or URL, got {_show(dlq)}")
         return replace(settings, create=create, max_receive_count=receives, dlq=dlq)
+
+    def downstream(self, settings: QueueConfig, data: dict[str, Any], where: str) -> QueueConfig:
+        """The keys that protect what sits downstream: the target (``function``, ``http``), ``rate_limit``,
+        ``concurrency`` and ``retry_backoff`` (docs/downstream.md)."""
+        function = data.get("function")
+        if function is not None and (not isinstance(function, str) or not _FUNCTION.match(function)):
+            raise self.fail(
+                f"{where}.function",
+                "expected a Lambda function name (optionally name:alias) or its ARN, got " + _show(function),
+            )
+        http = None if data.get("http") is None else self.http_target(data["http"], f"{where}.http", settings)
+        rate = data.get("rate_limit")
+        if rate is not None:
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
+                raise self.fail(f"{where}.rate_limit", f"expected messages a second > 0, got {_show(rate)}")
+            rate = float(rate)
+        concurrency = self.integer(data.get("concurrency", 1), f"{where}.concurrency", 1, settings.batch_size)
+        if concurrency > 1 and settings.queue_name.endswith(".fifo"):
+            raise self.fail(
+                f"{where}.concurrency",
+                "must be 1 on a FIFO queue: records in parallel would break the order in a group",
+            )
+        if http is not None and http.per == "batch" and concurrency > 1:
+            raise self.fail(
+                f"{where}.concurrency", "http per: batch sends the batch in one request; concurrency must be 1"
+            )
+        out = replace(
+            settings,
+            function=function,
+            http=http,
+            rate_limit=rate,
+            concurrency=concurrency,
+            retry_backoff=self.retry_backoff(data.get("retry_backoff"), f"{where}.retry_backoff"),
+        )
+        if rate is not None and rate * RATE_BURST_SHARE < out.max_loops:
+            # Every loop may spend one call ahead of its share: max_loops of them must fit in half a second
+            # of the limit, or a 5-s window could see more than 1.1 x the limit.
+            raise self.fail(
+                f"{where}.rate_limit",
+                f"{rate:g} a second shared by up to max_loops ({out.max_loops}) loops: keep rate_limit >= 2 x "
+                "max_loops (lower max_loops, or use concurrency within fewer loops)",
+            )
+        return out
+
+    def http_target(self, raw: Any, where: str, settings: QueueConfig) -> HttpTarget:
+        data = {"url": raw} if isinstance(raw, str) else self.mapping(raw, where, _HTTP_FIELDS)
+        url = data.get("url")
+        parsed = urlparse(url) if isinstance(url, str) else None
+        if not isinstance(url, str) or parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
+            at = where if isinstance(raw, str) else f"{where}.url"
+            raise self.fail(at, f"expected an http:// or https:// URL, got {_show(url)}")
+        per = data.get("per", "record")
+        if per not in _HTTP_PER:
+            raise self.fail(f"{where}.per", f"expected one of {', '.join(_HTTP_PER)}, got {_show(per)}")
+        timeout = data.get("timeout_s", min(HttpTarget.timeout_s, settings.handler_timeout_s))
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout <= settings.handler_timeout_s
+        ):
+            raise self.fail(
+                f"{where}.timeout_s",
+                f"expected seconds > 0 and at most handler_timeout_s ({settings.handler_timeout_s}), got {_show(timeout)}",
+            )
+        headers: Any = data.get("headers", {})
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise self.fail(f"{where}.headers", f"expected a mapping of header name to text, got {_show(headers)}")
+        for name, value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise self.fail(f"{where}.headers", f"{_show(name)} is not an HTTP header name (RFC 9110 token)")
+            if not _HEADER_VALUE.fullmatch(value):
+                raise self.fail(
+                    f"{where}.headers.{name}",
+                    "expected Latin-1 text without line breaks or surrounding spaces (what HTTP can carry)",
+                )
+        return HttpTarget(url=url, per=per, timeout_s=float(timeout), headers=MappingProxyType(dict(headers)))
+
+    def retry_backoff(self, raw: Any, where: str) -> RetryBackoff | None:
+        if raw is None or raw is False:
+            return None
+        data = {} if raw is True else self.mapping(raw, where, {"base_s", "max_s"})
+        base = RetryBackoff()
+        # Visibility timeouts are whole seconds up to SQS's 12 h.
+        base_s = self.integer(data.get("base_s", base.base_s), f"{where}.base_s", 1, SQS_MAX_VISIBILITY_S)
+        max_s = self.integer(data.get("max_s", max(base.max_s, base_s)), f"{where}.max_s", base_s, SQS_MAX_VISIBILITY_S)
+        return RetryBackoff(base_s=base_s, max_s=max_s)
 
     def scale_steps(self, raw: Any, where: str, min_loops: int, max_loops: int) -> tuple[ScaleStep, ...]:
         if not isinstance(raw, list):
@@ -383,6 +554,10 @@ def _normal_url(url: str) -> str:
 
 def _url_queue_name(url: str) -> str:
     return urlparse(url).path.rstrip("/").rsplit("/", 1)[-1]
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"([\x21-\x7e\x80-\xff]([\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
 
 
 def _show(value: Any) -> str:

@@ -80,8 +80,27 @@ class InvocationTooShort(SqsLoopsError):
 
     reason = "invocation_too_short"
 
-    def __init__(self, remaining_s: float, handler_timeout_s: int):
+    def __init__(self, remaining_s: float, batch_budget_s: float):
         super().__init__(
-            f"only {remaining_s:.1f} s left at the start, but a batch needs 1 s of long poll + handler_timeout_s "
-            f"({handler_timeout_s}) + 3 s to recurse: raise the function's timeout or lower handler_timeout_s"
+            f"only {remaining_s:.1f} s left at the start, but a batch needs 1 s of long poll + its budget "
+            f"({batch_budget_s:g} s: handler_timeout_s, and a forwarding target's connect time or a rate-limited "
+            "queue's wait) + 3 s to recurse: raise the function's timeout or lower handler_timeout_s"
         )
+
+
+class BadSend(SqsLoopsError):
+    """A send that cannot go out as asked (checked before the first message is sent, so nothing is half
+    sent): a FIFO queue with message timers, a message SQS would refuse, a plan for another count."""
+
+
+class MessageTooLarge(BadSend):
+    """One message is bigger than the queue accepts (its ``MaximumMessageSize``)."""
+
+    def __init__(self, index: int, size_bytes: int, limit_bytes: int):
+        super().__init__(
+            f"message {index} is {size_bytes} bytes; the queue accepts at most {limit_bytes} "
+            "(its MaximumMessageSize): split it or store the payload elsewhere (e.g. S3) and send a reference"
+        )
+        self.index = index
+        self.size_bytes = size_bytes
+        self.limit_bytes = limit_bytes

@@ -1,6 +1,6 @@
 """One invocation of a loop: claim, work while the time allows, recurse (docs/loop.md).
 
-claim ──► [ keep lease ─► receive ─► keep lease ─► handler (keeper) ─► delete ] * ──► invoke next step
+claim ──► [ keep lease ─► receive ─► keep lease ─► target (keeper) ─► delete ] * ──► invoke next step
   │                                                                             │
   └─ lost: exit quietly         lost / retiring: stop after the batch in hand ──┘
 """
@@ -14,18 +14,22 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
+from poller.background import OneAhead
 from poller.clock import Clock, Deadline, epoch_ms
 from poller.config import RECURSE_RESERVE_S, PollerSettings, QueueConfig
+from poller.dispatch import BatchResult, Dispatcher
 from poller.exceptions import HandlerImportError, InvocationTooShort, QueueUnavailable, RetriesExhausted, TokenLost
 from poller.keeper import Keeper
 from poller.lease import Lease
 from poller.logs import log
-from poller.records import Message, esm_event, failed_ids, queue_arn
+from poller.rate import RECEIVE_AHEAD_S, RateShare
+from poller.records import Message, queue_arn
 from poller.recursion import Invoker
-from poller.resolve import Handler, resolve_handler
+from poller.redelivery import redelivery_plan
 from poller.retry import Backoff, retry_transient
 from poller.sqs import QueueClient
 from poller.step import LoopStep
+from poller.targets import CONNECT_TIMEOUT_S, make_target
 from poller.tokens import TokenStore
 
 RECURSION_BACKOFF = Backoff(base_s=0.2, cap_s=2.0, max_attempts=5)
@@ -55,7 +59,9 @@ class Outcome:
     received: int = 0
     succeeded: int = 0
     failed: int = 0
+    returned: int = 0  # received but not dispatched (lease lost or time up mid-batch): visible again at once
     heartbeats: int = 0
+    loop_counts: int = 0  # Queries of the live loop count (rate-limited queues only)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +94,13 @@ class Loop:
         self.fields: dict[str, object] = {"queue": queue.key, **step.log_fields()}
         self.outcome = Outcome()
         self.lease: Lease | None = None
+        self.rate: RateShare | None = None
+        # Record by record under a rate limit, a batch may wait for its turns: budget for it.
+        self.batch_budget_s = (
+            queue.handler_timeout_s
+            + (CONNECT_TIMEOUT_S if queue.handler is None else 0)  # a forwarding target connects first
+            + (RECEIVE_AHEAD_S if queue.rate_limit is not None and queue.per_record else 0)
+        )
 
     # -- the invocation ------------------------------------------------------------------------------
 
@@ -107,8 +120,14 @@ class Loop:
         self.outcome.generation = lease.generation
         self.fields["generation"] = lease.generation
         try:
-            handler = resolve_handler(self.queue.handler)
-            self._work(lease, handler)
+            dispatcher = self._dispatcher()
+            finishing = OneAhead(log_fields=self.fields)
+            try:
+                self._work(lease, dispatcher, finishing)
+                finishing.wait()  # the last batch's delete: its RetriesExhausted is handled below
+            finally:
+                finishing.close()
+                dispatcher.close()
             if lease.lost is not None:
                 self.outcome.reason = lease.lost.reason
                 return self._end()
@@ -168,10 +187,39 @@ class Loop:
             log_fields=self.fields,
         )
 
-    def _work(self, lease: Lease, handler: Handler) -> None:
+    def _dispatcher(self) -> Dispatcher:
+        """The queue's target, paced by this loop's share of the rate limit when the queue has one."""
+        if self.queue.rate_limit is not None:
+            self.rate = RateShare(
+                rate_s=self.queue.rate_limit,
+                max_loops=self.queue.max_loops,
+                count_loops=lambda: self.services.tokens.count(self.step.queue_url),
+                clock=self.clock,
+                # A new row's first step (generation 0): the loops already running must shrink first.
+                fresh_loop=self.step.generation == 0,
+                log_fields=self.fields,
+            )
+        return Dispatcher(
+            make_target(self.queue, region=self.services.region),
+            per_record=self.queue.per_record,
+            concurrency=self.queue.concurrency,
+            rate=self.rate,
+            arn=self.arn,
+            region=self.services.region,
+            clock=self.clock,
+            log_fields=self.fields,
+        )
+
+    def _work(self, lease: Lease, dispatcher: Dispatcher, finishing: OneAhead) -> None:
         if not lease.ended and self._poll_wait_s() is None:
-            raise InvocationTooShort(self.deadline.remaining_s(), self.queue.handler_timeout_s)
+            raise InvocationTooShort(self.deadline.remaining_s(), self.batch_budget_s)
         while not lease.ended:
+            wait = dispatcher.ready_in_s()
+            spare = self.deadline.remaining_s() - self.batch_budget_s - RECURSE_RESERVE_S
+            if wait > 0 and spare > 0:
+                # Not our turn yet (rate share, or a downstream's Retry-After): receive only when the
+                # messages can be sent, and never sleep into the time a batch and the recursion need.
+                self.clock.sleep(min(wait, spare))
             wait_s = self._poll_wait_s()
             if wait_s is None:
                 return
@@ -179,6 +227,11 @@ class Loop:
             if lease.ended:
                 return
             messages = self._retry(partial(self._receive, wait_s), "receive")
+            try:
+                finishing.wait()  # the previous batch's delete: if it failed, hand over before touching these
+            except Exception:
+                self._give_back(messages)
+                raise
             if not messages:
                 continue
             received_at = self.clock.monotonic()
@@ -191,43 +244,60 @@ class Loop:
             if lease.ended:
                 self._give_back(messages)
                 return
-            self._process(messages, handler, lease, received_at)
+            result = self._process(messages, dispatcher, lease, received_at)
+            # The delete runs while the next receive waits: one batch's finish at a time, errors raised here.
+            finishing.submit(partial(self._delete_done, messages, result, started=received_at))
 
     def _receive(self, wait_s: int) -> list[Message]:
         return self.sqs.receive(
-            max_messages=self.queue.batch_size, wait_s=wait_s, visibility_timeout_s=self.queue.visibility_timeout_s
+            max_messages=self._receive_size(), wait_s=wait_s, visibility_timeout_s=self.queue.visibility_timeout_s
+        )
+
+    def _receive_size(self) -> int:
+        """``batch_size``; under a rate limit no more than one call may carry, or (record by record) than
+        the share pays for soon."""
+        if self.rate is None:
+            return self.queue.batch_size
+        if self.queue.per_record:
+            return self.rate.receive_limit(self.queue.batch_size)
+        return self.queue.max_dispatch_unit
+
+    def _may_start_record(self) -> bool:
+        lease = self.lease
+        return (
+            lease is not None
+            and not lease.ended
+            and self.deadline.remaining_s() >= self.queue.handler_timeout_s + RECURSE_RESERVE_S
         )
 
     def _poll_wait_s(self) -> int | None:
-        """Seconds of long poll that still leave the handler's budget and the recursion reserve, or None
+        """Seconds of long poll that still leave the batch's budget and the recursion reserve, or None
         when the time is up."""
-        spare = self.deadline.remaining_s() - self.queue.handler_timeout_s - RECURSE_RESERVE_S
+        spare = self.deadline.remaining_s() - self.batch_budget_s - RECURSE_RESERVE_S
         if spare < 1:
             return None
         return min(self.queue.wait_time_s, int(spare))
 
     # -- one batch -----------------------------------------------------------------------------------
 
-    def _process(self, messages: list[Message], handler: Handler, lease: Lease, received_at: float) -> None:
-        started = self.clock.monotonic()
-        ids = [m["MessageId"] for m in messages]
-        event = esm_event(messages, arn=self.arn, region=self.services.region)
+    def _process(
+        self, messages: list[Message], dispatcher: Dispatcher, lease: Lease, received_at: float
+    ) -> BatchResult:
+        """Dispatch the batch; what was never dispatched is made visible again at once, what failed after its
+        retry backoff, both before the next receive (so it can see them)."""
         keep_alive = _KeepAlive(self.sqs, messages, self.queue.visibility_timeout_s, self.clock, lease, received_at)
         interval = min(self.queue.visibility_timeout_s / 3, self.settings.keeper_interval_s)
         with Keeper(keep_alive.tick, interval_s=interval, log_fields=self.fields):
-            try:
-                failed = failed_ids(handler(event, self.context), ids, log_fields=self.fields)
-            except Exception as exc:  # the trigger's rule: an exception fails the whole batch
-                failed = set(ids)
-                log(
-                    "error",
-                    "handler_error",
-                    error=f"{type(exc).__name__}: {exc}",
-                    traceback="".join(traceback.format_exception(exc))[-4000:],
-                    message_ids=ids,
-                    **self.fields,
-                )
-        done = [m for m in messages if m["MessageId"] not in failed]
+            result = dispatcher.run(messages, self.context, may_start=self._may_start_record)
+        if result.returned:
+            self._give_back(result.returned)
+        self._delay_failed(messages, result)
+        return result
+
+    def _delete_done(self, messages: list[Message], result: BatchResult, *, started: float) -> None:
+        """Delete what succeeded (in the background, while the next receive waits: :class:`OneAhead`)."""
+        returned = {m["MessageId"] for m in result.returned}
+        done = [m for m in messages if m["MessageId"] not in result.failures and m["MessageId"] not in returned]
         try:
             undeleted = self._retry(lambda: self.sqs.delete(done), "delete") if done else []
         except RetriesExhausted as exc:
@@ -241,7 +311,7 @@ class Loop:
             )
             raise
         finally:
-            self._count_batch(messages, done, failed, started)
+            self._count_batch(messages, done, result, started)
         if undeleted:
             log(
                 "warning",
@@ -250,17 +320,37 @@ class Loop:
                 **self.fields,
             )
 
-    def _count_batch(self, messages: list[Message], done: list[Message], failed: set[str], started: float) -> None:
+    def _delay_failed(self, messages: list[Message], result: BatchResult) -> None:
+        """Failed messages come back after their retry backoff (or a Retry-After), when there is one."""
+        plan = redelivery_plan(
+            messages,
+            result.failures,
+            self.queue.retry_backoff,
+            self.services.rand,
+            has_dlq=self.queue.dlq_name is not None,
+        )
+        if not plan:
+            return
+        try:
+            self.sqs.set_visibilities(plan)
+        except Exception as exc:  # they come back after their visibility timeout instead: sooner, not lost
+            log("warning", "retry_backoff_failed", error=repr(exc), **self.fields)
+            return
+        log("info", "retry_backoff", delays_s={m["MessageId"]: s for m, s in plan}, **self.fields)
+
+    def _count_batch(self, messages: list[Message], done: list[Message], result: BatchResult, started: float) -> None:
         self.outcome.batches += 1
         self.outcome.received += len(messages)
         self.outcome.succeeded += len(done)
-        self.outcome.failed += len(failed)
+        self.outcome.failed += len(result.failures)
+        self.outcome.returned += len(result.returned)
         log(
             "info",
             "batch",
             received=len(messages),
             succeeded=len(done),
-            failed=len(failed),
+            failed=len(result.failures),
+            returned=len(result.returned),
             duration_ms=round((self.clock.monotonic() - started) * 1000, 1),
             **self.fields,
         )
@@ -342,6 +432,7 @@ class Loop:
 
     def _end(self, *, level: str = "info", **extra: object) -> Outcome:
         self.outcome.heartbeats = self.lease.heartbeats if self.lease else 0
+        self.outcome.loop_counts = self.rate.counts if self.rate else 0
         log(level, "loop_end", **{**self.outcome.as_dict(), **self.fields, **extra})
         return self.outcome
 

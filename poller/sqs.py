@@ -19,10 +19,6 @@ ENTRY_RETRY = Backoff(base_s=0.05, cap_s=1.0, max_attempts=4)
 """Entries of a batch call that failed on the service's side are sent again at most 3 more times."""
 
 
-def _chunks(items: Sequence[Message], size: int = SQS_MAX_BATCH) -> list[Sequence[Message]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 @dataclass
 class QueueClient:
     """One queue, seen through a boto3 SQS client. Raises :class:`QueueUnavailable` when the queue is gone
@@ -56,23 +52,33 @@ class QueueClient:
 
     def delete(self, messages: Sequence[Message]) -> list[Message]:
         """Delete ``messages``; returns those that could not be deleted (they will be delivered again)."""
-        return self._batch("delete_message_batch", messages, {})
+        return self._batch("delete_message_batch", messages, [{}] * len(messages))
 
     def change_visibility(self, messages: Sequence[Message], timeout_s: int) -> list[Message]:
         """Set the visibility of in-flight ``messages`` to ``timeout_s`` from now (0 returns them at once);
         returns those it could not change."""
-        return self._batch("change_message_visibility_batch", messages, {"VisibilityTimeout": timeout_s})
+        return self.set_visibilities([(m, timeout_s) for m in messages])
 
-    def _batch(self, operation: str, messages: Sequence[Message], extra: dict[str, Any]) -> list[Message]:
+    def set_visibilities(self, timeouts: Sequence[tuple[Message, int]]) -> list[Message]:
+        """Each message's own visibility timeout, in seconds from now; returns those it could not change."""
+        return self._batch(
+            "change_message_visibility_batch", [m for m, _ in timeouts], [{"VisibilityTimeout": t} for _, t in timeouts]
+        )
+
+    def _batch(self, operation: str, messages: Sequence[Message], extras: Sequence[dict[str, Any]]) -> list[Message]:
+        """``extras[i]``: the further entry fields of ``messages[i]``."""
         failed: list[Message] = []
-        for chunk in _chunks(messages):
-            pending = {str(i): m for i, m in enumerate(chunk)}
+        for start in range(0, len(messages), SQS_MAX_BATCH):
+            chunk = list(
+                zip(messages[start : start + SQS_MAX_BATCH], extras[start : start + SQS_MAX_BATCH], strict=True)
+            )
+            pending = {str(i): pair for i, pair in enumerate(chunk)}
             for attempt in range(1, ENTRY_RETRY.max_attempts + 1):
-                entries = [{"Id": i, "ReceiptHandle": m["ReceiptHandle"], **extra} for i, m in pending.items()]
+                entries = [{"Id": i, "ReceiptHandle": m["ReceiptHandle"], **x} for i, (m, x) in pending.items()]
                 result = self._call(operation, Entries=entries)
-                retry: dict[str, Message] = {}
+                retry: dict[str, tuple[Message, dict[str, Any]]] = {}
                 for failure in result.get("Failed", []):
-                    message = pending[failure["Id"]]
+                    message = pending[failure["Id"]][0]
                     # SenderFault: our request was wrong for this entry (a stale receipt handle after the
                     # visibility ran out): sending it again cannot help.
                     if failure.get("SenderFault") or attempt == ENTRY_RETRY.max_attempts:
@@ -87,7 +93,7 @@ class QueueClient:
                         )
                         failed.append(message)
                     else:
-                        retry[failure["Id"]] = message
+                        retry[failure["Id"]] = pending[failure["Id"]]
                 if not retry:
                     break
                 pending = retry

@@ -287,6 +287,11 @@ class TokenStore:
         for row in self.model.query(queue_url, consistent_read=True, page_size=page_size):
             yield TokenState.of(row)
 
+    def count(self, queue_url: str) -> int:
+        """How many rows (live or retiring loops) the queue has: one consistent Query with Select=COUNT, the
+        rows not returned (the rate limit divides by it: docs/downstream.md)."""
+        return int(self.model.count(queue_url, consistent_read=True))
+
     def queue_urls(self) -> set[str]:
         """Every queue URL that has token rows: a consistent scan of the whole table, following pages (the
         table holds at most the sum of max_loops rows, plus control rows without a loop_id)."""

@@ -15,8 +15,10 @@ from pynamodb.exceptions import PynamoDBException
 
 from poller.config import config_path, load_config
 from poller.exceptions import SqsLoopsError
+from sandbox.cost_command import add_cost_command, run_cost
 from sandbox.faults import FAULT_KINDS, parse_faults
 from sandbox.operator import RedriveIncomplete
+from sandbox.send import add_send_parser, run_send
 
 __all__ = ["build_parser", "main", "parse_faults"]
 
@@ -69,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults",
         help=f"name=probability,... with names {', '.join(sorted(FAULT_KINDS))}; they stop when the feed ends",
     )
+    add_send_parser(commands)
+    add_cost_command(commands)
     return parser
 
 
@@ -97,10 +101,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "cost":
+        return run_cost(args)
     if args.command == "demo":
         return _demo(args)
     if args.command == "sandbox":
         return _sandbox(args)
+    if args.command == "send":
+        return run_send(args)
     from sandbox.operator import Operator
 
     if not args.prefix:

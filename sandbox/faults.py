@@ -3,6 +3,8 @@ happens there, drawn from a seeded generator and counted where it is injected.
 
     kind           where                                      what the framework sees
     crash          the loop's DeleteMessageBatch call          its invocation dies after the handler, before the delete
+                   (made from the loop's background thread:    (the BaseException comes out in the loop's thread when
+                   poller/background.py)                       it waits for the delete, and ends the invocation)
     duplicate      the runtime's async invoke                  the same event delivered twice
     drop           the runtime's async invoke                  the event never runs
     throttle       every DynamoDB request of a function        400 ProvisionedThroughputExceededException
@@ -38,6 +40,8 @@ from typing import Any
 import botocore.handlers
 from botocore.awsrequest import AWSResponse
 from botocore.handlers import REGISTER_FIRST
+
+from poller.background import THREAD_NAME as FINISH_THREAD
 
 FAULT_KINDS: dict[str, str] = {
     "crash": "an invocation dies after receiving and handling a batch, before deleting it",
@@ -205,12 +209,18 @@ def mark_invocation(function: str | None) -> None:
     _local.function = function
 
 
+def _in_loop_helper_thread() -> bool:
+    """A thread a loop invocation started: its keeper, or the one that deletes its batches (poller/background.py)."""
+    name = threading.current_thread().name
+    return name == KEEPER_THREAD or name.startswith(FINISH_THREAD)
+
+
 def _in_function() -> bool:
-    return getattr(_local, "function", None) is not None or threading.current_thread().name == KEEPER_THREAD
+    return getattr(_local, "function", None) is not None or _in_loop_helper_thread()
 
 
 def _in_loop_invocation() -> bool:
-    return str(getattr(_local, "function", None) or "").endswith("-poller")
+    return str(getattr(_local, "function", None) or "").endswith("-poller") or _in_loop_helper_thread()
 
 
 class _Raw(io.BytesIO):

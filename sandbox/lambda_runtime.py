@@ -54,6 +54,10 @@ class LocalContext:
 Observer = Callable[[str, Any, Any], None]
 
 
+class FunctionFailed(dict[str, Any]):
+    """The result of a function that raised: Lambda's error payload, answered with X-Amz-Function-Error."""
+
+
 @dataclass
 class LocalLambda:
     functions: dict[str, LocalFunction]
@@ -114,7 +118,7 @@ class LocalLambda:
             self.invoke_async(function, payload)
             return _reply(request, 202, None)
         result = self.run(function, payload)
-        return _reply(request, 200, result)
+        return _reply(request, 200, result, function_error="Unhandled" if isinstance(result, FunctionFailed) else None)
 
     # -- running functions -----------------------------------------------------------------------
 
@@ -162,10 +166,10 @@ class LocalLambda:
             log("warning", "sandbox_invocation_crashed", function=function_name, queue_url=loop[0], token=loop[1])
             with self._lock:
                 self.crashed.append(loop)
-            result = {"errorMessage": str(crash), "errorType": "Crashed"}
+            result = FunctionFailed(errorMessage=str(crash), errorType="Crashed")
         except Exception as exc:  # Lambda would log it and, for async invokes, maybe retry; we log
             log("error", "sandbox_function_failed", function=function_name, error=repr(exc))
-            result = {"errorMessage": str(exc), "errorType": type(exc).__name__}
+            result = FunctionFailed(errorMessage=str(exc), errorType=type(exc).__name__)
         finally:
             mark_invocation(None)
             with self._lock:
@@ -201,12 +205,21 @@ def _loop_of(payload: Any) -> tuple[str, str]:
     return "", ""
 
 
-def _reply(request: BaseHTTPRequestHandler, status: int, body: Any, error_type: str | None = None) -> None:
+def _reply(
+    request: BaseHTTPRequestHandler,
+    status: int,
+    body: Any,
+    error_type: str | None = None,
+    *,
+    function_error: str | None = None,
+) -> None:
     data = b"" if body is None else json.dumps(body, default=str).encode()
     request.send_response(status)
     request.send_header("Content-Type", "application/json")
     request.send_header("Content-Length", str(len(data)))
     if error_type:
         request.send_header("x-amzn-ErrorType", error_type)
+    if function_error:  # the function itself failed: the SDK reads this as FunctionError
+        request.send_header("X-Amz-Function-Error", function_error)
     request.end_headers()
     request.wfile.write(data)

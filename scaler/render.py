@@ -59,7 +59,8 @@ def render(config: Config, *, prefix: str, root: Path) -> dict[str, Any]:
 def _package_patterns(config: Config, shipped_config: str) -> list[str]:
     """What goes into the zip: our code, the config, and the top-level package (or module) of every
     configured handler, so that adding a queue with a new handler needs no edit of serverless.yml."""
-    handler_roots = sorted({q.handler.split(".", 1)[0] for q in config.queues.values()} - {"poller", "scaler"})
+    handlers = [q.handler for q in config.queues.values() if q.handler is not None]
+    handler_roots = sorted({h.split(".", 1)[0] for h in handlers} - {"poller", "scaler"})
     patterns = ["!**", "poller/**", "scaler/**", shipped_config]
     for top in handler_roots:
         patterns += [f"{top}/**", f"{top}.py"]
@@ -273,10 +274,23 @@ def _queue_arn(name_or_url: str) -> Any:
     return {SUB: f"arn:${{AWS::Partition}}:sqs:{region}:{account}:{name}"}
 
 
+def _function_arns(name_or_arn: str) -> list[Any]:
+    """A forwarding target's ARN, and its qualified versions (an alias or version given, or not)."""
+    if name_or_arn.startswith("arn:"):
+        base = ":".join(name_or_arn.split(":")[:7])
+        return [base, base + ":*"]
+    name = name_or_arn.split(":", 1)[0]
+    arn = f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{name}"
+    return [{SUB: arn}, {SUB: arn + ":*"}]
+
+
 def _iam_statements(config: Config, prefix: str) -> list[dict[str, Any]]:
     queues = [_queue_arn(q.queue) for q in config.queues.values()]
     dlqs = [_queue_arn(q.dlq or q.dlq_name) for q in config.queues.values() if q.dlq_name is not None]
     function = f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{prefix}-poller"
+    targets: list[Any] = []  # forwarding targets (function: in the config), each once
+    for queue in config.queues.values():
+        targets += [arn for arn in _function_arns(queue.function or "") if queue.function and arn not in targets]
     return [
         {
             "Effect": "Allow",
@@ -305,7 +319,7 @@ def _iam_statements(config: Config, prefix: str) -> list[dict[str, Any]]:
         {
             "Effect": "Allow",
             "Action": ["lambda:InvokeFunction"],
-            "Resource": [{SUB: function}, {SUB: function + ":*"}],
+            "Resource": [{SUB: function}, {SUB: function + ":*"}, *targets],
         },
         {
             "Effect": "Allow",

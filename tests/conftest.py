@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import random
-import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from poller.config import Config, parse_config
 from poller.loop import Loop, LoopServices, Outcome
 from poller.step import LoopStep
 from poller.tokens import TokenStore, bind_token_table
+from sandbox.clock import FakeClock as FakeClock  # tests import it from here
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -71,28 +71,6 @@ def loop_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 def log_events(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "sqs_loops"]
     return [line for line in lines if line["event"] == event]
-
-
-class FakeClock:
-    """A clock that moves only when told (or when something sleeps on it)."""
-
-    def __init__(self, start: float = 1_800_000_000.0):
-        self._epoch = start
-        self._mono = 0.0
-        self._lock = threading.Lock()
-
-    def time(self) -> float:
-        return self._epoch + self._mono
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._mono += seconds
 
 
 class FakeContext:

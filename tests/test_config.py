@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from poller.config import Config, PollerSettings, ScaleStep, config_path, load_config, parse_config
+from poller.config import Config, PollerSettings, RetryBackoff, ScaleStep, config_path, load_config, parse_config
 from poller.exceptions import ConfigError, UnknownQueue
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def test_repository_config_loads() -> None:
     config = load_config(ROOT / "queues.yml")
     orders = config.queue("orders")
     assert orders.scale_steps == (ScaleStep(100, 2), ScaleStep(1000, 4))
-    assert config.poller == PollerSettings(timeout_s=900, heartbeat_s=60)
+    assert config.poller == PollerSettings(timeout_s=900, heartbeat_s=75)
 
 
 def test_defaults_fill_queues_and_queue_keys_win() -> None:
@@ -144,7 +144,122 @@ BAD = [
         QUEUE + "  again:\n    queue: orders\n    handler: app.h\n",
         r"queues\.again\.queue: 'orders' is already the queue",
     ),
+    # downstream protection (docs/downstream.md)
+    (
+        QUEUE + "    function: billing\n",
+        r"queues\.orders\.function: a queue has exactly one target; it already has 'handler'",
+    ),
+    (
+        "queues:\n  orders:\n    queue: q\n    function: 'no good'\n",
+        r"queues\.orders\.function: expected a Lambda function name",
+    ),
+    (
+        "queues:\n  orders:\n    queue: q\n    http: ftp://x\n",
+        r"queues\.orders\.http: expected an http:// or https:// URL",
+    ),
+    (
+        "queues:\n  orders:\n    queue: q\n    http: {url: 'http://x', per: each}\n",
+        r"orders\.http\.per: expected one of record, batch",
+    ),
+    (
+        "queues:\n  orders:\n    queue: q\n    http: {url: 'http://x', timeout_s: 0}\n",
+        r"orders\.http\.timeout_s: expected seconds > 0",
+    ),
+    (
+        "queues:\n  orders:\n    queue: q\n    http: {url: 'http://x', timeout_s: 61}\n",
+        r"at most handler_timeout_s \(60\)",
+    ),
+    ("queues:\n  orders:\n    queue: q\n    http: {url: 'http://x', verb: PUT}\n", r"orders\.http\.verb: unknown key"),
+    (
+        "queues:\n  orders:\n    queue: q\n    http: {url: 'http://x', headers: {a: 1}}\n",
+        r"orders\.http\.headers: expected a mapping",
+    ),
+    (
+        "queues:\n  orders:\n    queue: q\n    concurrency: 2\n    http: {url: 'http://x', per: batch}\n",
+        r"orders\.concurrency: http per: batch sends the batch in one request",
+    ),
+    (
+        "queues:\n  o:\n    queue: o.fifo\n    handler: a.b\n    concurrency: 2\n",
+        r"queues\.o\.concurrency: must be 1 on a FIFO",
+    ),
+    (QUEUE + "    rate_limit: 0\n", r"queues\.orders\.rate_limit: expected messages a second > 0, got 0"),
+    (QUEUE + "    rate_limit: fast\n", r"queues\.orders\.rate_limit: expected messages a second > 0"),
+    (
+        "queues:\n  orders:\n    queue: orders-prod\n    http: {url: 'https://x.example', headers: {X-Team: \"\u20acuro\"}}\n",
+        r"queues\.orders\.http\.headers\.X-Team: expected Latin-1 text without line breaks",
+    ),
+    (
+        "queues:\n  orders:\n    queue: orders-prod\n    http: {url: 'https://x.example', headers: {'X Team': a}}\n",
+        r"queues\.orders\.http\.headers: 'X Team' is not an HTTP header name",
+    ),
+    (QUEUE + "    rate_limit: .inf\n", r"queues\.orders\.rate_limit: expected messages a second > 0, got inf"),
+    (
+        QUEUE + "    rate_limit: 15\n    max_loops: 8\n",
+        r"orders\.rate_limit: 15 a second shared by up to max_loops \(8\)",
+    ),
+    (QUEUE + "    concurrency: 11\n", r"queues\.orders\.concurrency: expected an integer from 1 to 10"),
+    (
+        QUEUE + "    batch_size: 4\n    concurrency: 5\n",
+        r"queues\.orders\.concurrency: expected an integer from 1 to 4",
+    ),
+    (QUEUE + "    retry_backoff: {base_s: 0}\n", r"orders\.retry_backoff\.base_s: expected an integer from 1 to 43200"),
+    (
+        QUEUE + "    retry_backoff: {base_s: 10, max_s: 5}\n",
+        r"orders\.retry_backoff\.max_s: expected an integer from 10 to 43200",
+    ),
+    (
+        QUEUE + "    retry_backoff: {max_s: 50000}\n",
+        r"orders\.retry_backoff\.max_s: expected an integer from 5 to 43200, got 50000",
+    ),
+    (QUEUE + "    retry_backoff: {factor: 2}\n", r"orders\.retry_backoff\.factor: unknown key"),
 ]
+
+
+def test_downstream_keys_parse_with_their_defaults() -> None:
+    config = parse_config(
+        """
+defaults:
+  handler: app.shared.handle
+  rate_limit: 50
+  max_loops: 5
+queues:
+  vendor:
+    queue: vendor-jobs
+    http: https://api.example.com/v1/jobs
+    concurrency: 4
+    retry_backoff: true
+  billing:
+    queue: billing
+    function: arn:aws:lambda:eu-west-1:210987654321:function:billing-worker:live
+    batch_size: 10
+  plain:
+    queue: plain
+    rate_limit: null
+"""
+    )
+    vendor, billing, plain = config.queue("vendor"), config.queue("billing"), config.queue("plain")
+    # A queue that names its own target replaces the defaults' handler instead of clashing with it.
+    assert (vendor.handler, vendor.http, vendor.function) == (None, vendor.http, None) and vendor.http is not None
+    assert (vendor.http.url, vendor.http.per, vendor.http.timeout_s) == (
+        "https://api.example.com/v1/jobs",
+        "record",
+        10,
+    )
+    assert (
+        vendor.per_record and vendor.max_dispatch_unit == 1 and vendor.target == "http:https://api.example.com/v1/jobs"
+    )
+    assert vendor.retry_backoff == RetryBackoff(base_s=5, max_s=900)
+    assert (billing.handler, billing.rate_limit, billing.per_record) == (None, 50.0, False)
+    # a batch per invoke: 5 loops each one call ahead must stay within half a second of 50 a second
+    assert billing.max_dispatch_unit == 5
+    assert (plain.handler, plain.rate_limit, plain.concurrency, plain.retry_backoff) == (
+        "app.shared.handle",
+        None,
+        1,
+        None,
+    )
+    assert plain.max_dispatch_unit == 10
+    assert RetryBackoff(base_s=5, max_s=300).ceiling_s(3) == 20 and RetryBackoff(1, 43200).ceiling_s(10**6) == 43200
 
 
 @pytest.mark.parametrize(("text", "message"), BAD)

@@ -72,7 +72,7 @@ def test_every_scale_step_has_its_alarm(resources: dict[str, Any]) -> None:
     dlq_alarms = sorted(name for name in alarms if name.endswith("-dlq-not-empty"))
     assert dlq_alarms == [f"{PREFIX}-orders-dlq-not-empty", f"{PREFIX}-thumbnails-dlq-not-empty"]
     assert {f"{PREFIX}-loops-stalled", f"{PREFIX}-poller-runaway", f"{PREFIX}-poller-silent"} <= set(alarms)
-    assert alarms[f"{PREFIX}-poller-runaway"]["Threshold"] == (8 + 3 + 4) * 10
+    assert alarms[f"{PREFIX}-poller-runaway"]["Threshold"] == (8 + 3 + 4 + 2) * 10
 
 
 def test_the_stack_creates_the_queue_it_is_asked_to(resources: dict[str, Any]) -> None:
@@ -133,7 +133,9 @@ def test_iam_is_scoped(resources: dict[str, Any]) -> None:
     ):
         assert arn in queues
     assert by_action["dynamodb:UpdateItem"]["Resource"] == [{"Fn::GetAtt": ["TokenTable", "Arn"]}]
-    assert f"function:{PREFIX}-poller" in json.dumps(by_action["lambda:InvokeFunction"]["Resource"])
+    invocable = json.dumps(by_action["lambda:InvokeFunction"]["Resource"])
+    assert f"function:{PREFIX}-poller" in invocable
+    assert "function:reports-worker" in invocable and "function:reports-worker:*" in invocable  # function: target
     assert f"alarm:{PREFIX}-*" in json.dumps(by_action["cloudwatch:DescribeAlarms"]["Resource"])
 
 

@@ -57,6 +57,12 @@ def test_the_demo_loses_nothing_scales_and_revives(tmp_path: Path) -> None:
     assert any(e["direction"] == "up" for e in report["scale_events"])
     assert report["final_loops"] == {"emails": 1, "invoices": 1}
     assert max(report["max_loops"].values()) >= 2
+    # The vendor never saw more than 1.1 x a queue's rate limit over any 5 s, while loops came and went;
+    # and the limit bound (invoices drain at 30 a second and more without it).
+    assert report["rate_limit"] == {"emails": 30.0, "invoices": 20.0}
+    for key, limit in report["rate_limit"].items():
+        assert report["max_rate_5s"][key] <= 1.1 * limit, report["max_rate_5s"]
+    assert report["max_rate_5s"]["invoices"] >= 0.6 * 20, report["max_rate_5s"]
     import matplotlib.image
 
     picture = matplotlib.image.imread(tmp_path / "chart.png")

@@ -203,3 +203,22 @@ def test_failed_delete_entries_are_sent_again(rig_factory: Any) -> None:
     assert outcome.succeeded == 4 and sqs.entries_sent == [4, 1]
     assert count(rig.sqs, rig.url) == (0, 0)
     assert sample_handlers.bodies().count("m0") == 1
+
+
+def test_a_delete_that_fails_for_good_hands_over_before_the_next_batch_is_handled(
+    rig_factory: Any, loop_logs: Any
+) -> None:
+    """The delete runs in the background while the next receive waits: when it fails for good, the batch
+    received meanwhile is given back unhandled, and the step hands over (no batch left in flight, unlogged)."""
+    rig: LoopRig = rig_factory()
+    send(rig.sqs, rig.url, [f"m{n}" for n in range(15)])
+    broken = FlakySqs(
+        rig.sqs, {"delete_message_batch": (1000, client_error("InternalError", 500, "DeleteMessageBatch"))}
+    )
+    outcome = rig.run(rig.create_token(), budget_s=7, sqs_client=broken)
+
+    assert (outcome.reason, outcome.recursed) == ("transient_errors", True)
+    assert len(sample_handlers.bodies()) == 10  # the first batch only
+    (failed,) = log_events(loop_logs, "delete_failed")
+    assert len(failed["message_ids"]) == 10
+    assert count(rig.sqs, rig.url) == (5, 10)  # given back at once; the undeleted batch waits its timeout

@@ -108,8 +108,12 @@ def _post_each(event: dict[str, Any], path: str) -> dict[str, Any]:
 
 
 def send_email(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return _post_each(event, "/emails")
+    return _post_each(event, VENDOR_PATHS["sandbox.demo.handlers.send_email"])
 
 
 def post_invoice(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return _post_each(event, "/invoices")
+    return _post_each(event, VENDOR_PATHS["sandbox.demo.handlers.post_invoice"])
+
+
+VENDOR_PATHS = {"sandbox.demo.handlers.send_email": "/emails", "sandbox.demo.handlers.post_invoice": "/invoices"}
+"""The vendor API path each demo handler posts to (the report's max_rate_5s per queue reads it)."""

@@ -314,7 +314,19 @@ class Demo:
                 k: max((s["queues"][k]["loops"] for s in self.samples), default=0) for k in self.sandbox.config.queues
             },
             "final_loops": {k: final["queues"][k]["loops"] if final else 0 for k in self.sandbox.config.queues},
+            **self.rates(vendor),
             **self.reliability(processed, dlq, lost),
+        }
+
+    def rates(self, vendor: VendorApi) -> dict[str, dict[str, float | None]]:
+        """Per queue: its ``rate_limit`` (None: none) and the vendor's busiest 5 s for it (calls a second)."""
+        busiest = vendor.max_rate(5.0)
+        queues = self.sandbox.config.queues
+        return {
+            "rate_limit": {k: q.rate_limit for k, q in queues.items()},
+            "max_rate_5s": {
+                k: busiest.get(handlers.VENDOR_PATHS.get(q.handler or "", ""), 0.0) for k, q in queues.items()
+            },
         }
 
     def reliability(self, processed: dict[str, int], dlq: set[str], lost: int) -> dict[str, Any]:

@@ -1,0 +1,123 @@
+"""The cost model's arithmetic (sandbox/cost.py) and the `sqs-loops cost` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sandbox.cli import main
+from sandbox.cost import (
+    MONTH_S,
+    SQS_LOOPS,
+    CallRates,
+    Estimate,
+    Prices,
+    Workload,
+    break_even_epu_hour,
+    estimate,
+    rates_from_bench,
+)
+
+PRICES = Prices()
+GB_S_256_ARM = 0.0000133334 / 4  # USD per second of a 256 MB arm64 function
+
+
+def by_design(workload: Workload, rates: CallRates = SQS_LOOPS) -> dict[str, Estimate]:
+    return {e.design: e for e in estimate(workload, PRICES, rates)}
+
+
+def test_an_idle_loop_costs_a_month_of_duration_plus_its_polls_heartbeats_and_alarms() -> None:
+    ours = by_design(Workload())["sqs-loops"]
+    minutes = MONTH_S / 60
+    calls = minutes * (3.011 * 0.40 + 1.004 * 0.625 + 0.072 * 0.20) / 1e6
+    assert ours.at_rest_per_queue_month == pytest.approx(MONTH_S * GB_S_256_ARM + calls + 2 * 0.10)
+    assert 8.8 < ours.at_rest_per_queue_month < 9.0  # docs/deploy.md: about $9
+
+
+def test_the_on_demand_trigger_at_rest_pays_only_its_pollers_empty_receives() -> None:
+    trigger = by_design(Workload())["trigger (on-demand)"]
+    assert trigger.at_rest_per_queue_month == pytest.approx(15 * MONTH_S / 60 * 0.40 / 1e6)
+
+
+def test_per_million_messages_by_hand() -> None:
+    w = Workload(handler_ms=100, call_ms=15)
+    designs = by_design(w)
+    # The trigger: 100 ms of duration per batch of 10, one receive, one delete and one invocation per batch.
+    trigger = 1e5 * 0.1 * GB_S_256_ARM + 1e5 * (2 * 0.40 + 0.20) / 1e6
+    assert designs["trigger (on-demand)"].per_million == pytest.approx(trigger)
+    # The 2016 design waits for 12 calls per batch and pays a delete per message and an invocation per batch.
+    recursive = 1e5 * (0.1 + 12 * 0.015) * GB_S_256_ARM + 1e6 * (1.1 * 0.40 + 0.1 * 0.625 + 0.1 * 0.20) / 1e6
+    assert designs["2016 design"].per_million == pytest.approx(recursive)
+    assert designs["sqs-loops"].per_million < designs["2016 design"].per_million / 4
+
+
+def test_a_busy_deployment_is_billed_for_its_busy_time_not_twice() -> None:
+    busy = Workload(messages_per_day=200_000_000, handler_ms=100)
+    ours = by_design(busy)["sqs-loops"]
+    busy_s = 200_000_000 * 30 * (0.1 + 2 * 0.015) / 10
+    assert busy_s > MONTH_S  # more than one loop's month: the loops scaled up
+    assert ours.month > busy_s * GB_S_256_ARM
+    assert ours.month < busy_s * GB_S_256_ARM * 1.1 + 6e9 * 0.2 * 0.40 / 1e6 * 1.1
+
+
+def test_where_each_is_cheaper() -> None:
+    quiet = by_design(Workload(messages_per_day=10_000))
+    assert min(quiet.values(), key=lambda e: e.month).design == "trigger (on-demand)"
+    busy = by_design(Workload(messages_per_day=100_000_000))
+    assert min(busy.values(), key=lambda e: e.month).design == "sqs-loops"
+
+
+def test_provisioned_mode_break_even_is_where_its_rest_cost_meets_ours() -> None:
+    w = Workload()
+    price = break_even_epu_hour(w)
+    designs = {e.design: e for e in estimate(w, Prices(epu_hour=price))}
+    assert designs["trigger (provisioned)"].at_rest_per_queue_month == pytest.approx(
+        designs["sqs-loops"].at_rest_per_queue_month
+    )
+
+
+def test_rates_from_a_bench_result(tmp_path: Path) -> None:
+    result = {
+        "details": {
+            "full_backlog": {
+                "messages": 1000,
+                "calls": {
+                    "sqs.ReceiveMessage": 100,
+                    "sqs.DeleteMessageBatch": 100,
+                    "dynamodb.UpdateItem": 2,
+                    "lambda.Invoke": 1,
+                },
+            },
+            "idle": {
+                "minutes": 10.0,
+                "calls": {"sqs.ReceiveMessage": 30, "dynamodb.UpdateItem": 10, "lambda.Invoke": 1},
+            },
+        }
+    }
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(result))
+    assert rates_from_bench(path) == CallRates(0.2, 0.002, 0.001, 3.0, 1.0, 0.1)
+
+
+def test_cost_command_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cost", "--messages-per-day", "5000000", "--queues", "3", "--memory-mb", "512"]) == 0
+    out = capsys.readouterr().out
+    assert "5,000,000 messages/day on 3 queue(s)" in out and "512 MB" in out
+    for design in ("sqs-loops", "trigger (on-demand)", "trigger (provisioned)", "2016 design"):
+        assert design in out
+    assert "cheapest for this workload:" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["cost", "--queues", "0"], "--queues: expected a number >= 1, got 0"),
+        (["cost", "--arch", "sparc"], "--arch: expected arm64 or x86"),
+        (["cost", "--handler-ms", "-5"], "--handler-ms: expected a number >= 0"),
+    ],
+)
+def test_cost_command_names_a_bad_input(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,333 @@
+"""Protecting what sits downstream, one loop against moto: concurrency with per-record results, retry
+backoff, a rate limit on a fake clock, and forwarding to a real HTTP server and to a function in the local
+Lambda runtime."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+import pytest
+import sample_handlers
+from conftest import FakeClock, LoopRig, count, log_events, send
+
+import poller.forward_function
+from poller.config import RetryBackoff
+from poller.dispatch import Dispatcher
+from poller.redelivery import redelivery_delay_s
+from poller.targets import RETRY, Failure
+from sandbox import loopback
+from sandbox.lambda_runtime import LocalFunction, LocalLambda
+
+
+def test_concurrency_runs_records_in_parallel_and_keeps_only_the_failed(rig_factory: Any) -> None:
+    rig: LoopRig = rig_factory(concurrency=4, batch_size=8, handler_timeout_s=2)
+    send(rig.sqs, rig.url, [f"m{n}" for n in range(6)] + ["bad-1", "bad-2"])
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_record(event: dict[str, Any], context: Any) -> Any:
+        assert len(event["Records"]) == 1  # an ordinary trigger handler, handed one record at a time
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        record = event["Records"][0]
+        if record["body"].startswith("bad"):
+            return {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+        return None
+
+    sample_handlers.use(slow_record)
+    outcome = rig.run(rig.create_token(), budget_s=7)
+
+    assert most[0] >= 3  # 4 threads; at least 3 overlapped even on a busy machine
+    assert (outcome.succeeded, outcome.failed) == (6, 2)
+    assert count(rig.sqs, rig.url) == (0, 2)  # the two failures wait out their visibility timeout
+
+
+def test_a_raising_record_fails_only_itself(rig_factory: Any) -> None:
+    rig: LoopRig = rig_factory(concurrency=2, batch_size=4)
+    send(rig.sqs, rig.url, ["a", "boom", "b", "c"])
+
+    def raise_on_boom(event: dict[str, Any], context: Any) -> None:
+        if event["Records"][0]["body"] == "boom":
+            raise RuntimeError("vendor said no")
+
+    sample_handlers.use(raise_on_boom)
+    outcome = rig.run(rig.create_token(), budget_s=6)
+    assert (outcome.succeeded, outcome.failed) == (3, 1)
+
+
+def test_retry_backoff_brings_a_failure_back_sooner_and_later_each_time(rig_factory: Any, loop_logs: Any) -> None:
+    rig: LoopRig = rig_factory(retry_backoff={"base_s": 1, "max_s": 8}, visibility_timeout_s=60)
+    send(rig.sqs, rig.url, ["always-fails"])
+    sample_handlers.use(
+        lambda event, context: {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    )
+
+    rig.run(rig.create_token(), budget_s=8)
+
+    delays = [next(iter(line["delays_s"].values())) for line in log_events(loop_logs, "retry_backoff")]
+    counts = [int(r["attributes"]["ApproximateReceiveCount"]) for r in sample_handlers.seen]
+    # Without the backoff the message would stay away for its 60-s visibility timeout: seen once.
+    assert counts[:2] == [1, 2] and len(delays) == len(counts)
+    assert delays[0] == 1 and 1 <= delays[1] <= 2
+
+
+def test_backoff_delays_grow_with_the_receive_count_within_their_bounds() -> None:
+    backoff = RetryBackoff(base_s=5, max_s=300)
+    rand = random.Random(3)
+
+    def delay(receives: int, failure: Failure = RETRY) -> int | None:
+        return redelivery_delay_s(failure, {"Attributes": {"ApproximateReceiveCount": str(receives)}}, backoff, rand)
+
+    for receives, ceiling in [(1, 5), (2, 10), (3, 20), (4, 40), (7, 300), (500, 300)]:
+        draws = [delay(receives) for _ in range(200)]
+        assert all(d is not None and 5 <= d <= ceiling for d in draws)
+        assert len(set(draws)) > (1 if ceiling > 5 else 0)  # jittered, not in step
+    assert delay(1, Failure(retry_after_s=120)) == 120  # the downstream's Retry-After is a floor
+    assert delay(3, Failure(permanent=True)) == 0  # a 4xx: straight back, toward the DLQ
+    # without a DLQ, straight back would be a tight cycle: it waits like any failure
+    no_dlq = redelivery_delay_s(Failure(permanent=True), {}, backoff, rand, has_dlq=False)
+    assert no_dlq is not None and 5 <= no_dlq <= 5
+    assert redelivery_delay_s(Failure(permanent=True), {}, None, rand, has_dlq=False) is None
+    assert redelivery_delay_s(Failure(), {}, None, rand) is None  # no backoff: the visibility timeout decides
+    assert redelivery_delay_s(Failure(retry_after_s=99999), {}, None, rand) == 43200  # SQS's 12 h
+
+
+def test_a_rate_limit_paces_calls_and_a_new_loop_holds_back(rig_factory: Any) -> None:
+    clock = FakeClock()
+    # 4 a second for up to 2 loops; alone on the queue this loop gets all 4 (one message a call).
+    rig: LoopRig = rig_factory(clock=clock, rate_limit=4, max_loops=2, handler_timeout_s=1)
+    send(rig.sqs, rig.url, [f"m{n}" for n in range(30)])
+    calls: list[float] = []
+    sample_handlers.use(lambda event, context: calls.append(clock.monotonic()))
+
+    outcome = rig.run(rig.create_token(), budget_s=10)
+
+    assert calls and calls[0] >= 2.0 + 0.25  # hold back a refresh interval and one turn (generation 0)
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
+    assert min(gaps) >= 0.25 - 1e-9
+    assert len(sample_handlers.seen) == len(calls)  # one message per call: a loop's head start is one
+    assert 1 <= outcome.loop_counts <= 4
+
+
+# -- forwarding to HTTP --------------------------------------------------------------------------------
+
+
+class Vendor:
+    """A real HTTP server on loopback that answers by the body: ok 200, busy 429 (Retry-After 2), down
+    503, hold on 503 (Retry-After 1), bad 400, moved 301, slow after 2 s; per batch, it fails the records whose body
+    is bad."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.times: list[tuple[float, bytes]] = []  # (monotonic arrival, body)
+        self.server, self.url = loopback.serve(self.answer, name="test-vendor")
+
+    def answer(self, request: BaseHTTPRequestHandler) -> None:
+        body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        self.requests.append((dict(request.headers), body))
+        self.times.append((time.monotonic(), body))
+        text = body.decode()
+        status, headers, out = 200, {}, b""
+        if text.startswith('{"Records"'):
+            failed = [{"itemIdentifier": r["messageId"]} for r in json.loads(text)["Records"] if r["body"] == "bad"]
+            out = json.dumps({"batchItemFailures": failed}).encode()
+        elif text == "busy":
+            status, headers = 429, {"Retry-After": "2"}
+        elif text == "hold on":
+            status, headers = 503, {"Retry-After": "1"}
+        elif text == "down":
+            status = 503
+        elif text == "moved":
+            status, headers = 301, {"Location": "/elsewhere"}
+        elif text == "bad":
+            status = 400
+        elif text == "slow":
+            time.sleep(2)
+        request.send_response(status)
+        for name, value in headers.items():
+            request.send_header(name, value)
+        request.send_header("Content-Length", str(len(out)))
+        request.end_headers()
+        try:
+            request.wfile.write(out)
+        except BrokenPipeError:  # the client gave up on a slow answer, as it should
+            return
+
+
+@pytest.fixture
+def vendor() -> Iterator[Vendor]:
+    server = Vendor()
+    yield server
+    loopback.stop(server.server)
+
+
+def test_http_per_record_sorts_answers_into_done_retry_later_and_toward_the_dlq(
+    rig_factory: Any, vendor: Vendor, loop_logs: Any
+) -> None:
+    http = {"url": vendor.url + "/jobs", "timeout_s": 0.5, "headers": {"Authorization": "Bearer t"}}
+    rig: LoopRig = rig_factory(
+        handler=None,
+        http=http,
+        retry_backoff={"base_s": 1, "max_s": 60},
+        batch_size=10,
+        dlq_after=3,
+        dlq="work-queue-dlq",  # a permanent failure goes straight back only toward a DLQ the config names
+    )
+    send(rig.sqs, rig.url, ['{"job": 1}', "busy", "down", "bad", "slow"])
+
+    outcome = rig.run(rig.create_token(), budget_s=11)  # the 429 pauses the loop for 2 s
+
+    first = {body.decode(): headers for headers, body in vendor.requests}
+    assert first['{"job": 1}']["Authorization"] == "Bearer t" and first['{"job": 1}']["X-Sqs-Message-Id"]
+    assert outcome.succeeded == 1
+    delays = {}
+    for line in log_events(loop_logs, "retry_backoff"):  # after each message's first receive
+        for message_id, delay in line["delays_s"].items():
+            delays.setdefault(message_id, delay)
+    refused: dict[int, Any] = {}
+    for line in log_events(loop_logs, "forward_refused"):
+        refused.setdefault(line["status"], line)
+    assert refused[429]["retry_after_s"] == 2 and refused[400]["permanent"] is True
+    busy_id, bad_id = refused[429]["message_ids"][0], refused[400]["message_ids"][0]
+    assert delays[busy_id] == 2  # the Retry-After is a floor on the backoff (1 s after a first receive)
+    assert delays[bad_id] == 0  # straight back: it reaches the DLQ after maxReceiveCount quick receives
+    assert delays[refused[503]["message_ids"][0]] == 1
+    (timed_out, *_) = [line for line in log_events(loop_logs, "forward_failed") if "Timeout" in line["error"]]
+    assert delays[timed_out["message_ids"][0]] == 1
+    assert sum(1 for _, body in vendor.requests if body == b"bad") >= 2  # received again at once
+
+
+def test_a_retry_after_pauses_the_loop_not_just_the_record(rig_factory: Any, vendor: Vendor, loop_logs: Any) -> None:
+    rig: LoopRig = rig_factory(handler=None, http=vendor.url, batch_size=10)
+    send(rig.sqs, rig.url, ["hold on", "a", "b", "c"])
+
+    outcome = rig.run(rig.create_token(), budget_s=9)  # + a forwarding target's connect time
+
+    assert outcome.succeeded == 3
+    (refused_at,) = [at for at, body in vendor.times if body == b"hold on"]
+    after = [at - refused_at for at, body in vendor.times if at > refused_at]
+    assert after and min(after) >= 0.9  # nothing went out during the 1 s the vendor asked for
+    (pause,) = log_events(loop_logs, "downstream_pause")
+    assert pause["pause_s"] == 1
+
+
+def test_http_per_batch_posts_the_trigger_event_and_honours_its_failures(rig_factory: Any, vendor: Vendor) -> None:
+    rig: LoopRig = rig_factory(handler=None, http={"url": vendor.url, "per": "batch"}, batch_size=10)
+    send(rig.sqs, rig.url, ["a", "bad", "b"])
+
+    outcome = rig.run(rig.create_token(), budget_s=9)  # + a forwarding target's connect time
+
+    (_, body), *_ = vendor.requests
+    assert [r["body"] for r in json.loads(body)["Records"]] == ["a", "bad", "b"]
+    assert (outcome.succeeded, outcome.failed) == (2, 1)
+    assert count(rig.sqs, rig.url) == (0, 1)
+
+
+# -- forwarding to a function --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def local_lambda(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalLambda]:
+    runtime = LocalLambda(functions={"orders-worker": LocalFunction("orders-worker", "sample_handlers.dispatch", 5)})
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", runtime.start())
+    poller.forward_function.sync_lambda_client.cache_clear()
+    yield runtime
+    runtime.stop()
+    poller.forward_function.sync_lambda_client.cache_clear()
+
+
+def test_function_target_gets_the_batch_and_its_failures_are_honoured(
+    rig_factory: Any, local_lambda: LocalLambda
+) -> None:
+    rig: LoopRig = rig_factory(handler=None, function="orders-worker", batch_size=10)
+    send(rig.sqs, rig.url, ["a", "bad", "b"])
+    sample_handlers.use(
+        lambda event, context: {
+            "batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "bad"]
+        }
+    )
+
+    outcome = rig.run(rig.create_token(), budget_s=9)  # + a forwarding target's connect time
+
+    assert sorted(sample_handlers.bodies()) == ["a", "b", "bad"]
+    assert sample_handlers.seen[0]["eventSource"] == "aws:sqs"
+    assert (outcome.succeeded, outcome.failed) == (2, 1) and local_lambda.invocations == 1
+    assert count(rig.sqs, rig.url) == (0, 1)
+
+
+def test_a_function_that_raises_fails_the_whole_batch(
+    rig_factory: Any, local_lambda: LocalLambda, loop_logs: Any
+) -> None:
+    rig: LoopRig = rig_factory(handler=None, function="orders-worker", batch_size=10)
+    send(rig.sqs, rig.url, ["a", "b"])
+
+    def fail(event: dict[str, Any], context: Any) -> None:
+        raise ValueError("database down")
+
+    sample_handlers.use(fail)
+    outcome = rig.run(rig.create_token(), budget_s=9)  # + a forwarding target's connect time
+
+    assert (outcome.succeeded, outcome.failed) == (0, 2)
+    (line,) = log_events(loop_logs, "function_error")
+    assert line["kind"] == "Unhandled" and "database down" in line["error"]
+
+
+def test_a_redirect_is_not_followed_but_fails_toward_the_dlq(rig_factory: Any, vendor: Vendor, loop_logs: Any) -> None:
+    """A followed redirect would turn the POST into a GET without the body, answered 200: a message lost."""
+    rig: LoopRig = rig_factory(handler=None, http=vendor.url + "/jobs")
+    send(rig.sqs, rig.url, ["moved"])
+
+    outcome = rig.run(rig.create_token(), budget_s=9)
+
+    assert (outcome.succeeded, outcome.failed) == (0, 1)
+    assert [body for _, body in vendor.requests] == [b"moved"]  # one POST, nothing sent after it
+    (refused,) = log_events(loop_logs, "forward_refused")
+    assert (refused["status"], refused["location"], refused["permanent"]) == (301, "/elsewhere", True)
+
+
+def test_a_fifo_group_stops_at_its_first_failed_record_and_keeps_its_order() -> None:
+    """Record by record on a FIFO queue: after a group's record fails, the group's later records are not
+    sent but returned (SQS gives them out again only after the failed one); other groups go on."""
+    sent: list[str] = []
+
+    class ByBody:
+        def send(self, event: dict[str, Any], context: Any, log_fields: dict[str, object]) -> dict[str, Failure]:
+            (record,) = event["Records"]
+            sent.append(record["body"])
+            return {record["messageId"]: RETRY} if record["body"].startswith("down") else {}
+
+    def message(n: int, group: str, body: str) -> dict[str, Any]:
+        return {
+            "MessageId": f"id-{n}",
+            "ReceiptHandle": f"rh-{n}",
+            "Body": body,
+            "MD5OfBody": "",
+            "Attributes": {"MessageGroupId": group},
+        }
+
+    batch = [message(1, "a", "a1"), message(2, "a", "down a2"), message(3, "b", "b1"), message(4, "a", "a3")]
+    dispatcher = Dispatcher(
+        ByBody(),
+        per_record=True,
+        concurrency=1,
+        rate=None,
+        arn="arn:aws:sqs:us-east-1:123456789012:work.fifo",
+        region="us-east-1",
+        clock=FakeClock(),
+        log_fields={},
+    )
+    result = dispatcher.run(batch, None, may_start=lambda: True)
+
+    assert sent == ["a1", "down a2", "b1"]
+    assert list(result.failures) == ["id-2"] and [m["MessageId"] for m in result.returned] == ["id-4"]
