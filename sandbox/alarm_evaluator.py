@@ -8,7 +8,6 @@ visible + in flight). Alarms on other metrics (Lambda's, our log-derived ones) g
 from __future__ import annotations
 
 import operator
-import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 import boto3
 
 from poller.logs import log
+from sandbox.faults import FaultPlan
 from scaler.notifications import alarm_message, sns_event
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {
@@ -33,24 +33,16 @@ SQS_ATTRIBUTE = {
 
 
 @dataclass
-class NotificationFaults:
-    duplicate: float = 0.0
-    lost: float = 0.0
-
-
-@dataclass
 class AlarmEvaluator:
     prefix: str
     region: str
     account: str
     deliver: Callable[[str, dict[str, Any]], None]  # (topic name, SNS event)
-    faults: NotificationFaults = field(default_factory=NotificationFaults)
-    seed: int = 0
+    faults: FaultPlan = field(default_factory=FaultPlan)  # notify_dup, notify_lost
 
     def __post_init__(self) -> None:
         self.cloudwatch = boto3.client("cloudwatch", region_name=self.region)
         self.sqs = boto3.client("sqs", region_name=self.region)
-        self.rand = random.Random(self.seed)
         self.states: dict[str, str] = {}
         self.changes: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
@@ -79,10 +71,10 @@ class AlarmEvaluator:
         actions = {"ALARM": fresh.get("AlarmActions", []), "OK": fresh.get("OKActions", [])}.get(new, [])
         message = alarm_message(fresh, new_state=new, old_state=old, reason=reason)
         for topic_arn in actions:
-            if self.rand.random() < self.faults.lost:
+            if self.faults.roll("notify_lost"):
                 log("warning", "sandbox_notification_lost", alarm=alarm["AlarmName"], topic=topic_arn)
                 continue
-            copies = 2 if self.rand.random() < self.faults.duplicate else 1
+            copies = 2 if self.faults.roll("notify_dup") else 1
             for _ in range(copies):
                 self.deliver(topic_arn.rsplit(":", 1)[-1], sns_event([message], topic_arn=topic_arn))
 

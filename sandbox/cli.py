@@ -16,28 +16,11 @@ from pynamodb.exceptions import PynamoDBException
 from poller.config import config_path, load_config
 from poller.exceptions import SqsLoopsError
 from sandbox.cost_command import add_cost_command, run_cost
+from sandbox.faults import FAULT_KINDS, parse_faults
 from sandbox.operator import RedriveIncomplete
 from sandbox.send import add_send_parser, run_send
 
-DEMO_FAULTS = {"duplicate", "drop", "notify_dup", "notify_lost"}
-
-
-def parse_faults(spec: str | None) -> dict[str, float]:
-    """``name=probability,...`` -> {name: probability}, naming what is wrong."""
-    faults: dict[str, float] = {}
-    for part in filter(None, (spec or "").split(",")):
-        name, _, value = part.partition("=")
-        name = name.strip()
-        if name not in DEMO_FAULTS:
-            raise ValueError(f"--faults: unknown fault {name!r}; known: {', '.join(sorted(DEMO_FAULTS))}")
-        try:
-            probability = float(value)
-        except ValueError:
-            raise ValueError(f"--faults: {name}: expected a probability from 0 to 1, got {value!r}") from None
-        if not 0 <= probability <= 1:
-            raise ValueError(f"--faults: {name}: expected a probability from 0 to 1, got {value!r}")
-        faults[name] = probability
-    return faults
+__all__ = ["build_parser", "main", "parse_faults"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,9 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--messages", type=int, default=2000, help="messages in the burst (default 2000)")
     demo.add_argument("--report", type=Path, default=Path("demo-out/report.json"))
     demo.add_argument("--chart", type=Path, default=Path("demo-out/queue-depth.png"))
-    demo.add_argument("--seed", type=int, default=0, help="makes a run reproducible")
+    demo.add_argument("--seed", type=int, default=0, help="fixes the message mix and the faults' draws")
     demo.add_argument("--feed-seconds", type=float, default=25.0, help="the burst is sent over this long")
-    demo.add_argument("--faults", help=f"name=probability,... with names {', '.join(sorted(DEMO_FAULTS))}")
+    demo.add_argument(
+        "--faults",
+        help=f"name=probability,... with names {', '.join(sorted(FAULT_KINDS))}; they stop when the feed ends",
+    )
     add_send_parser(commands)
     add_cost_command(commands)
     return parser
@@ -190,9 +176,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from sandbox.alarm_evaluator import NotificationFaults
     from sandbox.demo.run import DEMO_CONFIG, DemoOptions, run_demo
-    from sandbox.lambda_runtime import Faults
 
     faults = parse_faults(args.faults)
     if args.messages < 1:
@@ -205,18 +189,19 @@ def _demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             config=args.config or DEMO_CONFIG,
             feed_s=args.feed_seconds,
-            faults=Faults(duplicate=faults.get("duplicate", 0.0), drop=faults.get("drop", 0.0)),
-            notification_faults=NotificationFaults(
-                duplicate=faults.get("notify_dup", 0.0), lost=faults.get("notify_lost", 0.0)
-            ),
+            faults=faults,
         )
     )
-    summary = {
-        k: report[k] for k in ("sent", "processed", "duplicates", "dlq", "lost", "in_queue", "revived", "duration_s")
-    }
+    keys = ("sent", "processed", "duplicates", "dlq", "lost", "in_queue", "revived", "double_owned")
+    summary = {k: report[k] for k in (*keys, "time_to_converge_s", "duration_s")}
     print("demo: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+    if report["faults"]:
+        print("demo: faults injected " + ", ".join(f"{k} {v}" for k, v in report["faults_injected"].items()))
     if report["lost"]:
         print(f"demo: {report['lost']} messages were lost", file=sys.stderr)
+    broken = [name for name, holds in report["invariants"].items() if not holds]
+    if broken:
+        print(f"demo: invariants broken: {', '.join(broken)} (see docs/reliability.md)", file=sys.stderr)
         return 1
     if not report["settled"]:
         print(f"demo: did not settle in time; {report['in_queue']} messages still queued (not lost)", file=sys.stderr)

@@ -17,8 +17,10 @@ import requests
 
 from poller.config import Config, load_config
 from poller.logs import log
-from sandbox.alarm_evaluator import AlarmEvaluator, NotificationFaults
-from sandbox.lambda_runtime import ACCOUNT, REGION, Faults, LocalFunction, LocalLambda
+from sandbox import faults as fault_hooks
+from sandbox.alarm_evaluator import AlarmEvaluator
+from sandbox.faults import FaultPlan, TokenTrace
+from sandbox.lambda_runtime import ACCOUNT, REGION, LocalFunction, LocalLambda
 from sandbox.resources import create_resources
 
 _ENV = (
@@ -87,9 +89,7 @@ class Sandbox:
     config_path: Path
     prefix: str = "sqs-loops-sandbox"
     timings: Timings = field(default_factory=Timings)
-    faults: Faults = field(default_factory=Faults)
-    notification_faults: NotificationFaults = field(default_factory=NotificationFaults)
-    seed: int = 0
+    faults: FaultPlan = field(default_factory=FaultPlan)
     root: Path = field(default_factory=Path.cwd)
 
     def __post_init__(self) -> None:
@@ -100,6 +100,7 @@ class Sandbox:
         self._saved: dict[str, str | None] = {}
         self._moto: Any = None
         self.alerts: list[dict[str, Any]] = []
+        self.token_trace = TokenTrace(f"{self.prefix}-tokens")
 
     @property
     def functions(self) -> dict[str, str]:
@@ -156,6 +157,8 @@ class Sandbox:
             SQS_LOOPS_CONFIG=str(self.config_path),
         )
         reset_cached_clients()
+        # Before any client is made: every session made from now on carries the fault and trace hook.
+        fault_hooks.install(self.faults, self.token_trace)
         timeout = float(self.config.poller.timeout_s)
         self.runtime = LocalLambda(
             functions={
@@ -165,13 +168,10 @@ class Sandbox:
                 f["restart"]: LocalFunction(f["restart"], "scaler.handlers.restart", self.timings.restart_period_s),
             },
             faults=self.faults,
-            seed=self.seed,
         )
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.runtime.start()
         self.topics = create_resources(self.config, prefix=self.prefix, root=self.root, region=self.region)
-        self.evaluator = AlarmEvaluator(
-            self.prefix, self.region, self.account, self._deliver, self.notification_faults, self.seed
-        )
+        self.evaluator = AlarmEvaluator(self.prefix, self.region, self.account, self._deliver, self.faults)
         self._tickers = [
             Ticker("alarm-evaluator", self.timings.alarm_period_s, self.evaluator.evaluate),
             Ticker("restart-schedule", self.timings.restart_period_s, self.run_restart),
@@ -197,6 +197,7 @@ class Sandbox:
             ticker.stop()
         if hasattr(self, "runtime"):
             self.runtime.stop()
+        fault_hooks.uninstall()
         if self._moto is not None:
             self._moto.stop()
         for name, value in self._saved.items():  # empty if start() never got that far

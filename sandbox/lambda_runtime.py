@@ -4,18 +4,18 @@ code that invokes them is the deployed code.
 
 Async invokes (``X-Amz-Invocation-Type: Event``) answer 202 at once and run later, in their own thread,
 with a context whose ``get_remaining_time_in_millis`` counts down a real deadline. Faults, for the demo and
-reliability runs: an async invoke delivered twice, or dropped; a loop made to crash at the end of its
-current step.
+reliability runs (sandbox/faults.py): an async invoke delivered twice, or dropped; an invocation that dies
+(``InvocationCrashed`` raised in its thread); a loop made to crash at the end of its current step.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-import random
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlparse
 
 from poller.logs import log
 from sandbox import loopback
+from sandbox.faults import FaultPlan, InvocationCrashed, mark_invocation
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -50,14 +51,6 @@ class LocalContext:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
-@dataclass
-class Faults:
-    """Probabilities (0-1) of faults of the async invoke path, drawn from a seeded generator."""
-
-    duplicate: float = 0.0
-    drop: float = 0.0
-
-
 Observer = Callable[[str, Any, Any], None]
 
 
@@ -68,15 +61,15 @@ class FunctionFailed(dict[str, Any]):
 @dataclass
 class LocalLambda:
     functions: dict[str, LocalFunction]
-    faults: Faults = field(default_factory=Faults)
-    seed: int = 0
+    faults: FaultPlan = field(default_factory=FaultPlan)
     observers: list[Observer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._rand = random.Random(self.seed)
         self._lock = threading.Lock()
         self._crash_tokens: set[tuple[str, str]] = set()  # (queue_url, token) of loops to crash
         self._running: dict[tuple[str, str], list[LocalContext]] = {}
+        self._running_loops: Counter[tuple[str, str, str]] = Counter()  # (queue_url, token, loop_id) -> steps
+        self.max_running: dict[str, int] = {}  # queue_url -> most tokens with a loop step running at once
         self._threads: list[threading.Thread] = []
         self.invocations = 0
         self.crashed: list[tuple[str, str]] = []
@@ -141,10 +134,10 @@ class LocalLambda:
                 self.crashed.append(loop)
                 log("warning", "sandbox_crash", function=function, queue_url=loop[0], token=token)
                 return
-            if self._rand.random() < self.faults.drop:
+            if self.faults.roll("drop"):
                 log("warning", "sandbox_invoke_dropped", function=function, token=token)
                 return
-            copies = 2 if self._rand.random() < self.faults.duplicate else 1
+            copies = 2 if self.faults.roll("duplicate") else 1
         for _ in range(copies):
             thread = threading.Thread(target=self.run, args=(function, payload), name=f"lambda-{function}", daemon=True)
             with self._lock:
@@ -155,23 +148,42 @@ class LocalLambda:
         function = self.functions[function_name]
         context = LocalContext(function, function.timeout_s)
         loop = _loop_of(payload)
+        loop_id = str(payload.get("loop_id", "")) if isinstance(payload, dict) else ""
         with self._lock:  # one lock with stop(): a step either registers before it, or never starts
             if self._closing:  # queued before the runtime stopped: never starts, as in a deleted account
                 return None
             self.invocations += 1
             self._running.setdefault(loop, []).append(context)
+            if loop[0]:
+                self._running_loops[(*loop, loop_id)] += 1
+                running = sum(1 for (url, _), steps in self._running.items() if url == loop[0] and steps)
+                self.max_running[loop[0]] = max(self.max_running.get(loop[0], 0), running)
         module, _, attribute = function.handler.rpartition(".")
+        mark_invocation(function_name)
         try:
             result = getattr(importlib.import_module(module), attribute)(payload, context)
+        except InvocationCrashed as crash:  # the container died: no result, no next step, nothing cleaned up
+            log("warning", "sandbox_invocation_crashed", function=function_name, queue_url=loop[0], token=loop[1])
+            with self._lock:
+                self.crashed.append(loop)
+            result = FunctionFailed(errorMessage=str(crash), errorType="Crashed")
         except Exception as exc:  # Lambda would log it and, for async invokes, maybe retry; we log
             log("error", "sandbox_function_failed", function=function_name, error=repr(exc))
             result = FunctionFailed(errorMessage=str(exc), errorType=type(exc).__name__)
         finally:
+            mark_invocation(None)
             with self._lock:
                 self._running[loop].remove(context)
+                if loop[0]:
+                    self._running_loops[(*loop, loop_id)] -= 1
         for observer in self.observers:
             observer(function_name, payload, result)
         return result
+
+    def running_loops(self) -> set[tuple[str, str, str]]:
+        """(queue_url, token, loop_id) of every loop with a step running now."""
+        with self._lock:
+            return {key for key, steps in self._running_loops.items() if steps > 0}
 
     def crash(self, queue_url: str, token: str) -> bool:
         """Make the loop on ``token`` of ``queue_url`` die: its running step ends now and its next step

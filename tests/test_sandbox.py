@@ -150,3 +150,45 @@ def test_help_names_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     for command in ("status", "scale", "pause", "resume", "redrive", "sandbox", "demo"):
         assert command in text
+
+
+def test_a_run_under_every_fault_loses_nothing_and_converges(tmp_path: Path) -> None:
+    faults = {
+        "crash": 0.2,
+        "duplicate": 0.2,
+        "drop": 0.1,
+        "throttle": 0.05,
+        "sqs_error": 0.05,
+        "handler_error": 0.1,
+        "slow": 0.1,
+        "notify_dup": 0.3,
+        "notify_lost": 0.3,
+    }
+    out = io.StringIO()
+    options = DemoOptions(
+        messages=300,
+        feed_s=6,
+        poison_every=100,
+        kill_at_s=1000,  # no scripted crash: the faults bring their own
+        max_duration_s=75,
+        seed=3,
+        faults=faults,
+        report=tmp_path / "report.json",
+        chart=tmp_path / "chart.png",
+        out=out,
+        live=False,
+    )
+    report = run_demo(options)
+
+    assert report["settled"], out.getvalue()[-2000:]
+    assert report["invariants"] == {
+        "lost_is_zero": True,
+        "poison_only_in_dlq": True,
+        "double_owned_is_zero": True,
+        "converged": True,
+        "never_above_max_loops": True,
+    }, json.dumps(report, indent=1)[-3000:]
+    assert report["lost"] == 0 and report["double_owned"] == 0 and report["ok"]
+    assert report["processed"] + report["dlq_not_poison"] + report["poison"] == 300
+    assert set(report["faults_injected"]) == set(faults) and sum(report["faults_injected"].values()) >= 10
+    assert report["duplicates"] == sum(report["duplicate_causes"].values())

@@ -1,15 +1,24 @@
 """The demo queues' handlers: ordinary SQS-trigger handlers that POST each record to the vendor API with
-requests. A body with ``"poison": true`` always fails, so it ends in the dead-letter queue."""
+requests. A body with ``"poison": true`` always fails, so it ends in the dead-letter queue.
+
+For reliability runs the demo gives them a :class:`~sandbox.faults.FaultPlan` (``configure``): per batch,
+``handler_error`` makes the handler raise and ``slow`` makes it outlive the queue's visibility timeout.
+Every successful handling is recorded (:data:`deliveries`), so that each duplicate can be traced to why
+its message came back."""
 
 from __future__ import annotations
 
 import json
 import os
 import threading
+import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import requests
+
+from sandbox.faults import FaultPlan
 
 VENDOR_ENV = "SQS_LOOPS_DEMO_VENDOR"
 TIMEOUT_S = (2, 5)  # connect, read: a handler never waits on the vendor without bound
@@ -19,9 +28,44 @@ _lock = threading.Lock()
 processed: Counter[str] = Counter()  # message id (from the body) -> times handled successfully
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One successful handling of a message. Times are epoch seconds."""
+
+    job_id: str  # the id in the body
+    message_id: str
+    receipt_handle: str
+    receive_count: int
+    started: float
+    ended: float
+
+
+deliveries: list[Delivery] = []
+
+
+class InjectedHandlerError(RuntimeError):
+    """The ``handler_error`` fault: the handler fails its whole batch."""
+
+
+@dataclass
+class _Settings:
+    faults: FaultPlan | None = None
+    slow_s: float = 0.0  # how long a slow batch takes: longer than the queue's visibility timeout
+
+
+_settings = _Settings()
+
+
 def reset() -> None:
     with _lock:
         processed.clear()
+        deliveries.clear()
+    configure(None)
+
+
+def configure(faults: FaultPlan | None, *, slow_s: float = 0.0) -> None:
+    """Inject ``faults`` (``handler_error``, ``slow``) into the handlers from now on; None for none."""
+    _settings.faults, _settings.slow_s = faults, slow_s
 
 
 def _session() -> requests.Session:
@@ -32,6 +76,12 @@ def _session() -> requests.Session:
 
 
 def _post_each(event: dict[str, Any], path: str) -> dict[str, Any]:
+    started = time.time()
+    faults = _settings.faults
+    if faults is not None and faults.roll("handler_error"):
+        raise InjectedHandlerError(f"injected handler error for a batch of {len(event['Records'])}")
+    if faults is not None and faults.roll("slow"):
+        time.sleep(_settings.slow_s)
     failures = []
     for record in event["Records"]:
         try:
@@ -43,8 +93,17 @@ def _post_each(event: dict[str, Any], path: str) -> dict[str, Any]:
         except Exception:  # the record fails; SQS redelivers it, and past maxReceiveCount moves it to the DLQ
             failures.append({"itemIdentifier": record["messageId"]})
             continue
+        delivery = Delivery(
+            job_id=job["id"],
+            message_id=record["messageId"],
+            receipt_handle=record["receiptHandle"],
+            receive_count=int(record["attributes"].get("ApproximateReceiveCount", 0)),
+            started=started,
+            ended=time.time(),
+        )
         with _lock:
             processed[job["id"]] += 1
+            deliveries.append(delivery)
     return {"batchItemFailures": failures}
 
 

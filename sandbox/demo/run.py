@@ -20,12 +20,13 @@ import boto3
 
 from poller.logs import LOGGER
 from poller.tokens import TokenStore, bind_token_table
-from sandbox.alarm_evaluator import NotificationFaults
 from sandbox.demo import handlers
 from sandbox.demo.chart import write_chart
+from sandbox.demo.invariants import BatchSeen, count_causes, double_owned, duplicate_causes, time_to_converge_s
 from sandbox.demo.vendor_api import VendorApi
 from sandbox.environment import Sandbox, Timings
-from sandbox.lambda_runtime import Faults
+from sandbox.faults import FaultPlan
+from scaler.wanted import wanted_loops
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = Path(__file__).with_name("queues.yml")
@@ -44,8 +45,8 @@ class DemoOptions:
     kill_at_s: float = 12.0  # a loop is crashed then, to show its revival
     max_duration_s: float = 100.0  # with set-up and tear-down, the demo stays under two minutes
     timings: Timings = field(default_factory=Timings)
-    faults: Faults = field(default_factory=Faults)
-    notification_faults: NotificationFaults = field(default_factory=NotificationFaults)
+    # kind -> probability (sandbox/faults.py); the faults stop when the feed ends
+    faults: dict[str, float] = field(default_factory=dict)
     out: TextIO = sys.stdout
     live: bool | None = None  # None: a live table on a terminal, a line a second otherwise
 
@@ -60,6 +61,8 @@ class Demo:
         self.poison_ids: set[str] = set()
         self.started = time.monotonic()
         self._lock = threading.Lock()
+        self.trace = _LogTrace()
+        self.faults_stopped_s: float | None = None
 
     def t(self) -> float:
         return round(time.monotonic() - self.started, 2)
@@ -112,14 +115,12 @@ class Demo:
         handlers.reset()
         vendor = VendorApi()
         os.environ[handlers.VENDOR_ENV] = vendor.start()
-        self.sandbox = Sandbox(
-            self.o.config,
-            timings=self.o.timings,
-            faults=self.o.faults,
-            notification_faults=self.o.notification_faults,
-            seed=self.o.seed,
-            root=ROOT,
-        )
+        self.plan = FaultPlan(self.o.faults, seed=self.o.seed)
+        self.sandbox = Sandbox(self.o.config, timings=self.o.timings, faults=self.plan, root=ROOT)
+        # A slow batch outlives the longest visibility timeout of the config by a second.
+        slow_s = max(q.visibility_timeout_s for q in self.sandbox.config.queues.values()) + 1.0
+        handlers.configure(self.plan, slow_s=slow_s)
+        LOGGER.addHandler(self.trace)
         try:
             with self.sandbox:
                 self.sandbox.runtime.observers.append(self.observe)
@@ -133,6 +134,8 @@ class Demo:
                 feeder.join(timeout=self.o.feed_s + 10)
                 report = self.report(vendor)
         finally:
+            LOGGER.removeHandler(self.trace)
+            handlers.configure(None)
             vendor.stop()
         self.o.report.parent.mkdir(parents=True, exist_ok=True)
         self.o.report.write_text(json.dumps(report, indent=2) + "\n")
@@ -180,10 +183,13 @@ class Demo:
             self.samples.append(sample)
             if not killed and sample["t"] >= self.o.kill_at_s:
                 killed = self.kill_one()
+            if self.faults_stopped_s is None and not feeder.is_alive():
+                self.plan.stop()  # faults end with the feed, so that the run shows the system converging
+                self.faults_stopped_s = self.t()
             if sample["t"] - last_print >= 1.0:
                 last_print = sample["t"]
                 self.show(sample, live)
-            if not feeder.is_alive() and self.settled(sample):
+            if self.faults_stopped_s is not None and self.settled(sample) and self.converged(sample):
                 self.show(sample, live)
                 return
             time.sleep(SAMPLE_S)
@@ -211,21 +217,32 @@ class Demo:
             dlq = self.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])[
                 "Attributes"
             ]
-            rows = list(self.tokens.tokens_of(self.sandbox.queue_url(key)))
+            url = self.sandbox.queue_url(key)
+            rows = list(self.tokens.tokens_of(url))
+            running = {(token, loop_id) for u, token, loop_id in self.sandbox.runtime.running_loops() if u == url}
+            states = {
+                n: self.sandbox.evaluator.states.get(f"{self.sandbox.prefix}-{key}-depth-{n}", "?")
+                for n in range(1, len(queue.scale_steps) + 1)
+            }
             queues[key] = {
                 "visible": int(attrs["ApproximateNumberOfMessages"]),
                 "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
                 "dlq": int(dlq["ApproximateNumberOfMessages"]),
                 "loops": sum(1 for r in rows if not r.retiring),
                 "retiring": sum(1 for r in rows if r.retiring),
-                "alarms": [
-                    self.sandbox.evaluator.states.get(f"{self.sandbox.prefix}-{key}-depth-{n}", "?")
-                    for n in range(1, len(queue.scale_steps) + 1)
-                ],
+                "alarms": list(states.values()),
+                "wanted": wanted_loops(queue, states),
+                # working: a loop that should run (a row, not retiring) with a step of its loop running now
+                "working": sum(1 for r in rows if not r.retiring and (r.token, r.loop_id) in running),
+                # live: a token with a row, or with a loop step running (see docs/reliability.md)
+                "live": len({r.token for r in rows} | {token for token, _ in running}),
             }
         with handlers._lock:
             processed = len(handlers.processed)
         return {"t": self.t(), "queues": queues, "processed": processed, "vendor_calls": vendor.count()}
+
+    def converged(self, sample: dict[str, Any]) -> bool:
+        return all(q["working"] == q["wanted"] for q in sample["queues"].values())
 
     def settled(self, sample: dict[str, Any]) -> bool:
         for key, queue in self.sandbox.config.queues.items():
@@ -274,6 +291,7 @@ class Demo:
         dlq = self.dead_letters()
         in_queue = sum(q["visible"] + q["in_flight"] for q in final["queues"].values()) if final else 0
         unaccounted = self.sent_ids - processed.keys() - dlq
+        lost = max(0, len(unaccounted) - in_queue)
         return {
             "sent": len(self.sent_ids),
             "processed": len(processed),
@@ -282,7 +300,7 @@ class Demo:
             "poison": len(self.poison_ids),
             "processed_and_dlq": len(dlq & processed.keys()),
             "in_queue": in_queue,
-            "lost": max(0, len(unaccounted) - in_queue),
+            "lost": lost,
             "revived": self.revived,
             "crashed": [f"{url.rsplit('/', 1)[-1]}/{token}" for url, token in self.sandbox.runtime.crashed],
             "scale_events": self.events,
@@ -297,6 +315,7 @@ class Demo:
             },
             "final_loops": {k: final["queues"][k]["loops"] if final else 0 for k in self.sandbox.config.queues},
             **self.rates(vendor),
+            **self.reliability(processed, dlq, lost),
         }
 
     def rates(self, vendor: VendorApi) -> dict[str, dict[str, float | None]]:
@@ -309,6 +328,99 @@ class Demo:
                 k: busiest.get(handlers.VENDOR_PATHS.get(q.handler or "", ""), 0.0) for k, q in queues.items()
             },
         }
+
+    def reliability(self, processed: dict[str, int], dlq: set[str], lost: int) -> dict[str, Any]:
+        """The invariants of docs/reliability.md, from the run's trace."""
+        config = self.sandbox.config
+        urls = {key: self.sandbox.queue_url(key) for key in config.queues}
+        batches = [
+            BatchSeen(
+                started=t - line["duration_ms"] / 1000,
+                queue_url=urls[line["queue"]],
+                token=line["token"],
+                loop_id=line["loop_id"],
+                generation=int(line["generation"]),
+            )
+            for t, line in self.trace.lines("batch")
+            if line.get("queue") in urls
+        ]
+        violations = double_owned(batches, self.sandbox.token_trace.snapshot())
+        undeleted = {
+            message_id
+            for event in ("delete_failed", "processed_not_deleted")
+            for _, line in self.trace.lines(event)
+            for message_id in line.get("message_ids", [])
+        } | {line["message_id"] for _, line in self.trace.lines("batch_entry_failed") if line.get("message_id")}
+        with handlers._lock:
+            deliveries = list(handlers.deliveries)
+        repeats = duplicate_causes(deliveries, self.plan.crashed_receipts, undeleted)
+        since = self.faults_stopped_s if self.faults_stopped_s is not None else self.t()
+        converge_s = time_to_converge_s(self.samples, since)
+        bound_s = config.stale_after_s + 2 * self.o.timings.restart_period_s
+        max_live = {
+            key: max(
+                max((s["queues"][key]["live"] for s in self.samples), default=0),
+                self.sandbox.runtime.max_running.get(urls[key], 0),
+            )
+            for key in config.queues
+        }
+        within_limits = all(max_live[key] <= queue.max_loops for key, queue in config.queues.items())
+        poison_elsewhere = len(self.poison_ids - dlq) + len(self.poison_ids & processed.keys())
+        retries: dict[str, int] = {}
+        for _, line in self.trace.lines("transient_error"):
+            retries[line["what"]] = retries.get(line["what"], 0) + 1
+        invariants = {
+            "lost_is_zero": lost == 0,
+            "poison_only_in_dlq": poison_elsewhere == 0,
+            "double_owned_is_zero": not violations,
+            "converged": converge_s is not None and converge_s <= bound_s,
+            "never_above_max_loops": within_limits,
+        }
+        return {
+            "faults": dict(self.o.faults),
+            "faults_injected": self.plan.counts(),
+            "faults_stopped_s": self.faults_stopped_s,
+            "loop_retries": dict(sorted(retries.items())),
+            "handovers": len(self.trace.lines("handing_over")),
+            "double_owned": len(violations),
+            "double_owned_batches": violations[:20],
+            "duplicate_causes": count_causes(repeats),
+            "duplicate_examples": [r for r in repeats if r["cause"] != "crash"][:10],
+            "dlq_not_poison": len(dlq - self.poison_ids),
+            "poison_elsewhere": poison_elsewhere,
+            "time_to_converge_s": converge_s,
+            "converge_bound_s": bound_s,
+            "converged": invariants["converged"],
+            "max_live": max_live,
+            "invariants": invariants,
+            "ok": all(invariants.values()),
+        }
+
+
+class _LogTrace(logging.Handler):
+    """Keeps the functions' log lines the invariants need, with the time each was written."""
+
+    EVENTS = frozenset(
+        {"batch", "delete_failed", "processed_not_deleted", "batch_entry_failed", "transient_error", "handing_over"}
+    )
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self._lines: list[tuple[float, dict[str, Any]]] = []
+        self._guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = json.loads(record.getMessage())
+        except ValueError:
+            return
+        if isinstance(line, dict) and line.get("event") in self.EVENTS:
+            with self._guard:
+                self._lines.append((record.created, line))
+
+    def lines(self, event: str) -> list[tuple[float, dict[str, Any]]]:
+        with self._guard:
+            return [(t, line) for t, line in self._lines if line["event"] == event]
 
 
 @contextmanager
