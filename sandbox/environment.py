@@ -18,6 +18,7 @@ import requests
 from poller.config import Config, load_config
 from poller.logs import log
 from sandbox import faults as fault_hooks
+from sandbox import moto_sqs
 from sandbox.alarm_evaluator import AlarmEvaluator
 from sandbox.faults import FaultPlan, TokenTrace
 from sandbox.lambda_runtime import ACCOUNT, REGION, LocalFunction, LocalLambda
@@ -135,6 +136,7 @@ class Sandbox:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the moto server's one line per request
 
         self._saved = {name: os.environ.get(name) for name in _ENV}
+        moto_sqs.install()  # moto can hand one message to two concurrent receivers; SQS does not
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
