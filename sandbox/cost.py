@@ -46,11 +46,12 @@ class CallRates:
     invocations_per_idle_minute: float
 
 
-# Measured with `python -m bench` (full run of 2026-11-22, bench/results.json, docs/benchmarks.md): one
-# 900-s invocation at full backlog handled 16,730 messages with 1,673 receives, 1,673 batch deletes, 14
-# DynamoDB writes (claim and heartbeats) and 1 recursion; on an empty queue, over 125.55 minutes: 378 long
-# polls, 126 DynamoDB writes, 9 recursions (an invocation polls ~837 s: it keeps handler_timeout_s + 3 s).
-SQS_LOOPS = CallRates(0.2, 0.00084, 0.00006, 3.011, 1.004, 0.072)
+# Measured with `python -m bench` (full run of 2026-11-22, bench/results.json, docs/benchmarks.md;
+# heartbeat_s 75): one 900-s invocation at full backlog handled 16,730 messages with 1,673 receives, 1,673
+# batch deletes, 12 DynamoDB writes (claim and heartbeats) and 1 recursion; on an empty queue, over 125.55
+# minutes: 378 long polls, 99 DynamoDB writes, 9 recursions (an invocation polls ~837 s: it keeps
+# handler_timeout_s + 3 s).
+SQS_LOOPS = CallRates(0.2, 0.00072, 0.00006, 3.011, 0.789, 0.072)
 # The 2016 recursive design, measured by the same benchmark: per receive one heartbeat, one receive, one
 # delete per message and one recursion (a new invocation).
 RECURSIVE_2016 = CallRates(1.1, 0.1, 0.1, 3.0, 3.0, 3.0)

@@ -31,7 +31,7 @@ def by_design(workload: Workload, rates: CallRates = SQS_LOOPS) -> dict[str, Est
 def test_an_idle_loop_costs_a_month_of_duration_plus_its_polls_heartbeats_and_alarms() -> None:
     ours = by_design(Workload())["sqs-loops"]
     minutes = MONTH_S / 60
-    calls = minutes * (3.011 * 0.40 + 1.004 * 0.625 + 0.072 * 0.20) / 1e6
+    calls = minutes * (3.011 * 0.40 + 0.789 * 0.625 + 0.072 * 0.20) / 1e6
     assert ours.at_rest_per_queue_month == pytest.approx(MONTH_S * GB_S_256_ARM + calls + 2 * 0.10)
     assert 8.8 < ours.at_rest_per_queue_month < 9.0  # docs/deploy.md: about $9
 
