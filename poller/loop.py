@@ -240,7 +240,7 @@ class Loop:
                 self._give_back(messages)
                 return
             result = self._process(messages, dispatcher, lease, received_at)
-            # The delete runs while the next receive waits: one batch's finish at a time, errors raised here.
+            # The delete runs while the next receive waits; its failure comes out at the wait after that receive.
             finishing.submit(partial(self._delete_done, messages, result, started=received_at))
 
     def _receive(self, wait_s: int) -> list[Message]:
