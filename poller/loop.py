@@ -95,7 +95,6 @@ class Loop:
         self.outcome = Outcome()
         self.lease: Lease | None = None
         self.rate: RateShare | None = None
-        self.batch_budget_s = queue.batch_budget_s
 
     # -- the invocation ------------------------------------------------------------------------------
 
@@ -207,10 +206,10 @@ class Loop:
 
     def _work(self, lease: Lease, dispatcher: Dispatcher, finishing: OneAhead) -> None:
         if not lease.ended and self._poll_wait_s() is None:
-            raise InvocationTooShort(self.deadline.remaining_s(), self.batch_budget_s)
+            raise InvocationTooShort(self.deadline.remaining_s(), self.queue.batch_budget_s)
         while not lease.ended:
             wait = dispatcher.ready_in_s()
-            spare = self.deadline.remaining_s() - self.batch_budget_s - RECURSE_RESERVE_S
+            spare = self.deadline.remaining_s() - self.queue.batch_budget_s - RECURSE_RESERVE_S
             if wait > 0 and spare > 0:
                 # Not our turn yet (rate share, or a downstream's Retry-After): receive only when the
                 # messages can be sent, and never sleep into the time a batch and the recursion need.
@@ -268,7 +267,7 @@ class Loop:
     def _poll_wait_s(self) -> int | None:
         """Seconds of long poll that still leave the batch's budget and the recursion reserve, or None
         when the time is up."""
-        spare = self.deadline.remaining_s() - self.batch_budget_s - RECURSE_RESERVE_S
+        spare = self.deadline.remaining_s() - self.queue.batch_budget_s - RECURSE_RESERVE_S
         if spare < 1:
             return None
         return min(self.queue.wait_time_s, int(spare))
