@@ -12,6 +12,7 @@ PY312 ?= $(shell v=$$(pyenv versions --bare 2>/dev/null | grep '^3\.12' | tail -
 	else command -v python3.12 2>/dev/null; fi)
 
 NODE_STAMP := node_modules/.installed
+PY_DIRS := poller scaler producer deploy ops sandbox testing app tests bench
 
 .PHONY: demo test lint unit test-py312 importtime bench package clean
 
@@ -34,8 +35,8 @@ $(NODE_STAMP): package.json package-lock.json
 test: lint unit test-py312
 
 lint: $(STAMP)
-	$(BIN)/ruff check poller scaler sandbox app tests bench
-	$(BIN)/ruff format --check poller scaler sandbox app tests bench
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
 
 # The deployment tests (tests/test_deploy.py) run `serverless package`: they need node_modules.

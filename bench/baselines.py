@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.aws import TABLE
-from poller.records import esm_event, queue_arn
+from poller.sqs.records import esm_event, queue_arn
 
 RECEIVE = {
     "MaxNumberOfMessages": 10,

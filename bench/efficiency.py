@@ -69,7 +69,7 @@ def sqs_loops_idle(*, minutes: float, timeout_s: int = 900) -> dict[str, Any]:
 
 
 def _token(services: Any, url: str) -> Any:
-    from poller.step import LoopStep
+    from poller.lease.step import LoopStep
 
     services.tokens.create(url, "slot-1", loop_id="loop-bench", now_ms=0)
     return LoopStep(url, "slot-1", "loop-bench", 0)

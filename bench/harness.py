@@ -14,10 +14,10 @@ from typing import Any
 from bench.aws import TABLE, CallCounter
 from poller.clock import SYSTEM_CLOCK, Clock
 from poller.config import Config, parse_config
+from poller.lease.step import LoopStep
+from poller.lease.tokens import TokenStore, bind_token_table
 from poller.logs import LOGGER
-from poller.loop import Loop, LoopServices, Outcome
-from poller.step import LoopStep
-from poller.tokens import TokenStore, bind_token_table
+from poller.loop.run import Loop, LoopServices, Outcome
 
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:sqs-loops-bench-poller"
 PRODUCTION_POLLER = "poller: {timeout_s: 900}"

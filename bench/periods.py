@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 
 from bench import aws
-from poller.tokens import TokenState, TokenStore, bind_token_table
+from poller.lease.tokens import TokenState, TokenStore, bind_token_table
 from sandbox.environment import Sandbox, Timings
 
 ROOT = Path(__file__).resolve().parents[1]

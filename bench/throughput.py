@@ -16,7 +16,7 @@ from bench import aws
 from bench.baselines import hand_written_loop
 from bench.handlers import noop
 from bench.harness import BenchContext, bench_config, loop_services, next_step, run_step
-from poller.step import LoopStep
+from poller.lease.step import LoopStep
 
 
 def measure(*, pairs: int, messages: int, round_trip_ms: float = 0) -> dict[str, Any]:

@@ -22,7 +22,7 @@ module.exports = async ({ resolveVariable }) => {
   if (!rendered) {
     const prefix = `${await resolveVariable('self:service')}-${await resolveVariable('sls:stage')}`;
     try {
-      const out = execFileSync(python(), ['-m', 'scaler.render', '--prefix', prefix, '--root', root], {
+      const out = execFileSync(python(), ['-m', 'deploy.render', '--prefix', prefix, '--root', root], {
         cwd: root,
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -30,7 +30,7 @@ module.exports = async ({ resolveVariable }) => {
       rendered = JSON.parse(out);
     } catch (error) {
       const said = error.stderr ? String(error.stderr).trim() : '';
-      throw new Error(said || `could not run ${python()} -m scaler.render: ${error.message}`);
+      throw new Error(said || `could not run ${python()} -m deploy.render: ${error.message}`);
     }
   }
   return rendered;

@@ -24,8 +24,8 @@ from poller.exceptions import (
     TokenLost,
     UnknownQueue,
 )
-from poller.step import LoopStep
-from poller.tokens import TokenState, TokenStore, bind_token_table
+from poller.lease.step import LoopStep
+from poller.lease.tokens import TokenState, TokenStore, bind_token_table
 
 __all__ = [
     "BadLoopEvent",

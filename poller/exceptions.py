@@ -88,19 +88,18 @@ class InvocationTooShort(SqsLoopsError):
         )
 
 
-class BadSend(SqsLoopsError):
-    """A send that cannot go out as asked (checked before the first message is sent, so nothing is half
-    sent): a FIFO queue with message timers, a message SQS would refuse, a plan for another count."""
+class BadQueueRef(SqsLoopsError, ValueError):
+    """Not a queue name, URL or ARN."""
 
-
-class MessageTooLarge(BadSend):
-    """One message is bigger than the queue accepts (its ``MaximumMessageSize``)."""
-
-    def __init__(self, index: int, size_bytes: int, limit_bytes: int):
+    def __init__(self, value: object):
         super().__init__(
-            f"message {index} is {size_bytes} bytes; the queue accepts at most {limit_bytes} "
-            "(its MaximumMessageSize): split it or store the payload elsewhere (e.g. S3) and send a reference"
+            "expected an SQS queue name (1-80 letters, digits, '-' or '_', optional '.fifo'), a queue URL like "
+            f"https://sqs.<region>.amazonaws.com/<account>/<name> or an ARN, got {shown(value)}"
         )
-        self.index = index
-        self.size_bytes = size_bytes
-        self.limit_bytes = limit_bytes
+        self.value = value
+
+
+def shown(value: object) -> str:
+    """A value as an error message quotes it: its repr, cut at 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -11,15 +11,15 @@ import random
 from functools import cache
 from typing import Any
 
+from poller.aws.environment import LOOPS_TABLE, POLLER_FUNCTION, region, required
 from poller.clock import SYSTEM_CLOCK
 from poller.config import Config, load_config
-from poller.environment import LOOPS_TABLE, POLLER_FUNCTION, region, required
 from poller.exceptions import BadLoopEvent, ConfigError, UnknownQueue
+from poller.lease.recursion import LambdaInvoker
+from poller.lease.step import LoopStep
+from poller.lease.tokens import TokenStore, bind_token_table
 from poller.logs import configure_logging, log
-from poller.loop import Loop, LoopServices
-from poller.recursion import LambdaInvoker
-from poller.step import LoopStep
-from poller.tokens import TokenStore, bind_token_table
+from poller.loop.run import Loop, LoopServices
 
 SQS_READ_TIMEOUT_S = 30
 """Above the longest long poll (20 s), so a healthy long poll never times out on our side."""

@@ -16,8 +16,9 @@ from typing import Any
 import boto3
 
 from poller.logs import log
+from poller.sqs.queue_ref import QueueRef
 from sandbox.faults import FaultPlan
-from scaler.notifications import alarm_message, sns_event
+from testing.events import alarm_message, sns_event
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {
     "GreaterThanOrEqualToThreshold": operator.ge,
@@ -98,6 +99,6 @@ class AlarmEvaluator:
         return total if stats else None
 
     def _queue_attribute(self, queue_name: str, attribute: str) -> float:
-        url = f"https://sqs.{self.region}.amazonaws.com/{self.account}/{queue_name}"
+        url = QueueRef(name=queue_name).url_in(region=self.region, account_id=self.account)
         attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[attribute])["Attributes"]
         return float(attrs[attribute])

@@ -75,7 +75,7 @@ def reset_cached_clients() -> None:
     """Forget clients and table models bound to a previous sandbox's endpoints."""
     import poller.handler
     import scaler.handlers
-    from poller.tokens import bind_token_table
+    from poller.lease.tokens import bind_token_table
     from scaler.overrides import bind_override_table
 
     poller.handler._config.cache_clear()
@@ -120,7 +120,7 @@ class Sandbox:
         """Every sandbox queue has a DLQ: the configured one, or the one resources.py made beside it."""
         queue = self.config.queue(key)
         configured = queue.dlq_url(region=self.region, account_id=self.account)
-        return configured or self.queue_url(key).rsplit("/", 1)[0] + "/" + queue.stack_dlq_name
+        return configured or queue.ref.beside(queue.stack_dlq_name).url_in(region=self.region, account_id=self.account)
 
     def start(self) -> Sandbox:
         """Start everything; on any failure, undo what was started (servers, environment) and re-raise."""

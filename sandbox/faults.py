@@ -41,7 +41,8 @@ import botocore.handlers
 from botocore.awsrequest import AWSResponse
 from botocore.handlers import REGISTER_FIRST
 
-from poller.background import THREAD_NAME as FINISH_THREAD
+from poller.loop.background_delete import THREAD_NAME as DELETE_THREAD
+from poller.loop.keeper import THREAD_NAME as KEEPER_THREAD
 
 FAULT_KINDS: dict[str, str] = {
     "crash": "an invocation dies after receiving and handling a batch, before deleting it",
@@ -54,8 +55,6 @@ FAULT_KINDS: dict[str, str] = {
     "notify_dup": "an alarm notification is delivered twice",
     "notify_lost": "an alarm notification is lost",
 }
-
-KEEPER_THREAD = "sqs-loops-keeper"  # poller/keeper.py names its threads so
 
 
 class InvocationCrashed(BaseException):
@@ -212,7 +211,7 @@ def mark_invocation(function: str | None) -> None:
 def _in_loop_helper_thread() -> bool:
     """A thread a loop invocation started: its keeper, or the one that deletes its batches (poller/background.py)."""
     name = threading.current_thread().name
-    return name == KEEPER_THREAD or name.startswith(FINISH_THREAD)
+    return name == KEEPER_THREAD or name.startswith(DELETE_THREAD)
 
 
 def _in_function() -> bool:

@@ -1,5 +1,5 @@
 """Create the deployment's resources in the moto server from the same rendering as the stack
-(``scaler.render``): the token table, the topics, the queues and DLQs the stack creates, and the alarms.
+(``deploy.render``): the token table, the topics, the queues and DLQs the stack creates, and the alarms.
 Queues the stack expects to exist already are made too (the sandbox stands in for the whole account),
 each with a DLQ."""
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import boto3
 
+from deploy.render import render
 from poller.config import Config, QueueConfig
-from poller.tokens import bind_token_table
-from scaler.render import render
+from poller.lease.tokens import bind_token_table
 
 SANDBOX_MAX_RECEIVE_COUNT = 3  # for queues the real stack would not create: poison reaches the DLQ fast
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from scaler.alarm_events import AlarmChange, alarm_changes
-from scaler.alarm_names import DepthAlarm, depth_alarm_name, depth_alarm_names, parse_depth_alarm
-from scaler.alarm_states import AlarmStates
+from scaler.alarms.events import AlarmChange, alarm_changes
+from scaler.alarms.names import DepthAlarm, depth_alarm_name, depth_alarm_names, parse_depth_alarm
+from scaler.alarms.states import AlarmStates
 from scaler.control import ControlPlane
 from scaler.exceptions import BadAlarmEvent, ForeignAlarm, OverrideError
 from scaler.overrides import OverrideStore, bind_override_table

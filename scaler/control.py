@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from poller.config import Config, QueueConfig
+from poller.lease.tokens import TokenStore
 from poller.logs import log
-from poller.tokens import TokenStore
-from scaler.alarm_events import AlarmChange, alarm_changes
-from scaler.alarm_names import parse_depth_alarm
-from scaler.alarm_states import AlarmStates
+from scaler.alarms.events import AlarmChange, alarm_changes
+from scaler.alarms.names import parse_depth_alarm
+from scaler.alarms.states import AlarmStates
 from scaler.exceptions import BadAlarmEvent, ForeignAlarm
 from scaler.overrides import OverrideStore
 from scaler.reconcile import Reconciler

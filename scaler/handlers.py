@@ -7,13 +7,14 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from poller.aws.arn import Arn
+from poller.aws.environment import LOOPS_PREFIX, LOOPS_TABLE, POLLER_FUNCTION, region, required
 from poller.clock import SYSTEM_CLOCK
 from poller.config import load_config
-from poller.environment import LOOPS_PREFIX, LOOPS_TABLE, POLLER_FUNCTION, region, required
+from poller.lease.recursion import LambdaInvoker
+from poller.lease.tokens import TokenStore, bind_token_table
 from poller.logs import configure_logging, log
-from poller.recursion import LambdaInvoker
-from poller.tokens import TokenStore, bind_token_table
-from scaler.alarm_states import AlarmStates
+from scaler.alarms.states import AlarmStates
 from scaler.control import DOWN, UP, ControlPlane
 from scaler.overrides import OverrideStore, bind_override_table
 from scaler.reconcile import Reconciler
@@ -52,7 +53,7 @@ def restart(event: Any, context: Any) -> dict[str, Any]:
     """Every minute: revive dead loops and reconcile every queue to its wanted count."""
     configure_logging()
     # The account is in the function's own ARN: no STS call needed to name the queues' URLs.
-    account_id = context.invoked_function_arn.split(":")[4]
+    account_id = Arn.parse(context.invoked_function_arn).account  # type: ignore[union-attr]  # Lambda gives an ARN
     report = control_plane().restart(region=region(), account_id=account_id)
     log("info", "restart_done", queues=len(report))
     return report

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 from poller.clock import Clock, epoch_ms
 from poller.exceptions import TokenExists, TokenLost
+from poller.lease.recursion import Invoker
+from poller.lease.step import LoopStep
+from poller.lease.tokens import TokenState, TokenStore
 from poller.logs import log
-from poller.recursion import Invoker
-from poller.step import LoopStep
-from poller.tokens import TokenState, TokenStore
 
 _SLOT = re.compile(r"^slot-([0-9]{4,})$")
 

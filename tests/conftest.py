@@ -18,9 +18,9 @@ from moto import mock_aws
 
 from poller.clock import SYSTEM_CLOCK, Clock
 from poller.config import Config, parse_config
-from poller.loop import Loop, LoopServices, Outcome
-from poller.step import LoopStep
-from poller.tokens import TokenStore, bind_token_table
+from poller.lease.step import LoopStep
+from poller.lease.tokens import TokenStore, bind_token_table
+from poller.loop.run import Loop, LoopServices, Outcome
 from sandbox.clock import FakeClock as FakeClock  # tests import it from here
 
 REGION = "us-east-1"

@@ -12,13 +12,13 @@ from conftest import ACCOUNT, REGION, RecordingInvoker
 
 from poller.clock import SYSTEM_CLOCK, Clock
 from poller.config import Config, parse_config
-from poller.tokens import TokenState, TokenStore
-from scaler.alarm_names import depth_alarm_names
-from scaler.alarm_states import AlarmStates
+from poller.lease.tokens import TokenState, TokenStore
+from scaler.alarms.names import depth_alarm_names
+from scaler.alarms.states import AlarmStates
 from scaler.control import ControlPlane
-from scaler.notifications import alarm_message, sns_event
 from scaler.overrides import OverrideStore, bind_override_table
 from scaler.reconcile import Reconciler
+from testing.events import alarm_message, sns_event
 
 PREFIX = "sqs-loops-test"
 POLLER = "sqs-loops-test-poller"

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from scaler.alarm_events import AlarmChange, alarm_changes
+from scaler.alarms.events import AlarmChange, alarm_changes
 from scaler.exceptions import BadAlarmEvent
-from scaler.notifications import alarm_action_event, alarm_message, sns_event
+from testing.events import alarm_action_event, alarm_message, sns_event
 
 ARN = "arn:aws:cloudwatch:eu-west-1:210987654321:alarm:svc-prod-orders-depth-1"
 TOPIC = "arn:aws:sns:eu-west-1:210987654321:svc-prod-scale-up"

@@ -10,7 +10,7 @@ import sample_handlers
 from conftest import LoopRig, count, log_events, send
 from test_transient import FlakySqs, client_error
 
-from poller.tokens import TokenStore
+from poller.lease.tokens import TokenStore
 
 
 def test_access_denied_at_the_delete_keeps_the_messages(rig_factory: Any, loop_logs: Any) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.cli import main
-from sandbox.cost import (
+from ops.cli import main
+from ops.cost import (
     MONTH_S,
     SQS_LOOPS,
     CallRates,

@@ -17,11 +17,11 @@ import pytest
 import sample_handlers
 from conftest import FakeClock, LoopRig, count, log_events, send
 
-import poller.forward_function
+import poller.targets.function
 from poller.config import RetryBackoff
-from poller.dispatch import Dispatcher
-from poller.redelivery import redelivery_delay_s
-from poller.targets import RETRY, Failure
+from poller.downstream.dispatch import Dispatcher
+from poller.sqs.redelivery import redelivery_delay_s
+from poller.targets.base import RETRY, Failure
 from sandbox import loopback
 from sandbox.lambda_runtime import LocalFunction, LocalLambda
 
@@ -241,10 +241,10 @@ def test_http_per_batch_posts_the_trigger_event_and_honours_its_failures(rig_fac
 def local_lambda(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalLambda]:
     runtime = LocalLambda(functions={"orders-worker": LocalFunction("orders-worker", "sample_handlers.dispatch", 5)})
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", runtime.start())
-    poller.forward_function.sync_lambda_client.cache_clear()
+    poller.targets.function.sync_lambda_client.cache_clear()
     yield runtime
     runtime.stop()
-    poller.forward_function.sync_lambda_client.cache_clear()
+    poller.targets.function.sync_lambda_client.cache_clear()
 
 
 def test_function_target_gets_the_batch_and_its_failures_are_honoured(

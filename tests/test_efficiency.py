@@ -9,7 +9,7 @@ import boto3
 import sample_handlers
 from conftest import REGION, FakeClock, LoopRig, send
 
-from poller.tokens import TokenStore
+from poller.lease.tokens import TokenStore
 
 BATCH_S = 0.5  # fake seconds one batch of 10 takes in the handler
 BACKLOG = 100  # kept constant: each batch sends 10 new messages on a client that is not counted

@@ -13,8 +13,8 @@ import sample_handlers
 from conftest import FUNCTION_ARN, REGION, FakeContext, capture_invokes, create_function, log_events, make_queue, send
 
 from poller import handler as entry
-from poller.recursion import LambdaInvoker
-from poller.tokens import TokenStore
+from poller.lease.recursion import LambdaInvoker
+from poller.lease.tokens import TokenStore
 
 
 @pytest.fixture

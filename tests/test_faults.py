@@ -12,8 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import REGION, make_queue, send
 
-from poller.aws_errors import error_code, is_transient
-from poller.tokens import TokenStore, bind_token_table
+from poller.aws.errors import error_code, is_transient
+from poller.lease.tokens import TokenStore, bind_token_table
 from sandbox import faults
 from sandbox.demo.handlers import Delivery
 from sandbox.demo.invariants import BatchSeen, count_causes, double_owned, duplicate_causes, time_to_converge_s

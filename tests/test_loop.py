@@ -9,8 +9,8 @@ import pytest
 import sample_handlers
 from conftest import FUNCTION_ARN, LoopRig, count, log_events, send
 
-from poller.config import RECURSE_RESERVE_S
-from poller.step import LoopStep
+from poller.lease.step import LoopStep
+from poller.timing import RECURSE_RESERVE_S
 
 
 def test_processes_the_backlog_deletes_it_and_recurses(rig_factory: Any, loop_logs: Any) -> None:

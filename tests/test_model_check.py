@@ -27,9 +27,9 @@ from hypothesis.stateful import (
 )
 
 from poller.exceptions import TokenLost
-from poller.lease import Lease
-from poller.step import LoopStep
-from poller.tokens import TokenState, TokenStore
+from poller.lease.lease import Lease
+from poller.lease.step import LoopStep
+from poller.lease.tokens import TokenState, TokenStore
 from scaler.reconcile import Reconciler, slot_token
 
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/model-check"
@@ -106,7 +106,7 @@ class TokenProtocol(RuleBasedStateMachine):
         takes over starts at once."""
         self.clock.advance(STALE_AFTER_S + 1)
         self.restart_reads_the_rows()
-        self.running[pick % len(self.running)].lease.keep(deadline=None)
+        self.running[pick % len(self.running)].lease.heartbeat_if_due(deadline=None)
         started = len(self.events)
         while self.seen:
             self.restart_takes_over_what_it_read(0)
@@ -195,7 +195,7 @@ class TokenProtocol(RuleBasedStateMachine):
         """What the loop does before each batch: keep the lease (heartbeat if due), then work."""
         invocation = self.running[pick % len(self.running)]
         lease = invocation.lease
-        lease.keep(deadline=None)
+        lease.heartbeat_if_due(deadline=None)
         if lease.lost is not None:
             self.running.remove(invocation)
             return

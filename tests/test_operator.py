@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from conftest import REGION
 
+from ops.operator import Operator, RedriveIncomplete
 from poller.config import parse_config
-from sandbox.operator import Operator, RedriveIncomplete
 
 CONFIG = "queues:\n  jobs: {queue: jobs.fifo, handler: m.h, create: true}\n  plain: {queue: plain, handler: m.h, dlq: plain-dead}\n"
 

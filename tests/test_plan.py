@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from poller.plan import SQS_MAX_DELAY_S, Jitter, parse_jitter, plan_spread
+from producer.plan import SQS_MAX_DELAY_S, Jitter, parse_jitter, plan_spread
 
 
 def test_vendor_example_spreads_40000_half_second_jobs_over_800_s_at_25_at_once() -> None:

@@ -11,9 +11,9 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import FakeClock, count, log_events, make_queue
 
-from poller.exceptions import BadSend, MessageTooLarge
-from poller.plan import Jitter, plan_spread
-from poller.producer import ENTRY_RETRY, SendIncomplete, send_messages
+from producer.exceptions import BadSend, MessageTooLarge
+from producer.plan import Jitter, plan_spread
+from producer.send import ENTRY_RETRY, SendIncomplete, send_messages
 
 
 def drain(sqs: Any, url: str) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ import random
 import pytest
 from conftest import FakeClock
 
-from poller.rate import SHARE_REFRESH_S, RateShare
+from poller.downstream.rate import SHARE_REFRESH_S, RateShare
 
 RATE = 50.0  # the vendor's calls a second
 WINDOW_S = 5.0

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from conftest import make_queue
 
-from poller.records import esm_event, failed_ids, queue_arn
-from poller.sqs import QueueClient
+from poller.sqs.client import QueueClient
+from poller.sqs.records import esm_event, failed_ids, queue_arn
 
 ESM_RECORD_KEYS = {
     "messageId",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from deploy.render import logical_id, main, render
 from poller.config import parse_config
 from poller.exceptions import ConfigError
-from scaler.render import logical_id, main, render
 
 ROOT = Path(__file__).resolve().parents[1]
 

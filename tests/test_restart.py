@@ -10,7 +10,7 @@ from scaler_rig import CONFIG, PREFIX, PlaneRig, build_plane, url_of
 
 from poller.clock import epoch_ms
 from poller.config import parse_config
-from poller.tokens import TokenState, TokenStore
+from poller.lease.tokens import TokenState, TokenStore
 from scaler.reconcile import ERROR_REVIVE_AFTER_S
 
 STALE_S = parse_config(CONFIG).stale_after_s  # heartbeat 30 + longest poll 20 + margin 20

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from sandbox.cli import main, parse_faults
+from ops.cli import main, parse_faults
 from sandbox.demo import handlers
 from sandbox.demo.run import DEMO_CONFIG, DemoOptions, run_demo
 from sandbox.demo.vendor_api import VendorApi

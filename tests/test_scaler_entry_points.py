@@ -11,9 +11,9 @@ from conftest import ACCOUNT, REGION, FakeContext, capture_invokes, create_funct
 from scaler_rig import CONFIG, POLLER, PREFIX, UP_TOPIC, build_plane, url_of
 
 from poller.exceptions import ConfigError
-from poller.tokens import TokenStore
+from poller.lease.tokens import TokenStore
 from scaler import handlers
-from scaler.notifications import alarm_message, sns_event
+from testing.events import alarm_message, sns_event
 
 RESTART_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{PREFIX}-restart"
 

@@ -10,9 +10,9 @@ import pytest
 from conftest import log_events
 from scaler_rig import POLLER, PREFIX, UP_TOPIC, PlaneRig, build_plane, url_of
 
-from poller.tokens import TokenStore
+from poller.lease.tokens import TokenStore
 from scaler.control import DOWN, UP
-from scaler.notifications import alarm_action_event, alarm_message, sns_event
+from testing.events import alarm_action_event, alarm_message, sns_event
 
 D1, D2 = f"{PREFIX}-orders-depth-1", f"{PREFIX}-orders-depth-2"
 BILLING = f"{PREFIX}-billing-depth-1"

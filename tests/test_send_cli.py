@@ -11,8 +11,8 @@ import pytest
 from conftest import count, make_queue
 from test_producer import delayed, drain
 
-from sandbox.cli import main
-from sandbox.send import ProgressBar, read_messages
+from ops.cli import main
+from ops.send import ProgressBar, read_messages
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from poller.exceptions import TokenExists, TokenLost
-from poller.tokens import TokenStore
+from poller.lease.tokens import TokenStore
 
 Q = "https://sqs.us-east-1.amazonaws.com/123456789012/work"
 

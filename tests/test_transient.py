@@ -12,11 +12,11 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from conftest import FakeClock, LoopRig, count, log_events, send
 from pynamodb.exceptions import UpdateError
 
-from poller.aws_errors import is_queue_unavailable, is_transient
+from poller.aws.errors import is_queue_unavailable, is_transient
+from poller.aws.retry import Backoff, retry_transient
 from poller.exceptions import RetriesExhausted
-from poller.retry import Backoff, retry_transient
-from poller.step import LoopStep
-from poller.tokens import TokenState, TokenStore
+from poller.lease.step import LoopStep
+from poller.lease.tokens import TokenState, TokenStore
 
 
 def client_error(code: str, status: int = 400, operation: str = "Op") -> ClientError:

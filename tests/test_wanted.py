@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from poller.config import Config, QueueConfig, ScaleStep, parse_config
-from scaler.alarm_names import depth_alarm_name, parse_depth_alarm
+from scaler.alarms.names import depth_alarm_name, parse_depth_alarm
 from scaler.exceptions import ForeignAlarm
 from scaler.wanted import wanted_loops
 

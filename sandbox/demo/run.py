@@ -18,8 +18,9 @@ from typing import Any, TextIO
 
 import boto3
 
+from poller.lease.tokens import TokenStore, bind_token_table
 from poller.logs import LOGGER
-from poller.tokens import TokenStore, bind_token_table
+from poller.sqs.queue_ref import QueueRef
 from sandbox.demo import handlers
 from sandbox.demo.chart import write_chart
 from sandbox.demo.invariants import BatchSeen, count_causes, double_owned, duplicate_causes, time_to_converge_s
@@ -308,7 +309,7 @@ class Demo:
             "in_queue": in_queue,
             "lost": lost,
             "revived": self.revived,
-            "crashed": [f"{url.rsplit('/', 1)[-1]}/{token}" for url, token in self.sandbox.runtime.crashed],
+            "crashed": [f"{QueueRef.of_url(url).name}/{token}" for url, token in self.sandbox.runtime.crashed],
             "scale_events": self.events,
             "alarm_changes": [list(c) for c in self.sandbox.evaluator.changes],
             "duration_s": self.t(),

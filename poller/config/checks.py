@@ -1,0 +1,58 @@
+"""Checks across fields, made when the config loads: combinations that each field alone cannot show wrong,
+but that a running loop would pay for (a batch that cannot fit in an invocation, a rate limit that its loops
+would overrun, a lease a slow tick could lose, two keys on one queue). Each raises the reader's
+:class:`~poller.exceptions.ConfigError` naming the field to change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from poller.config.model import PollerSettings, QueueConfig
+from poller.exceptions import ConfigError
+from poller.timing import RATE_BURST_SHARE, RECURSE_RESERVE_S
+
+Fail = Callable[[str, str], ConfigError]
+
+
+def lease_covers_keeper(settings: PollerSettings, fail: Fail) -> None:
+    if settings.heartbeat_s >= settings.timeout_s:
+        raise fail(
+            "poller.heartbeat_s", f"must be below poller.timeout_s ({settings.timeout_s}), got {settings.heartbeat_s}"
+        )
+    if settings.lease_margin_s < settings.keeper_interval_s:
+        # While a handler runs, a heartbeat can be a keeper interval late: the margin must cover it.
+        raise fail("poller.lease_margin_s", f"must be at least the keeper interval ({settings.keeper_interval_s:g} s)")
+
+
+def batch_fits_invocation(queue: QueueConfig, poller: PollerSettings, where: str, fail: Fail) -> None:
+    needed = queue.wait_time_s + queue.batch_budget_s + RECURSE_RESERVE_S
+    if needed > poller.timeout_s:
+        raise fail(
+            f"{where}.handler_timeout_s",
+            f"wait_time_s ({queue.wait_time_s}) + a batch's budget ({queue.batch_budget_s:g} s: "
+            f"handler_timeout_s {queue.handler_timeout_s}, and a forwarding target's connect time or a "
+            f"rate-limited queue's wait) + {RECURSE_RESERVE_S} s to recurse must fit in poller.timeout_s "
+            f"({poller.timeout_s})",
+        )
+
+
+def rate_share_holds(queue: QueueConfig, where: str, fail: Fail) -> None:
+    rate = queue.rate_limit
+    if rate is not None and rate * RATE_BURST_SHARE < queue.max_loops:
+        # Every loop may spend one call ahead of its share: max_loops of them must fit in half a second
+        # of the limit, or a 5-s window could see more than 1.1 x the limit.
+        raise fail(
+            f"{where}.rate_limit",
+            f"{rate:g} a second shared by up to max_loops ({queue.max_loops}) loops: keep rate_limit >= 2 x "
+            "max_loops (lower max_loops, or use concurrency within fewer loops)",
+        )
+
+
+def no_shared_queues(queues: Mapping[str, QueueConfig], fail: Fail) -> None:
+    # Two keys on one queue would double its loops and make a loop event's queue ambiguous.
+    seen: dict[str, str] = {}
+    for key, queue in queues.items():
+        identity = queue.ref.identity
+        if identity in seen:
+            raise fail(f"queues.{key}.queue", f"{queue.queue!r} is already the queue of {seen[identity]!r}")
+        seen[identity] = key

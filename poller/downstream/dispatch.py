@@ -1,0 +1,139 @@
+"""Handing one received batch to the queue's target: in one call (the SQS trigger's way), or record by
+record on up to ``concurrency`` threads, each call paid for by the loop's rate share when the queue has a
+``rate_limit`` (docs/downstream.md).
+
+Record by record, a record is not started once the lease is lost or the time is up: it is returned
+(made visible again at once) instead, so a fenced loop stops spending the rate limit within one record.
+
+A downstream that answers with a Retry-After (an HTTP 429 or 503) pauses this loop's calls for that long,
+at most :data:`PAUSE_CAP_S` at a time; the failed record itself waits the whole Retry-After.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from poller.clock import Clock
+from poller.downstream.rate import RateShare
+from poller.logs import log
+from poller.sqs.records import Message, esm_record
+from poller.targets.base import Failure, Failures, Target
+
+PAUSE_CAP_S = 5.0
+"""The longest one Retry-After pauses a loop's calls: long enough to relieve the downstream, short enough
+that a loop does not sit out a long Retry-After while the time of its invocation runs down."""
+
+
+@dataclass
+class BatchResult:
+    """``failures`` by message id; ``returned``: records never dispatched (to be made visible again)."""
+
+    failures: dict[str, Failure] = field(default_factory=dict)
+    returned: list[Message] = field(default_factory=list)
+
+
+class Dispatcher:
+    """One loop invocation's way of delivering batches; owns its thread pool (close it at the end)."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        per_record: bool,
+        concurrency: int,
+        rate: RateShare | None,
+        arn: str,
+        region: str,
+        clock: Clock,
+        log_fields: dict[str, object],
+    ):
+        self.target = target
+        self.clock = clock
+        self.per_record = per_record
+        self.concurrency = concurrency
+        self.rate = rate
+        self.arn = arn
+        self.region = region
+        self.log_fields = log_fields
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="sqs-loops-record") if concurrency > 1 else None
+        self._resume_at = -math.inf  # monotonic time before which no call starts (a Retry-After)
+        self._lock = threading.Lock()
+
+    def ready_in_s(self) -> float:
+        """Seconds until the next call may start: this loop's rate turn or a downstream's pause (0: now)."""
+        wait = self._resume_at - self.clock.monotonic()
+        return max(0.0, wait, self.rate.ready_in_s() if self.rate is not None else 0.0)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def run(self, messages: Sequence[Message], context: Any, *, may_start: Callable[[], bool]) -> BatchResult:
+        """Deliver ``messages``; ``may_start()`` is asked before each record-by-record call."""
+        records = [esm_record(m, arn=self.arn, region=self.region) for m in messages]
+        if not self.per_record:
+            self._wait_for_pause()
+            if self.rate is not None:
+                self.rate.acquire(len(records))
+            return BatchResult(failures=dict(self._send({"Records": records}, context)))
+        if self._pool is None:
+            outcomes = self._in_order(records, context, may_start)
+        else:
+            outcomes = list(self._pool.map(lambda r: self._one(r, context, may_start), records))
+        result = BatchResult()
+        for message, outcome in zip(messages, outcomes, strict=True):
+            if outcome is None:
+                result.returned.append(message)
+            else:
+                result.failures.update(outcome)
+        return result
+
+    def _in_order(
+        self, records: Sequence[dict[str, Any]], context: Any, may_start: Callable[[], bool]
+    ) -> list[Failures | None]:
+        """One after another. On a FIFO queue, once a record of a message group fails (or is not sent), the
+        group's later records in the batch are not sent either but returned, so the group keeps its order:
+        SQS hands them out again only after the failed one."""
+        held: set[str] = set()
+        outcomes: list[Failures | None] = []
+        for record in records:
+            group = record["attributes"].get("MessageGroupId")
+            if group is not None and group in held:
+                outcomes.append(None)
+                continue
+            outcome = self._one(record, context, may_start)
+            if group is not None and (outcome is None or outcome):
+                held.add(group)
+            outcomes.append(outcome)
+        return outcomes
+
+    def _one(self, record: dict[str, Any], context: Any, may_start: Callable[[], bool]) -> Failures | None:
+        """One record: wait for its turn, then send it, unless the loop may no longer start work (None)."""
+        if not may_start():
+            return None
+        self._wait_for_pause()
+        if self.rate is not None:
+            self.rate.acquire(1)
+        if not may_start():  # the wait may have crossed a lost lease or the deadline
+            return None
+        return self._send({"Records": [record]}, context)
+
+    def _send(self, event: dict[str, Any], context: Any) -> Failures:
+        failures = self.target.send(event, context, self.log_fields)
+        asked = [f.retry_after_s for f in failures.values() if f.retry_after_s]
+        if asked:
+            pause = min(max(asked), PAUSE_CAP_S)
+            with self._lock:
+                self._resume_at = max(self._resume_at, self.clock.monotonic() + pause)
+            log("info", "downstream_pause", pause_s=round(pause, 3), retry_after_s=max(asked), **self.log_fields)
+        return failures
+
+    def _wait_for_pause(self) -> None:
+        wait = self._resume_at - self.clock.monotonic()
+        if wait > 0:
+            self.clock.sleep(wait)

@@ -1,0 +1,51 @@
+"""One job at a time in the background: the loop hands a batch's delete here and goes on to its next
+receive, so the two calls overlap (docs/benchmarks.md: the delete was 14 % of a busy loop's time).
+
+At most one job is in flight: handing over the next one, or leaving the invocation, waits for it first, and
+an error it raised comes out there, in the loop's own thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from poller.logs import log
+
+THREAD_NAME = "sqs-loops-delete"
+"""The name of the background thread (the sandbox's fault injection tells a loop's threads by name)."""
+
+
+class BackgroundDelete:
+    """Runs ``submit``-ted jobs one after another on one thread, at most one running ahead of the caller.
+    Close it (``with`` or :meth:`close`) to wait for the last job and end the thread."""
+
+    def __init__(self, *, log_fields: dict[str, object]) -> None:
+        self.log_fields = log_fields
+        self._pool: ThreadPoolExecutor | None = None  # made on first use: an idle invocation needs none
+        self._pending: Future[None] | None = None
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Wait for the job in flight (raising its error, if it failed), then start ``job``."""
+        self.wait()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix=THREAD_NAME)
+        self._pending = self._pool.submit(job)
+
+    def wait(self) -> None:
+        """Wait for the job in flight; its error, if any, is raised here (once)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Wait for the job in flight; an ``Exception`` it failed with is logged, not raised (the caller is
+        leaving by another way already); a ``BaseException`` (a dying invocation) still comes out."""
+        try:
+            self.wait()
+        except Exception as exc:
+            log("warning", "background_job_failed", error=repr(exc), **self.log_fields)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None

@@ -1,0 +1,458 @@
+"""One invocation of a loop: claim, work while the time allows, recurse (docs/loop.md).
+
+claim ──► [ keep lease ─► receive ─► keep lease ─► target (keeper) ─► delete ] * ──► invoke next step
+  │                                                                             │
+  └─ lost: exit quietly         lost / retiring: stop after the batch in hand ──┘
+"""
+
+from __future__ import annotations
+
+import random
+import traceback
+import uuid
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any
+
+from poller.aws.retry import Backoff, retry_transient
+from poller.clock import Clock, Deadline, epoch_ms
+from poller.config import PollerSettings, QueueConfig
+from poller.downstream.dispatch import BatchResult, Dispatcher
+from poller.downstream.rate import RateShare
+from poller.exceptions import HandlerImportError, InvocationTooShort, QueueUnavailable, RetriesExhausted, TokenLost
+from poller.lease.lease import Lease
+from poller.lease.recursion import Invoker
+from poller.lease.step import LoopStep
+from poller.lease.tokens import TokenStore
+from poller.logs import log
+from poller.loop.background_delete import BackgroundDelete
+from poller.loop.keeper import KeeperThread
+from poller.sqs.client import QueueClient
+from poller.sqs.records import Message, queue_arn
+from poller.sqs.redelivery import redelivery_plan
+from poller.targets.base import make_target
+from poller.timing import RECURSE_RESERVE_S
+
+RECURSION_BACKOFF = Backoff(base_s=0.2, cap_s=2.0, max_attempts=5)
+"""Invoking the next step is tried 5 times (within the time left); after that restart revives the token."""
+
+
+@dataclass(frozen=True)
+class LoopServices:
+    """What a loop needs from outside, injected so tests control AWS, time and chance."""
+
+    sqs_client: Any
+    tokens: TokenStore
+    invoker: Invoker
+    region: str
+    clock: Clock
+    rand: random.Random
+
+
+@dataclass
+class Outcome:
+    """What one invocation did; also the handler's return value (visible in tests and local runs)."""
+
+    reason: str = "time_up"
+    recursed: bool = False
+    generation: int | None = None
+    batches: int = 0
+    received: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    returned: int = 0  # received but not dispatched (lease lost or time up mid-batch): visible again at once
+    heartbeats: int = 0
+    loop_counts: int = 0  # Queries of the live loop count (rate-limited queues only)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Loop:
+    """Runs one step of one loop on one queue. ``function`` is the function to invoke for the next step
+    (the invoked ARN, so the qualifier is kept)."""
+
+    def __init__(
+        self,
+        step: LoopStep,
+        *,
+        queue: QueueConfig,
+        settings: PollerSettings,
+        services: LoopServices,
+        context: Any,
+        function: str,
+    ):
+        self.step = step
+        self.queue = queue
+        self.settings = settings
+        self.services = services
+        self.context = context
+        self.function = function
+        self.clock = services.clock
+        self.deadline = Deadline(context)
+        self.sqs = QueueClient(services.sqs_client, step.queue_url, self.clock, services.rand)
+        self.arn = queue_arn(step.queue_url, services.region)
+        self.fields: dict[str, object] = {"queue": queue.key, **step.log_fields()}
+        self.outcome = Outcome()
+        self.lease: Lease | None = None
+        self.rate: RateShare | None = None
+
+    # -- the invocation ------------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        try:
+            return self._run()
+        except Exception as exc:  # a failure nobody foresaw: say so, and let restart decide after a back-off
+            detail = f"{type(exc).__name__}: {exc}"
+            log("error", "unexpected_error", traceback="".join(traceback.format_exception(exc))[-4000:], **self.fields)
+            return self._stop_for_good("unexpected_error", detail)
+
+    def _run(self) -> Outcome:
+        lease = self._claim()
+        if lease is None:
+            return self._end()
+        self.lease = lease
+        self.outcome.generation = lease.generation
+        self.fields["generation"] = lease.generation
+        try:
+            dispatcher = self._dispatcher()
+            deletes = BackgroundDelete(log_fields=self.fields)
+            try:
+                self._work(lease, dispatcher, deletes)
+                deletes.wait()  # the last batch's delete: its RetriesExhausted is handled below
+            finally:
+                deletes.close()
+                dispatcher.close()
+            if lease.lost is not None:
+                self.outcome.reason = lease.lost.reason
+                return self._end()
+            if lease.retiring:
+                return self._retire()
+        except (QueueUnavailable, HandlerImportError, InvocationTooShort) as exc:
+            # Retrying cannot fix these: stop without recursing (no hot loop) and leave the reason on the
+            # row; restart revives the row after a back-off, so a fix is picked up.
+            return self._stop_for_good(exc.reason, str(exc))
+        except RetriesExhausted as exc:
+            # A transient error never ends a loop: the next step starts afresh.
+            self.outcome.reason = "transient_errors"
+            log("warning", "handing_over", what=exc.what, error=str(exc.cause), **self.fields)
+        self._recurse(self.step.next())
+        return self._end()
+
+    def _claim(self) -> Lease | None:
+        claim_id = uuid.uuid4().hex
+        sent_at = self.clock.monotonic()
+        try:
+            claimed = retry_transient(
+                lambda: self.services.tokens.claim(
+                    self.step.queue_url,
+                    self.step.token,
+                    loop_id=self.step.loop_id,
+                    generation=self.step.generation,
+                    claim_id=claim_id,
+                    inherited_claim_id=self.step.claim_id,
+                    now_ms=epoch_ms(self.clock),
+                ),
+                what="claim",
+                clock=self.clock,
+                rand=self.services.rand,
+                deadline=self.deadline,
+                reserve_s=RECURSE_RESERVE_S,
+                fields=self.fields,
+            )
+        except TokenLost as lost:
+            # A duplicate delivery, a deleted or a taken-over row: not an error, someone else has it.
+            self.outcome.reason = lost.reason
+            return None
+        except RetriesExhausted as exc:
+            # Maybe not claimed, maybe claimed with every answer lost: the same step, carrying our claim id,
+            # is valid either way for a fresh invocation (and only for one: its claim moves the id on).
+            self.outcome.reason = "transient_errors"
+            log("warning", "handing_over", what=exc.what, error=str(exc.cause), **self.fields)
+            self._recurse(self.step.handed_over(claim_id))
+            return None
+        return Lease(
+            store=self.services.tokens,
+            step=self.step,
+            claimed=claimed,
+            confirmed_at=sent_at,
+            heartbeat_s=self.settings.heartbeat_s,
+            clock=self.clock,
+            rand=self.services.rand,
+            log_fields=self.fields,
+        )
+
+    def _dispatcher(self) -> Dispatcher:
+        """The queue's target, paced by this loop's share of the rate limit when the queue has one."""
+        if self.queue.rate_limit is not None:
+            self.rate = RateShare(
+                rate_s=self.queue.rate_limit,
+                max_loops=self.queue.max_loops,
+                count_loops=lambda: self.services.tokens.count(self.step.queue_url),
+                clock=self.clock,
+                # A new row's first step (generation 0): the loops already running must shrink first.
+                fresh_loop=self.step.generation == 0,
+                log_fields=self.fields,
+            )
+        return Dispatcher(
+            make_target(self.queue, region=self.services.region),
+            per_record=self.queue.per_record,
+            concurrency=self.queue.concurrency,
+            rate=self.rate,
+            arn=self.arn,
+            region=self.services.region,
+            clock=self.clock,
+            log_fields=self.fields,
+        )
+
+    def _work(self, lease: Lease, dispatcher: Dispatcher, deletes: BackgroundDelete) -> None:
+        if not lease.ended and self._poll_wait_s() is None:
+            raise InvocationTooShort(self.deadline.remaining_s(), self.queue.batch_budget_s)
+        while not lease.ended:
+            wait = dispatcher.ready_in_s()
+            spare = self.deadline.remaining_s() - self.queue.batch_budget_s - RECURSE_RESERVE_S
+            if wait > 0 and spare > 0:
+                # Not our turn yet (rate share, or a downstream's Retry-After): receive only when the
+                # messages can be sent, and never sleep into the time a batch and the recursion need.
+                self.clock.sleep(min(wait, spare))
+            wait_s = self._poll_wait_s()
+            if wait_s is None:
+                return
+            lease.heartbeat_if_due(deadline=self.deadline, reserve_s=RECURSE_RESERVE_S)
+            if lease.ended:
+                return
+            messages = self._retry(partial(self._receive, wait_s), "receive")
+            try:
+                deletes.wait()  # the previous batch's delete: if it failed, hand over before touching these
+            except Exception:
+                self._give_back(messages)
+                raise
+            if not messages:
+                continue
+            received_at = self.clock.monotonic()
+            # A long poll may have outlasted the heartbeat interval: confirm ownership before working.
+            try:
+                lease.heartbeat_if_due(
+                    deadline=self.deadline, reserve_s=self.queue.handler_timeout_s + RECURSE_RESERVE_S
+                )
+            except RetriesExhausted:
+                self._give_back(messages)
+                raise
+            if lease.ended:
+                self._give_back(messages)
+                return
+            result = self._process(messages, dispatcher, lease, received_at)
+            # The delete runs while the next receive waits; its failure comes out at the wait after that receive.
+            deletes.submit(partial(self._delete_done, messages, result, started=received_at))
+
+    def _receive(self, wait_s: int) -> list[Message]:
+        return self.sqs.receive(
+            max_messages=self._receive_size(), wait_s=wait_s, visibility_timeout_s=self.queue.visibility_timeout_s
+        )
+
+    def _receive_size(self) -> int:
+        """``batch_size``; under a rate limit no more than one call may carry, or (record by record) than
+        the share pays for soon."""
+        if self.rate is None:
+            return self.queue.batch_size
+        if self.queue.per_record:
+            return self.rate.receive_limit(self.queue.batch_size)
+        return self.queue.max_dispatch_unit
+
+    def _may_start_record(self) -> bool:
+        lease = self.lease
+        return (
+            lease is not None
+            and not lease.ended
+            and self.deadline.remaining_s() >= self.queue.handler_timeout_s + RECURSE_RESERVE_S
+        )
+
+    def _poll_wait_s(self) -> int | None:
+        """Seconds of long poll that still leave the batch's budget and the recursion reserve, or None
+        when the time is up."""
+        spare = self.deadline.remaining_s() - self.queue.batch_budget_s - RECURSE_RESERVE_S
+        if spare < 1:
+            return None
+        return min(self.queue.wait_time_s, int(spare))
+
+    # -- one batch -----------------------------------------------------------------------------------
+
+    def _process(
+        self, messages: list[Message], dispatcher: Dispatcher, lease: Lease, received_at: float
+    ) -> BatchResult:
+        """Dispatch the batch; what was never dispatched is made visible again at once, what failed after its
+        retry backoff, both before the next receive (so it can see them)."""
+        keep_alive = KeeperTick(self.sqs, messages, self.queue.visibility_timeout_s, self.clock, lease, received_at)
+        interval = min(self.queue.visibility_timeout_s / 3, self.settings.keeper_interval_s)
+        with KeeperThread(keep_alive.tick, interval_s=interval, log_fields=self.fields):
+            result = dispatcher.run(messages, self.context, may_start=self._may_start_record)
+        if result.returned:
+            self._give_back(result.returned)
+        self._delay_failed(messages, result)
+        return result
+
+    def _delete_done(self, messages: list[Message], result: BatchResult, *, started: float) -> None:
+        """Delete what succeeded (in the background, while the next receive waits: :class:`BackgroundDelete`)."""
+        returned = {m["MessageId"] for m in result.returned}
+        done = [m for m in messages if m["MessageId"] not in result.failures and m["MessageId"] not in returned]
+        try:
+            undeleted = self._retry(lambda: self.sqs.delete(done), "delete") if done else []
+        except RetriesExhausted as exc:
+            # Processed but not deleted: SQS delivers them again (a duplicate, never a loss).
+            log(
+                "error",
+                "delete_failed",
+                error=str(exc),
+                message_ids=[m["MessageId"] for m in done],
+                **self.fields,
+            )
+            raise
+        finally:
+            self._count_batch(messages, done, result, started)
+        if undeleted:
+            log(
+                "warning",
+                "processed_not_deleted",
+                message_ids=[m["MessageId"] for m in undeleted],
+                **self.fields,
+            )
+
+    def _delay_failed(self, messages: list[Message], result: BatchResult) -> None:
+        """Failed messages come back after their retry backoff (or a Retry-After), when there is one."""
+        plan = redelivery_plan(
+            messages,
+            result.failures,
+            self.queue.retry_backoff,
+            self.services.rand,
+            has_dlq=self.queue.dlq_name is not None,
+        )
+        if not plan:
+            return
+        try:
+            self.sqs.set_visibilities(plan)
+        except Exception as exc:  # they come back after their visibility timeout instead: sooner, not lost
+            log("warning", "retry_backoff_failed", error=repr(exc), **self.fields)
+            return
+        log("info", "retry_backoff", delays_s={m["MessageId"]: s for m, s in plan}, **self.fields)
+
+    def _count_batch(self, messages: list[Message], done: list[Message], result: BatchResult, started: float) -> None:
+        self.outcome.batches += 1
+        self.outcome.received += len(messages)
+        self.outcome.succeeded += len(done)
+        self.outcome.failed += len(result.failures)
+        self.outcome.returned += len(result.returned)
+        log(
+            "info",
+            "batch",
+            received=len(messages),
+            succeeded=len(done),
+            failed=len(result.failures),
+            returned=len(result.returned),
+            duration_ms=round((self.clock.monotonic() - started) * 1000, 1),
+            **self.fields,
+        )
+
+    def _give_back(self, messages: list[Message]) -> None:
+        """Make messages we will not handle visible again at once, rather than after their timeout."""
+        try:
+            self.sqs.change_visibility(messages, 0)
+        except Exception as exc:  # they come back by themselves when the visibility timeout ends
+            log("warning", "give_back_failed", error=repr(exc), **self.fields)
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _retry(self, call: Any, what: str) -> Any:
+        return retry_transient(
+            call,
+            what=what,
+            clock=self.clock,
+            rand=self.services.rand,
+            deadline=self.deadline,
+            reserve_s=RECURSE_RESERVE_S,
+            fields=self.fields,
+        )
+
+    def _recurse(self, step: LoopStep) -> None:
+        try:
+            retry_transient(
+                lambda: self.services.invoker.invoke_async(self.function, step.payload()),
+                what="recurse",
+                clock=self.clock,
+                rand=self.services.rand,
+                backoff=RECURSION_BACKOFF,
+                deadline=self.deadline,
+                fields=self.fields,
+            )
+        except Exception as exc:
+            # The row keeps its loop_id and heartbeat: restart finds it stale and revives it.
+            self.outcome.reason = "recursion_failed"
+            log("error", "recursion_failed", function=self.function, error=str(exc), **self.fields)
+            return
+        self.outcome.recursed = True
+
+    def _retire(self) -> Outcome:
+        """Scale-down asked this loop to stop: delete the row, unless a scale-up took the request back
+        meanwhile; then the loop goes on (its next claim decides, as always)."""
+        try:
+            released = self._retry(
+                lambda: self.services.tokens.release(
+                    self.step.queue_url, self.step.token, loop_id=self.step.loop_id, if_retiring=True
+                ),
+                "release",
+            )
+        except RetriesExhausted as exc:
+            log("warning", "handing_over", what=exc.what, error=str(exc.cause), **self.fields)
+            released = False
+        if released:
+            self.outcome.reason = "retired"
+        else:
+            self.outcome.reason = "retire_withdrawn"
+            self._recurse(self.step.next())
+        return self._end()
+
+    def _stop_for_good(self, reason: str, error: str) -> Outcome:
+        self.outcome.reason = reason
+        self._record_error(error)
+        return self._end(level="error", error=error)
+
+    def _record_error(self, error: str) -> None:
+        try:
+            self.services.tokens.record_error(
+                self.step.queue_url,
+                self.step.token,
+                loop_id=self.step.loop_id,
+                error=error,
+                now_ms=epoch_ms(self.clock),
+            )
+        except Exception as exc:
+            log("warning", "record_error_failed", error=repr(exc), **self.fields)
+
+    def _end(self, *, level: str = "info", **extra: object) -> Outcome:
+        self.outcome.heartbeats = self.lease.heartbeats if self.lease else 0
+        self.outcome.loop_counts = self.rate.counts if self.rate else 0
+        log(level, "loop_end", **{**self.outcome.as_dict(), **self.fields, **extra})
+        return self.outcome
+
+
+class KeeperTick:
+    """The keeper's tick while a handler runs: keep the heartbeat when due, and every third of the
+    visibility timeout (counted from the receive) push the batch's visibility out again. Each in its own
+    try: a failing SQS call must not stop the heartbeat, nor the other way round."""
+
+    def __init__(
+        self, sqs: QueueClient, messages: list[Message], timeout_s: int, clock: Clock, lease: Lease, received_at: float
+    ):
+        self.sqs = sqs
+        self.messages = messages
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self.lease = lease
+        self.extended_at = received_at
+
+    def tick(self) -> None:
+        try:
+            self.lease.heartbeat_from_keeper()
+        finally:
+            if self.clock.monotonic() - self.extended_at >= self.timeout_s / 3:
+                self.extended_at = self.clock.monotonic()
+                self.sqs.change_visibility(self.messages, self.timeout_s)

@@ -1,0 +1,94 @@
+"""The SQS calls one loop makes, in batches of at most 10, with per-entry retries and error sorting."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from poller.aws.errors import is_queue_unavailable
+from poller.aws.limits import SQS_MAX_BATCH
+from poller.aws.retry import Backoff
+from poller.clock import Clock
+from poller.exceptions import QueueUnavailable
+from poller.logs import log
+from poller.sqs.entries import call_with_entry_retries
+from poller.sqs.records import Message
+
+ENTRY_RETRY = Backoff(base_s=0.05, cap_s=1.0, max_attempts=4)
+"""Entries of a batch call that failed on the service's side are sent again at most 3 more times."""
+
+
+@dataclass
+class QueueClient:
+    """One queue, seen through a boto3 SQS client. Raises :class:`QueueUnavailable` when the queue is gone
+    or access is denied; other errors propagate for the caller's transient-retry policy."""
+
+    client: Any
+    queue_url: str
+    clock: Clock
+    rand: random.Random
+
+    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = getattr(self.client, operation)(QueueUrl=self.queue_url, **params)
+        except Exception as exc:
+            if is_queue_unavailable(exc):
+                code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+                raise QueueUnavailable(self.queue_url, code, exc) from exc
+            raise
+        return result
+
+    def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> list[Message]:
+        result = self._call(
+            "receive_message",
+            MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=wait_s,
+            VisibilityTimeout=visibility_timeout_s,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        return list(result.get("Messages", []))
+
+    def delete(self, messages: Sequence[Message]) -> list[Message]:
+        """Delete ``messages``; returns those that could not be deleted (they will be delivered again)."""
+        return self._batch("delete_message_batch", messages, [{}] * len(messages))
+
+    def change_visibility(self, messages: Sequence[Message], timeout_s: int) -> list[Message]:
+        """Set the visibility of in-flight ``messages`` to ``timeout_s`` from now (0 returns them at once);
+        returns those it could not change."""
+        return self.set_visibilities([(m, timeout_s) for m in messages])
+
+    def set_visibilities(self, timeouts: Sequence[tuple[Message, int]]) -> list[Message]:
+        """Each message's own visibility timeout, in seconds from now; returns those it could not change."""
+        return self._batch(
+            "change_message_visibility_batch", [m for m, _ in timeouts], [{"VisibilityTimeout": t} for _, t in timeouts]
+        )
+
+    def _batch(self, operation: str, messages: Sequence[Message], extras: Sequence[dict[str, Any]]) -> list[Message]:
+        """``extras[i]``: the further entry fields of ``messages[i]``."""
+        failed: list[Message] = []
+        pairs = list(zip(messages, extras, strict=True))
+        for start in range(0, len(pairs), SQS_MAX_BATCH):
+            outcome = call_with_entry_retries(
+                lambda entries: self._call(operation, Entries=entries),
+                pairs[start : start + SQS_MAX_BATCH],
+                lambda entry_id, pair: {"Id": entry_id, "ReceiptHandle": pair[0]["ReceiptHandle"], **pair[1]},
+                backoff=ENTRY_RETRY,
+                clock=self.clock,
+                rand=self.rand,
+            )
+            for failure in outcome.failed:
+                message = failure.item[0]
+                log(
+                    "warning",
+                    "batch_entry_failed",
+                    operation=operation,
+                    queue_url=self.queue_url,
+                    message_id=message.get("MessageId"),
+                    code=failure.code,
+                    detail=failure.detail,
+                )
+                failed.append(message)
+        return failed

@@ -1,0 +1,24 @@
+"""The time budget of a loop step: what it keeps back for the recursion, what a forwarding target's
+connection may take, how far ahead a rate-limited loop receives, how often the handler tick runs.
+Values in seconds. The config checks that a queue's settings fit these; the loop spends them."""
+
+from __future__ import annotations
+
+RECURSE_RESERVE_S = 3
+"""Time kept at the end of an invocation to delete the last batch and invoke the next step."""
+
+CONNECT_TIMEOUT_S = 3.05
+"""A forwarding target's connect timeout (a little over TCP's 3-s retransmit); the rest of its time is the
+queue's ``handler_timeout_s`` (docs/downstream.md)."""
+
+RECEIVE_AHEAD_S = 2.0
+"""A loop that dispatches record by record under a rate limit receives no more than its share pays for in
+this many seconds: a received message waiting for its turn still uses up its visibility timeout."""
+
+KEEPER_MAX_INTERVAL_S = 10
+"""While a handler runs, the keeper thread looks at the heartbeat at least this often (and at least every
+half heartbeat interval)."""
+
+RATE_BURST_SHARE = 0.5
+"""Each of a queue's loops may spend one dispatch unit ahead of its share; all of them together at most this
+fraction of a second of ``rate_limit`` (so any 5-s window sees at most 1.1 x the limit: docs/downstream.md)."""
