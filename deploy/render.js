@@ -1,7 +1,7 @@
 'use strict';
 
 // Pulls the per-queue resources into serverless.yml. They are rendered by the project's own Python
-// (scaler/render.py, the same config loader the functions use), so queues.yml - or the file
+// (deploy/render.py, the same config loader the functions use), so queues.yml - or the file
 // $SQS_LOOPS_CONFIG names - is the one source of truth and `serverless package` needs no pre-step.
 // A config error fails the package step with the config's own message.
 

@@ -23,6 +23,8 @@ from poller.sqs.queue_ref import QueueRef
 from scaler.alarms.names import depth_alarm_names
 
 NAMESPACE = "SqsLoops"
+SHIPPED_PACKAGES = ("poller", "scaler", "producer")
+"""Our packages that run in Lambda; deploy/, ops/, sandbox/ and testing/ never go into the zip."""
 METRIC_PERIOD_S = 60  # SQS metrics arrive at 1-minute granularity
 DLQ_RETENTION_S = 14 * 24 * 3600  # the longest SQS keeps a message: time to look and redrive
 RUNAWAY_INVOCATIONS_PER_LOOP = 10
@@ -60,8 +62,8 @@ def _package_patterns(config: Config, shipped_config: str) -> list[str]:
     """What goes into the zip: our code, the config, and the top-level package (or module) of every
     configured handler, so that adding a queue with a new handler needs no edit of serverless.yml."""
     handlers = [q.handler for q in config.queues.values() if q.handler is not None]
-    handler_roots = sorted({h.split(".", 1)[0] for h in handlers} - {"poller", "scaler"})
-    patterns = ["!**", "poller/**", "scaler/**", shipped_config]
+    handler_roots = sorted({h.split(".", 1)[0] for h in handlers} - set(SHIPPED_PACKAGES))
+    patterns = ["!**", *(f"{package}/**" for package in SHIPPED_PACKAGES), shipped_config]
     for top in handler_roots:
         patterns += [f"{top}/**", f"{top}.py"]
     return [*patterns, "!**/__pycache__/**", "!**/*.pyc"]

@@ -1,4 +1,4 @@
-"""The ``sqs-loops cost`` command's arguments and output (the model is sandbox/cost.py)."""
+"""The ``sqs-loops cost`` command's arguments and output (the model is ops/cost.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`sqs-loops send QUEUE FILE`: many messages from a file, with message timers, a progress bar and a
-summary (docs/producers.md). The sending itself is poller/producer.py, the library producers call."""
+summary (docs/producers.md). The sending itself is producer/send.py, the library producers call."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import random
 from functools import cache
 from typing import Any
 
+from poller.aws.clients import async_lambda_client, sqs_client
 from poller.aws.environment import LOOPS_TABLE, POLLER_FUNCTION, region, required
 from poller.clock import SYSTEM_CLOCK
 from poller.config import Config, load_config
@@ -21,9 +22,6 @@ from poller.lease.tokens import TokenStore, bind_token_table
 from poller.logs import configure_logging, log
 from poller.loop.run import Loop, LoopServices
 
-SQS_READ_TIMEOUT_S = 30
-"""Above the longest long poll (20 s), so a healthy long poll never times out on our side."""
-
 
 @cache
 def _config() -> Config:
@@ -32,27 +30,11 @@ def _config() -> Config:
 
 @cache
 def _services() -> LoopServices:
-    import boto3
-    from botocore.config import Config as BotoConfig
-
     table = required(LOOPS_TABLE)
-    # botocore's own retries stay short: our retry policy, which knows the invocation's deadline, is on top.
-    retries = {"mode": "standard", "max_attempts": 3}
-    sqs = boto3.client(
-        "sqs",
-        region_name=region(),
-        config=BotoConfig(retries=retries, connect_timeout=5, read_timeout=SQS_READ_TIMEOUT_S),
-    )
-    # An async Invoke answers at once; short timeouts keep the recursion inside the time kept for it.
-    lam = boto3.client(
-        "lambda",
-        region_name=region(),
-        config=BotoConfig(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=3),
-    )
     return LoopServices(
-        sqs_client=sqs,
+        sqs_client=sqs_client(region()),
         tokens=TokenStore(bind_token_table(table, region=region())),
-        invoker=LambdaInvoker(lam),
+        invoker=LambdaInvoker(async_lambda_client(region())),
         region=region(),
         clock=SYSTEM_CLOCK,
         rand=random.Random(),

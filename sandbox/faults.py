@@ -4,7 +4,7 @@ happens there, drawn from a seeded generator and counted where it is injected.
     kind           where                                      what the framework sees
     crash          the loop's DeleteMessageBatch call          its invocation dies after the handler, before the delete
                    (made from the loop's background thread:    (the BaseException comes out in the loop's thread when
-                   poller/background.py)                       it waits for the delete, and ends the invocation)
+                   poller/loop/background_delete.py)                       it waits for the delete, and ends the invocation)
     duplicate      the runtime's async invoke                  the same event delivered twice
     drop           the runtime's async invoke                  the event never runs
     throttle       every DynamoDB request of a function        400 ProvisionedThroughputExceededException
@@ -209,7 +209,7 @@ def mark_invocation(function: str | None) -> None:
 
 
 def _in_loop_helper_thread() -> bool:
-    """A thread a loop invocation started: its keeper, or the one that deletes its batches (poller/background.py)."""
+    """A thread a loop invocation started: its keeper, or the one that deletes its batches (poller/loop/background_delete.py)."""
     name = threading.current_thread().name
     return name == KEEPER_THREAD or name.startswith(DELETE_THREAD)
 

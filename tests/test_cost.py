@@ -1,4 +1,4 @@
-"""The cost model's arithmetic (sandbox/cost.py) and the `sqs-loops cost` command."""
+"""The cost model's arithmetic (ops/cost.py) and the `sqs-loops cost` command."""
 
 from __future__ import annotations
 

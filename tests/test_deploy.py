@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from deploy.render import SHIPPED_PACKAGES
+
 ROOT = Path(__file__).resolve().parents[1]
 SERVERLESS = ROOT / "node_modules" / ".bin" / "serverless"
 FIXTURE = "tests/fixtures/deploy-queues.yml"
@@ -152,6 +154,14 @@ def test_the_package_holds_the_code_config_and_requirements_but_not_boto3(
     assert any(n.startswith("yaml/_yaml.cpython-312-aarch64") for n in names)  # built for the function's platform
     with capsys.disabled():
         print(f"\ndeployment package: {archive.stat().st_size / 1e6:.2f} MB zipped, {len(names)} files")
+
+
+def test_the_zip_ships_the_lambda_code_and_nothing_of_deploy_time_the_cli_or_the_sandbox(packaged: Path) -> None:
+    names = set(zipfile.ZipFile(packaged / "sqs-loops.zip").namelist())
+    ours = {str(p.relative_to(ROOT)) for package in SHIPPED_PACKAGES for p in (ROOT / package).rglob("*.py")}
+    assert ours - names == set()  # every module of poller/, scaler/ and producer/, so no import fails in Lambda
+    assert not {n.split("/")[0] for n in names} & {"deploy", "ops", "sandbox", "testing", "bench"}
+    assert not [n for n in names if n.split("/")[0] in SHIPPED_PACKAGES and not n.endswith(".py")]  # no bytecode
 
 
 def test_cfn_lint_finds_no_error(packaged: Path) -> None:

@@ -20,7 +20,7 @@ from conftest import FakeClock, LoopRig, count, log_events, send
 import poller.targets.function
 from poller.config import RetryBackoff
 from poller.downstream.dispatch import Dispatcher
-from poller.sqs.redelivery import redelivery_delay_s
+from poller.loop.redelivery import redelivery_delay_s
 from poller.targets.base import RETRY, Failure
 from sandbox import loopback
 from sandbox.lambda_runtime import LocalFunction, LocalLambda

@@ -1,4 +1,4 @@
-"""The rendering of per-queue resources from the config (scaler/render.py), without the Framework."""
+"""The rendering of per-queue resources from the config (deploy/render.py), without the Framework."""
 
 from __future__ import annotations
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import random
 import traceback
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from poller.aws.retry import Backoff, retry_transient
 from poller.clock import Clock, Deadline, epoch_ms
 from poller.config import PollerSettings, QueueConfig
-from poller.downstream.dispatch import BatchResult, Dispatcher
+from poller.downstream.dispatch import Dispatcher
 from poller.downstream.rate import RateShare
 from poller.exceptions import HandlerImportError, InvocationTooShort, QueueUnavailable, RetriesExhausted, TokenLost
 from poller.lease.lease import Lease
@@ -26,11 +26,11 @@ from poller.lease.step import LoopStep
 from poller.lease.tokens import TokenStore
 from poller.logs import log
 from poller.loop.background_delete import BackgroundDelete
-from poller.loop.keeper import KeeperThread
+from poller.loop.batch import BatchWork
+from poller.loop.outcome import Outcome
 from poller.sqs.client import QueueClient
 from poller.sqs.records import Message, queue_arn
-from poller.sqs.redelivery import redelivery_plan
-from poller.targets.base import make_target
+from poller.targets import make_target
 from poller.timing import RECURSE_RESERVE_S
 
 RECURSION_BACKOFF = Backoff(base_s=0.2, cap_s=2.0, max_attempts=5)
@@ -47,25 +47,6 @@ class LoopServices:
     region: str
     clock: Clock
     rand: random.Random
-
-
-@dataclass
-class Outcome:
-    """What one invocation did; also the handler's return value (visible in tests and local runs)."""
-
-    reason: str = "time_up"
-    recursed: bool = False
-    generation: int | None = None
-    batches: int = 0
-    received: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    returned: int = 0  # received but not dispatched (lease lost or time up mid-batch): visible again at once
-    heartbeats: int = 0
-    loop_counts: int = 0  # Queries of the live loop count (rate-limited queues only)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Loop:
@@ -96,6 +77,18 @@ class Loop:
         self.outcome = Outcome()
         self.lease: Lease | None = None
         self.rate: RateShare | None = None
+        self.batches = BatchWork(
+            sqs=self.sqs,
+            queue=queue,
+            settings=settings,
+            context=context,
+            clock=self.clock,
+            rand=services.rand,
+            retry=self._retry,
+            may_start=self._may_start_record,
+            outcome=self.outcome,
+            log_fields=self.fields,
+        )
 
     # -- the invocation ------------------------------------------------------------------------------
 
@@ -225,7 +218,7 @@ class Loop:
             try:
                 deletes.wait()  # the previous batch's delete: if it failed, hand over before touching these
             except Exception:
-                self._give_back(messages)
+                self.batches.give_back(messages)
                 raise
             if not messages:
                 continue
@@ -236,14 +229,14 @@ class Loop:
                     deadline=self.deadline, reserve_s=self.queue.handler_timeout_s + RECURSE_RESERVE_S
                 )
             except RetriesExhausted:
-                self._give_back(messages)
+                self.batches.give_back(messages)
                 raise
             if lease.ended:
-                self._give_back(messages)
+                self.batches.give_back(messages)
                 return
-            result = self._process(messages, dispatcher, lease, received_at)
+            result = self.batches.process(messages, dispatcher, lease, received_at)
             # The delete runs while the next receive waits; its failure comes out at the wait after that receive.
-            deletes.submit(partial(self._delete_done, messages, result, started=received_at))
+            deletes.submit(partial(self.batches.delete_done, messages, result, started=received_at))
 
     def _receive(self, wait_s: int) -> list[Message]:
         return self.sqs.receive(
@@ -274,90 +267,6 @@ class Loop:
         if spare < 1:
             return None
         return min(self.queue.wait_time_s, int(spare))
-
-    # -- one batch -----------------------------------------------------------------------------------
-
-    def _process(
-        self, messages: list[Message], dispatcher: Dispatcher, lease: Lease, received_at: float
-    ) -> BatchResult:
-        """Dispatch the batch; what was never dispatched is made visible again at once, what failed after its
-        retry backoff, both before the next receive (so it can see them)."""
-        keep_alive = KeeperTick(self.sqs, messages, self.queue.visibility_timeout_s, self.clock, lease, received_at)
-        interval = min(self.queue.visibility_timeout_s / 3, self.settings.keeper_interval_s)
-        with KeeperThread(keep_alive.tick, interval_s=interval, log_fields=self.fields):
-            result = dispatcher.run(messages, self.context, may_start=self._may_start_record)
-        if result.returned:
-            self._give_back(result.returned)
-        self._delay_failed(messages, result)
-        return result
-
-    def _delete_done(self, messages: list[Message], result: BatchResult, *, started: float) -> None:
-        """Delete what succeeded (in the background, while the next receive waits: :class:`BackgroundDelete`)."""
-        returned = {m["MessageId"] for m in result.returned}
-        done = [m for m in messages if m["MessageId"] not in result.failures and m["MessageId"] not in returned]
-        try:
-            undeleted = self._retry(lambda: self.sqs.delete(done), "delete") if done else []
-        except RetriesExhausted as exc:
-            # Processed but not deleted: SQS delivers them again (a duplicate, never a loss).
-            log(
-                "error",
-                "delete_failed",
-                error=str(exc),
-                message_ids=[m["MessageId"] for m in done],
-                **self.fields,
-            )
-            raise
-        finally:
-            self._count_batch(messages, done, result, started)
-        if undeleted:
-            log(
-                "warning",
-                "processed_not_deleted",
-                message_ids=[m["MessageId"] for m in undeleted],
-                **self.fields,
-            )
-
-    def _delay_failed(self, messages: list[Message], result: BatchResult) -> None:
-        """Failed messages come back after their retry backoff (or a Retry-After), when there is one."""
-        plan = redelivery_plan(
-            messages,
-            result.failures,
-            self.queue.retry_backoff,
-            self.services.rand,
-            has_dlq=self.queue.dlq_name is not None,
-        )
-        if not plan:
-            return
-        try:
-            self.sqs.set_visibilities(plan)
-        except Exception as exc:  # they come back after their visibility timeout instead: sooner, not lost
-            log("warning", "retry_backoff_failed", error=repr(exc), **self.fields)
-            return
-        log("info", "retry_backoff", delays_s={m["MessageId"]: s for m, s in plan}, **self.fields)
-
-    def _count_batch(self, messages: list[Message], done: list[Message], result: BatchResult, started: float) -> None:
-        self.outcome.batches += 1
-        self.outcome.received += len(messages)
-        self.outcome.succeeded += len(done)
-        self.outcome.failed += len(result.failures)
-        self.outcome.returned += len(result.returned)
-        log(
-            "info",
-            "batch",
-            received=len(messages),
-            succeeded=len(done),
-            failed=len(result.failures),
-            returned=len(result.returned),
-            duration_ms=round((self.clock.monotonic() - started) * 1000, 1),
-            **self.fields,
-        )
-
-    def _give_back(self, messages: list[Message]) -> None:
-        """Make messages we will not handle visible again at once, rather than after their timeout."""
-        try:
-            self.sqs.change_visibility(messages, 0)
-        except Exception as exc:  # they come back by themselves when the visibility timeout ends
-            log("warning", "give_back_failed", error=repr(exc), **self.fields)
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -432,27 +341,3 @@ class Loop:
         self.outcome.loop_counts = self.rate.counts if self.rate else 0
         log(level, "loop_end", **{**self.outcome.as_dict(), **self.fields, **extra})
         return self.outcome
-
-
-class KeeperTick:
-    """The keeper's tick while a handler runs: keep the heartbeat when due, and every third of the
-    visibility timeout (counted from the receive) push the batch's visibility out again. Each in its own
-    try: a failing SQS call must not stop the heartbeat, nor the other way round."""
-
-    def __init__(
-        self, sqs: QueueClient, messages: list[Message], timeout_s: int, clock: Clock, lease: Lease, received_at: float
-    ):
-        self.sqs = sqs
-        self.messages = messages
-        self.timeout_s = timeout_s
-        self.clock = clock
-        self.lease = lease
-        self.extended_at = received_at
-
-    def tick(self) -> None:
-        try:
-            self.lease.heartbeat_from_keeper()
-        finally:
-            if self.clock.monotonic() - self.extended_at >= self.timeout_s / 3:
-                self.extended_at = self.clock.monotonic()
-                self.sqs.change_visibility(self.messages, self.timeout_s)

@@ -4,14 +4,11 @@ and a chart (docs/operations.md)."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,7 +21,9 @@ from poller.sqs.queue_ref import QueueRef
 from sandbox.demo import handlers
 from sandbox.demo.chart import write_chart
 from sandbox.demo.invariants import BatchSeen, count_causes, double_owned, duplicate_causes, time_to_converge_s
+from sandbox.demo.trace import LogTrace, logs_to
 from sandbox.demo.vendor_api import VendorApi
+from sandbox.demo.view import show_sample
 from sandbox.environment import Sandbox, Timings
 from sandbox.faults import FaultPlan
 from scaler.wanted import wanted_loops
@@ -62,7 +61,7 @@ class Demo:
         self.poison_ids: set[str] = set()
         self.started = time.monotonic()
         self._lock = threading.Lock()
-        self.trace = _LogTrace()
+        self.trace = LogTrace()
         self.faults_stopped_s: float | None = None
 
     def t(self) -> float:
@@ -107,7 +106,7 @@ class Demo:
     def run(self) -> dict[str, Any]:
         self.o.report.parent.mkdir(parents=True, exist_ok=True)
         log_path = self.o.report.with_name("sandbox.log")
-        with _logs_to(log_path):
+        with logs_to(log_path):
             report = self._run()
         print(f"logs: {log_path}", file=self.o.out)
         return report
@@ -259,23 +258,9 @@ class Demo:
         return True
 
     def show(self, sample: dict[str, Any], live: bool) -> None:
-        total = len(self.sent_ids)
-        rate = sample["processed"] / sample["t"] if sample["t"] else 0.0
-        lines = [
-            f"t={sample['t']:5.1f}s  sent {total}/{self.o.messages}  processed {sample['processed']}  "
-            f"({rate:.0f}/s)  vendor calls {sample['vendor_calls']}  revived {self.revived}"
-        ]
-        for key, q in sample["queues"].items():
-            lines.append(
-                f"  {key:10} depth {q['visible'] + q['in_flight']:4} (visible {q['visible']:4}, in flight {q['in_flight']:3})"
-                f"  dlq {q['dlq']:2}  loops {q['loops']}{'+' + str(q['retiring']) + ' retiring' if q['retiring'] else ''}"
-                f"  alarms {' '.join(a[:5] for a in q['alarms'])}"
-            )
-        if live:
-            self.o.out.write("\x1b[H\x1b[J" + "\n".join(lines) + "\n")
-        else:
-            self.o.out.write(" | ".join(line.strip() for line in lines) + "\n")
-        self.o.out.flush()
+        show_sample(
+            self.o.out, sample, sent=len(self.sent_ids), messages=self.o.messages, revived=self.revived, live=live
+        )
 
     def dead_letters(self) -> set[str]:
         """The ids of the messages in the queues' DLQs (read, and kept invisible: the run is over)."""
@@ -402,48 +387,6 @@ class Demo:
             "invariants": invariants,
             "ok": all(invariants.values()),
         }
-
-
-class _LogTrace(logging.Handler):
-    """Keeps the functions' log lines the invariants need, with the time each was written."""
-
-    EVENTS = frozenset(
-        {"batch", "delete_failed", "processed_not_deleted", "batch_entry_failed", "transient_error", "handing_over"}
-    )
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self._lines: list[tuple[float, dict[str, Any]]] = []
-        self._guard = threading.Lock()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = json.loads(record.getMessage())
-        except ValueError:
-            return
-        if isinstance(line, dict) and line.get("event") in self.EVENTS:
-            with self._guard:
-                self._lines.append((record.created, line))
-
-    def lines(self, event: str) -> list[tuple[float, dict[str, Any]]]:
-        with self._guard:
-            return [(t, line) for t, line in self._lines if line["event"] == event]
-
-
-@contextmanager
-def _logs_to(path: Path) -> Iterator[None]:
-    """The functions' JSON log lines go to a file, so that the terminal shows the live view alone."""
-    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
-    saved = (LOGGER.propagate, LOGGER.level)
-    LOGGER.addHandler(handler)
-    LOGGER.propagate = False
-    LOGGER.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        LOGGER.removeHandler(handler)
-        handler.close()
-        LOGGER.propagate, LOGGER.level = saved[0], saved[1]
 
 
 def run_demo(options: DemoOptions) -> dict[str, Any]:

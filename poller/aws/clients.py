@@ -1,0 +1,50 @@
+"""The loop's AWS clients and their time budgets, named with the reason. botocore's own retries stay short:
+our retry policy (poller/aws/retry.py), which knows the invocation's deadline, sits on top of them.
+
+boto3 is imported when a client is first made, not when this module is: a cold start pays for it once, on
+the first invocation that needs it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SQS_CONNECT_TIMEOUT_S = 5
+"""Connecting to SQS: a healthy endpoint answers in milliseconds; past this the call is retried."""
+
+SQS_READ_TIMEOUT_S = 30
+"""Above the longest long poll (20 s), so a healthy long poll never times out on our side."""
+
+SQS_MAX_ATTEMPTS = 3
+"""botocore's attempts per SQS call (standard mode), before our own retry policy decides."""
+
+INVOKE_CONNECT_TIMEOUT_S = 2
+INVOKE_READ_TIMEOUT_S = 3
+"""An async Invoke answers at once; short timeouts keep the recursion inside the time kept for it
+(:data:`~poller.timing.RECURSE_RESERVE_S`)."""
+
+INVOKE_MAX_ATTEMPTS = 2
+"""botocore's attempts per async Invoke: a retried Invoke may deliver twice, which the claim fences."""
+
+
+def sqs_client(region: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": SQS_MAX_ATTEMPTS},
+        connect_timeout=SQS_CONNECT_TIMEOUT_S,
+        read_timeout=SQS_READ_TIMEOUT_S,
+    )
+    return boto3.client("sqs", region_name=region, config=config)
+
+
+def async_lambda_client(region: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": INVOKE_MAX_ATTEMPTS},
+        connect_timeout=INVOKE_CONNECT_TIMEOUT_S,
+        read_timeout=INVOKE_READ_TIMEOUT_S,
+    )
+    return boto3.client("lambda", region_name=region, config=config)

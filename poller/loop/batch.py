@@ -1,0 +1,158 @@
+"""One received batch: dispatch it while the keeper holds it (heartbeat, visibility), give back at once what
+was never dispatched, delay what failed by its retry backoff, and delete what succeeded (in the background,
+while the loop's next receive waits)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from poller.clock import Clock
+from poller.config import PollerSettings, QueueConfig
+from poller.downstream.dispatch import BatchResult, Dispatcher
+from poller.exceptions import RetriesExhausted
+from poller.lease.lease import Lease
+from poller.logs import log
+from poller.loop.keeper import KeeperThread
+from poller.loop.outcome import Outcome
+from poller.loop.redelivery import redelivery_plan
+from poller.sqs.client import QueueClient
+from poller.sqs.records import Message
+
+Retry = Callable[[Callable[[], Any], str], Any]
+"""The loop's transient-retry policy: ``retry(call, what)`` within the invocation's time."""
+
+
+class BatchWork:
+    """What a loop does with each batch it receives. ``may_start`` says whether one more record may still
+    be dispatched (the lease holds and the time allows); ``retry`` is the loop's retry policy."""
+
+    def __init__(
+        self,
+        *,
+        sqs: QueueClient,
+        queue: QueueConfig,
+        settings: PollerSettings,
+        context: Any,
+        clock: Clock,
+        rand: random.Random,
+        retry: Retry,
+        may_start: Callable[[], bool],
+        outcome: Outcome,
+        log_fields: dict[str, object],
+    ):
+        self.sqs = sqs
+        self.queue = queue
+        self.settings = settings
+        self.context = context
+        self.clock = clock
+        self.rand = rand
+        self._retry = retry
+        self.may_start = may_start
+        self.outcome = outcome
+        self.fields = log_fields
+
+    def process(self, messages: list[Message], dispatcher: Dispatcher, lease: Lease, received_at: float) -> BatchResult:
+        """Dispatch the batch; what was never dispatched is made visible again at once, what failed after its
+        retry backoff, both before the next receive (so it can see them)."""
+        keep_alive = KeeperTick(self.sqs, messages, self.queue.visibility_timeout_s, self.clock, lease, received_at)
+        interval = min(self.queue.visibility_timeout_s / 3, self.settings.keeper_interval_s)
+        with KeeperThread(keep_alive.tick, interval_s=interval, log_fields=self.fields):
+            result = dispatcher.run(messages, self.context, may_start=self.may_start)
+        if result.returned:
+            self.give_back(result.returned)
+        self._delay_failed(messages, result)
+        return result
+
+    def delete_done(self, messages: list[Message], result: BatchResult, *, started: float) -> None:
+        """Delete what succeeded (in the background, while the next receive waits: :class:`~poller.loop.background_delete.BackgroundDelete`)."""
+        returned = {m["MessageId"] for m in result.returned}
+        done = [m for m in messages if m["MessageId"] not in result.failures and m["MessageId"] not in returned]
+        try:
+            undeleted = self._retry(lambda: self.sqs.delete(done), "delete") if done else []
+        except RetriesExhausted as exc:
+            # Processed but not deleted: SQS delivers them again (a duplicate, never a loss).
+            log(
+                "error",
+                "delete_failed",
+                error=str(exc),
+                message_ids=[m["MessageId"] for m in done],
+                **self.fields,
+            )
+            raise
+        finally:
+            self._count_batch(messages, done, result, started)
+        if undeleted:
+            log(
+                "warning",
+                "processed_not_deleted",
+                message_ids=[m["MessageId"] for m in undeleted],
+                **self.fields,
+            )
+
+    def give_back(self, messages: list[Message]) -> None:
+        """Make messages we will not handle visible again at once, rather than after their timeout."""
+        try:
+            self.sqs.change_visibility(messages, 0)
+        except Exception as exc:  # they come back by themselves when the visibility timeout ends
+            log("warning", "give_back_failed", error=repr(exc), **self.fields)
+
+    def _delay_failed(self, messages: list[Message], result: BatchResult) -> None:
+        """Failed messages come back after their retry backoff (or a Retry-After), when there is one."""
+        plan = redelivery_plan(
+            messages,
+            result.failures,
+            self.queue.retry_backoff,
+            self.rand,
+            has_dlq=self.queue.dlq_name is not None,
+        )
+        if not plan:
+            return
+        try:
+            self.sqs.set_visibilities(plan)
+        except Exception as exc:  # they come back after their visibility timeout instead: sooner, not lost
+            log("warning", "retry_backoff_failed", error=repr(exc), **self.fields)
+            return
+        log("info", "retry_backoff", delays_s={m["MessageId"]: s for m, s in plan}, **self.fields)
+
+    def _count_batch(self, messages: list[Message], done: list[Message], result: BatchResult, started: float) -> None:
+        self.outcome.batches += 1
+        self.outcome.received += len(messages)
+        self.outcome.succeeded += len(done)
+        self.outcome.failed += len(result.failures)
+        self.outcome.returned += len(result.returned)
+        log(
+            "info",
+            "batch",
+            received=len(messages),
+            succeeded=len(done),
+            failed=len(result.failures),
+            returned=len(result.returned),
+            duration_ms=round((self.clock.monotonic() - started) * 1000, 1),
+            **self.fields,
+        )
+
+
+class KeeperTick:
+    """The keeper's tick while a handler runs: keep the heartbeat when due, and every third of the
+    visibility timeout (counted from the receive) push the batch's visibility out again. Each in its own
+    try: a failing SQS call must not stop the heartbeat, nor the other way round."""
+
+    def __init__(
+        self, sqs: QueueClient, messages: list[Message], timeout_s: int, clock: Clock, lease: Lease, received_at: float
+    ):
+        self.sqs = sqs
+        self.messages = messages
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self.lease = lease
+        self.extended_at = received_at
+
+    def tick(self) -> None:
+        try:
+            self.lease.heartbeat_from_keeper()
+        finally:
+            if self.clock.monotonic() - self.extended_at >= self.timeout_s / 3:
+                self.extended_at = self.clock.monotonic()
+                self.sqs.change_visibility(self.messages, self.timeout_s)
