@@ -27,24 +27,18 @@ INVOKE_MAX_ATTEMPTS = 2
 
 
 def sqs_client(region: str) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        retries={"mode": "standard", "max_attempts": SQS_MAX_ATTEMPTS},
-        connect_timeout=SQS_CONNECT_TIMEOUT_S,
-        read_timeout=SQS_READ_TIMEOUT_S,
-    )
-    return boto3.client("sqs", region_name=region, config=config)
+    return _client("sqs", region, SQS_CONNECT_TIMEOUT_S, SQS_READ_TIMEOUT_S, SQS_MAX_ATTEMPTS)
 
 
 def async_lambda_client(region: str) -> Any:
+    return _client("lambda", region, INVOKE_CONNECT_TIMEOUT_S, INVOKE_READ_TIMEOUT_S, INVOKE_MAX_ATTEMPTS)
+
+
+def _client(service: str, region: str, connect_s: float, read_s: float, attempts: int) -> Any:
     import boto3
     from botocore.config import Config
 
     config = Config(
-        retries={"mode": "standard", "max_attempts": INVOKE_MAX_ATTEMPTS},
-        connect_timeout=INVOKE_CONNECT_TIMEOUT_S,
-        read_timeout=INVOKE_READ_TIMEOUT_S,
+        retries={"mode": "standard", "max_attempts": attempts}, connect_timeout=connect_s, read_timeout=read_s
     )
-    return boto3.client("lambda", region_name=region, config=config)
+    return boto3.client(service, region_name=region, config=config)
