@@ -21,6 +21,7 @@ from poller.lease.step import LoopStep
 from poller.lease.tokens import TokenStore, bind_token_table
 from poller.logs import configure_logging, log
 from poller.loop.run import Loop, LoopServices
+from poller.runs import RunBook
 
 
 @cache
@@ -38,6 +39,7 @@ def _services() -> LoopServices:
         region=region(),
         clock=SYSTEM_CLOCK,
         rand=random.Random(),
+        runs=RunBook.from_environment(region()),
     )
 
 

@@ -20,11 +20,13 @@ from poller.aws.retry import Backoff, retry_transient
 from poller.clock import SYSTEM_CLOCK, Clock
 from poller.exceptions import RetriesExhausted
 from poller.logs import log
+from poller.runs import RunBook, RunTag, check_run_name
 from poller.sqs.entries import call_with_entry_retries
 from poller.sqs.queue_ref import QueueRef
 from producer.exceptions import BadSend, MessageTooLarge, SendIncomplete
 from producer.plan import SpreadPlan, Timers
 from producer.report import FailedMessage, SendReport
+from producer.runs import Run, grow, run_book, take_back
 
 SQS_MAX_PAYLOAD_BYTES = 1024 * 1024
 """No SQS message, and no SendMessageBatch request in total, may exceed 1 MiB."""
@@ -62,6 +64,8 @@ def send_messages(
     clock: Clock = SYSTEM_CLOCK,
     rand: random.Random | None = None,
     on_progress: Progress | None = None,
+    run: Run | str | None = None,
+    book: RunBook | None = None,
 ) -> SendReport:
     """Send ``bodies`` to ``queue_url`` in batches of at most 10 entries and at most ``max_message_bytes``
     bytes each, through the boto3 SQS ``client``.
@@ -74,6 +78,9 @@ def send_messages(
     ``max_message_bytes``: the queue's MaximumMessageSize; by default read from the queue
     (GetQueueAttributes), else 256 KiB.
     ``clock``, ``rand``: time, sleep and randomness (jitter, backoff), for tests.
+    ``run``: send into this run (docs/runs.md): its total grows by ``len(bodies)`` before the first message
+    goes out, and what SQS refused or a stopped send never sent is taken back after; each message carries
+    the run in its ``sqs_loops_run`` attribute. ``book``: the runs' table (default: ``LOOPS_TABLE``).
 
     Checks every message before sending any (raising :class:`BadSend` or :class:`MessageTooLarge`).
     Entries that fail on SQS's side are retried with backoff; those refused for good are returned in
@@ -84,17 +91,39 @@ def send_messages(
     if max_message_bytes is not None and not 0 < max_message_bytes <= SQS_MAX_PAYLOAD_BYTES:
         raise BadSend(f"max_message_bytes: expected 1-{SQS_MAX_PAYLOAD_BYTES} (the SQS limit), got {max_message_bytes}")
     limit = max_message_bytes or _queue_max_message_bytes(client, queue_url)
+    run_name = None if run is None else check_run_name(str(run))
+    sender = _Sender(client, queue_url, bodies, timers, group_id if fifo else None, clock, rand, run_name)
+    # The run's attribute counts toward the message's size.
+    limit -= sender.tag_bytes
     _check(bodies, queue_url, timers=timers, fifo=fifo, group_id=group_id, limit=limit)
-    sender = _Sender(client, queue_url, bodies, timers, group_id if fifo else None, clock, rand)
-    for batch in _batches(bodies, limit):
-        try:
-            sender.send(batch)
-        except Exception as exc:  # queue gone, access denied, throttled past the retries: say where it stopped
-            cause = exc.cause if isinstance(exc, RetriesExhausted) else exc
-            raise SendIncomplete(sender.report(), batch[0], cause) from exc
-        if on_progress is not None:
-            on_progress(sender.tally.sent, len(sender.tally.failed), len(bodies))
+    runs = None if run_name is None or not bodies else run_book(book)
+    if runs is not None and run_name is not None:
+        # Before any message goes out: the run cannot look finished while these are on their way.
+        grow(runs, run_name, len(bodies), sender.dedup_prefix, clock=clock)
+    try:
+        for batch in _batches(bodies, limit):
+            try:
+                sender.send(batch)
+            except Exception as exc:  # queue gone, access denied, throttled past the retries: say where it stopped
+                cause = exc.cause if isinstance(exc, RetriesExhausted) else exc
+                raise SendIncomplete(sender.report(), batch[0], cause) from exc
+            if on_progress is not None:
+                on_progress(sender.tally.sent, len(sender.tally.failed), len(bodies))
+    except BaseException:
+        if runs is not None and run_name is not None:
+            _take_back_after_failure(runs, run_name, sender.dedup_prefix, len(bodies) - sender.tally.sent, clock)
+        raise
+    if runs is not None and run_name is not None:
+        take_back(runs, run_name, sender.dedup_prefix, len(bodies) - sender.tally.sent, clock=clock)
     return sender.report()
+
+
+def _take_back_after_failure(runs: RunBook, run: str, send_id: str, count: int, clock: Clock) -> None:
+    """Take back what a stopped send did not send; the send's own error is the one raised."""
+    try:
+        take_back(runs, run, send_id, count, clock=clock)
+    except Exception as exc:  # the run now shows more messages than were sent: say how many
+        log("error", "run_take_back_failed", run=run, count=count, error=repr(exc))
 
 
 def _check(
@@ -155,12 +184,26 @@ class _Sender:
     fifo_group_id: str | None  # set for FIFO queues only
     clock: Clock
     rand: random.Random
+    run: str | None = None
     tally: _Tally = field(default_factory=lambda: _Tally())
 
     def __post_init__(self) -> None:
         self.start = self.clock.monotonic()
-        # One id per send: a FIFO entry sent again keeps its deduplication id, so SQS keeps one copy.
+        # One id per send: a FIFO entry sent again keeps its deduplication id, so SQS keeps one copy. It also
+        # makes the messages' item ids within a run (64 random bits: no two sends of a run share one).
         self.dedup_prefix = f"{self.rand.getrandbits(64):016x}"
+
+    def tag(self, index: int) -> RunTag | None:
+        return None if self.run is None else RunTag(self.run, f"{self.dedup_prefix}.{index:x}")
+
+    @property
+    def tag_bytes(self) -> int:
+        """Bytes the run attribute adds to each message (SQS counts name, type and value), at most."""
+        tag = self.tag(len(self.bodies))
+        if tag is None:
+            return 0
+        ((name, value),) = tag.attribute().items()
+        return len(name) + len(value["DataType"]) + len(value["StringValue"].encode())
 
     def report(self) -> SendReport:
         return SendReport(
@@ -204,6 +247,9 @@ class _Sender:
             delay = self.timers.delay_s(index, self.clock.monotonic() - self.start, self.rand)
             entry["DelaySeconds"] = delay
             self.tally.max_delay_s = max(self.tally.max_delay_s, delay)
+        tag = self.tag(index)
+        if tag is not None:
+            entry["MessageAttributes"] = tag.attribute()
         if self.fifo_group_id is not None:
             entry["MessageGroupId"] = self.fifo_group_id
             entry["MessageDeduplicationId"] = f"{self.dedup_prefix}-{index}"

@@ -42,3 +42,24 @@ def _client(service: str, region: str, connect_s: float, read_s: float, attempts
         retries={"mode": "standard", "max_attempts": attempts}, connect_timeout=connect_s, read_timeout=read_s
     )
     return boto3.client(service, region_name=region, config=config)
+
+
+DYNAMODB_CONNECT_TIMEOUT_S = 2
+DYNAMODB_READ_TIMEOUT_S = 5
+"""A run's counting write answers in milliseconds; past these it is retried (the write is idempotent)."""
+
+DYNAMODB_MAX_ATTEMPTS = 3
+"""botocore's attempts per counting write, before our own retry policy decides."""
+
+SNS_CONNECT_TIMEOUT_S = 2
+SNS_READ_TIMEOUT_S = 5
+SNS_MAX_ATTEMPTS = 3
+"""A run's notice: a publish that fails past these is left to restart (poller/runs/notice.py)."""
+
+
+def dynamodb_client(region: str) -> Any:
+    return _client("dynamodb", region, DYNAMODB_CONNECT_TIMEOUT_S, DYNAMODB_READ_TIMEOUT_S, DYNAMODB_MAX_ATTEMPTS)
+
+
+def sns_client(region: str) -> Any:
+    return _client("sns", region, SNS_CONNECT_TIMEOUT_S, SNS_READ_TIMEOUT_S, SNS_MAX_ATTEMPTS)

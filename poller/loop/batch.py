@@ -17,6 +17,7 @@ from poller.logs import log
 from poller.loop.keeper import KeeperThread
 from poller.loop.outcome import Outcome
 from poller.loop.redelivery import redelivery_plan
+from poller.runs import RunCounter
 from poller.sqs.client import QueueClient
 from poller.sqs.records import Message
 
@@ -41,6 +42,7 @@ class BatchWork:
         may_start: Callable[[], bool],
         outcome: Outcome,
         log_fields: dict[str, object],
+        runs: RunCounter | None = None,
     ):
         self.sqs = sqs
         self.queue = queue
@@ -52,6 +54,7 @@ class BatchWork:
         self.may_start = may_start
         self.outcome = outcome
         self.fields = log_fields
+        self.runs = runs  # counts run messages (docs/runs.md); None: the deployment counts no runs
 
     def process(self, messages: list[Message], dispatcher: Dispatcher, lease: Lease, received_at: float) -> BatchResult:
         """Dispatch the batch; what was never dispatched is made visible again at once, what failed after its
@@ -70,12 +73,15 @@ class BatchWork:
         returned = {m["MessageId"] for m in result.returned}
         done = [m for m in messages if m["MessageId"] not in result.failures and m["MessageId"] not in returned]
         try:
+            if self.runs is not None:  # before the delete: a crash in between leaves the ids pending, not lost
+                self.runs.count(done, [m for m in messages if m["MessageId"] in result.failures])
             undeleted = self._retry(lambda: self.sqs.delete(done), "delete") if done else []
         except RetriesExhausted as exc:
             # Processed but not deleted: SQS delivers them again (a duplicate, never a loss).
             log(
                 "error",
                 "delete_failed",
+                what=exc.what,
                 error=str(exc),
                 message_ids=[m["MessageId"] for m in done],
                 **self.fields,
@@ -83,6 +89,8 @@ class BatchWork:
             raise
         finally:
             self._count_batch(messages, done, result, started)
+        if self.runs is not None:
+            self.runs.deleted(done, undeleted)
         if undeleted:
             log(
                 "warning",

@@ -28,6 +28,7 @@ from poller.logs import log
 from poller.loop.background_delete import BackgroundDelete
 from poller.loop.batch import BatchWork
 from poller.loop.outcome import Outcome
+from poller.runs import RunBook, RunCounter
 from poller.sqs.client import QueueClient
 from poller.sqs.records import Message, queue_arn
 from poller.targets import make_target
@@ -47,6 +48,7 @@ class LoopServices:
     region: str
     clock: Clock
     rand: random.Random
+    runs: RunBook | None = None  # None: run messages are handled but not counted
 
 
 class Loop:
@@ -88,6 +90,9 @@ class Loop:
             may_start=self._may_start_record,
             outcome=self.outcome,
             log_fields=self.fields,
+            runs=None
+            if services.runs is None
+            else RunCounter(services.runs, sqs=self.sqs, queue=queue, retry=self._retry, log_fields=self.fields),
         )
 
     # -- the invocation ------------------------------------------------------------------------------
@@ -113,6 +118,8 @@ class Loop:
             try:
                 self._work(lease, dispatcher, deletes)
                 deletes.wait()  # the last batch's delete: its RetriesExhausted is handled below
+                if self.batches.runs is not None:
+                    self.batches.runs.flush()  # ids the last batch deleted leave the runs' pending sets
             finally:
                 deletes.close()
                 dispatcher.close()

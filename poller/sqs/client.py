@@ -51,6 +51,10 @@ class QueueClient:
         )
         return list(result.get("Messages", []))
 
+    def attributes(self, names: Sequence[str]) -> dict[str, str]:
+        """The queue's attributes ``names`` (GetQueueAttributes; those it does not have are left out)."""
+        return dict(self._call("get_queue_attributes", AttributeNames=list(names)).get("Attributes", {}))
+
     def delete(self, messages: Sequence[Message]) -> list[Message]:
         """Delete ``messages``; returns those that could not be deleted (they will be delivered again)."""
         return self._batch("delete_message_batch", messages, [{}] * len(messages))
