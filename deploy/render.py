@@ -35,6 +35,8 @@ chain, which makes thousands."""
 SUB = "Fn::Sub"
 TABLE = "TokenTable"
 UP_TOPIC, DOWN_TOPIC, ALERTS_TOPIC = "ScaleUpTopic", "ScaleDownTopic", "AlertsTopic"
+RUNS_TOPIC = "RunsTopic"
+"""One notice per finished run (docs/runs.md); serverless.yml passes its ARN as LOOPS_RUNS_TOPIC."""
 
 
 def logical_id(queue_key: str) -> str:
@@ -108,6 +110,7 @@ def _shared(prefix: str) -> dict[str, Any]:
         UP_TOPIC: _topic(f"{prefix}-scale-up"),
         DOWN_TOPIC: _topic(f"{prefix}-scale-down"),
         ALERTS_TOPIC: _topic(f"{prefix}-alerts"),
+        RUNS_TOPIC: _topic(f"{prefix}-runs"),
     }
 
 
@@ -318,6 +321,7 @@ def _iam_statements(config: Config, prefix: str) -> list[dict[str, Any]]:
             "Action": ["lambda:InvokeFunction"],
             "Resource": [{SUB: function}, {SUB: function + ":*"}, *targets],
         },
+        {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": [{"Ref": RUNS_TOPIC}]},
         {
             "Effect": "Allow",
             "Action": ["cloudwatch:DescribeAlarms"],

@@ -15,6 +15,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from ops.cost_command import add_cost_command, run_cost
 from ops.operator import RedriveIncomplete
+from ops.runs import add_runs_parser, run_runs
 from ops.send import add_send_parser, run_send
 from poller.config import config_path, load_config
 from poller.exceptions import SqsLoopsError
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"name=probability,... with names {', '.join(sorted(FAULT_KINDS))}; they stop when the feed ends",
     )
     add_send_parser(commands)
+    add_runs_parser(commands)
     add_cost_command(commands)
     return parser
 
@@ -109,6 +111,8 @@ def _run(args: argparse.Namespace) -> int:
         return _sandbox(args)
     if args.command == "send":
         return run_send(args)
+    if args.command == "runs":
+        return run_runs(args)
     from ops.operator import Operator
 
     if not args.prefix:

@@ -16,7 +16,17 @@ from botocore.exceptions import ClientError
 
 from poller.aws.errors import QUEUE_MISSING_CODES, error_code
 from poller.config import config_path, load_config
-from producer import Jitter, SendIncomplete, SendReport, SpreadPlan, Timers, parse_jitter, plan_spread, send_messages
+from producer import (
+    Jitter,
+    SendIncomplete,
+    SendReport,
+    SpreadPlan,
+    Timers,
+    parse_jitter,
+    plan_spread,
+    send_messages,
+    start_run,
+)
 
 EXIT_SOME_FAILED = 1
 """Some messages were refused; each is named on stderr (bad input and whole-send failures exit 2)."""
@@ -51,6 +61,9 @@ def add_send_parser(commands: Any) -> None:
     send.add_argument("--seed", type=int, help="makes jitter and random spreads reproducible")
     send.add_argument("--group-id", help="MessageGroupId for a FIFO queue (no timers there)")
     send.add_argument("--dry-run", action="store_true", help="read the file and print the plan; send nothing")
+    send.add_argument(
+        "--run", metavar="NAME", help="send the messages as (or into) the run NAME: counted, one notice when done"
+    )
 
 
 def run_send(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -68,6 +81,12 @@ def run_send(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     client = boto3.client("sqs", region_name=args.region, endpoint_url=args.endpoint_url)
     queue_url = resolve_queue_url(client, args.queue, args.config)
+    book = None
+    if args.run:
+        from ops.runs import cli_book
+
+        book = cli_book(args, publish=True)
+        start_run(args.run, book=book, exist_ok=True)
     bar = ProgressBar(err, live=err.isatty())
     try:
         report = send_messages(
@@ -78,6 +97,8 @@ def run_send(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO
             group_id=args.group_id,
             rand=random.Random(args.seed),
             on_progress=bar.update,
+            run=args.run,
+            book=book,
         )
     except BaseException as exc:
         bar.close()
@@ -86,6 +107,8 @@ def run_send(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO
         raise
     bar.close()
     print(report.summary(), file=out)
+    if args.run:
+        print(f"run {args.run}: follow it with `sqs-loops runs watch {args.run}`", file=out)
     _name_failed(report, err)
     return 0 if report.ok else EXIT_SOME_FAILED
 

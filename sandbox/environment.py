@@ -37,6 +37,7 @@ _ENV = (
     "LOOPS_PREFIX",
     "POLLER_FUNCTION",
     "SQS_LOOPS_CONFIG",
+    "LOOPS_RUNS_TOPIC",
 )
 
 
@@ -81,6 +82,7 @@ def reset_cached_clients() -> None:
     poller.handler._config.cache_clear()
     poller.handler._services.cache_clear()
     scaler.handlers.control_plane.cache_clear()
+    scaler.handlers.run_book.cache_clear()
     bind_token_table.cache_clear()
     bind_override_table.cache_clear()
 
@@ -173,6 +175,7 @@ class Sandbox:
         )
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.runtime.start()
         self.topics = create_resources(self.config, prefix=self.prefix, root=self.root, region=self.region)
+        os.environ["LOOPS_RUNS_TOPIC"] = self.topics[f"{self.prefix}-runs"]  # as serverless.yml sets it
         self.evaluator = AlarmEvaluator(self.prefix, self.region, self.account, self._deliver, self.faults)
         self._tickers = [
             Ticker("alarm-evaluator", self.timings.alarm_period_s, self.evaluator.evaluate),

@@ -14,6 +14,7 @@ from poller.config import load_config
 from poller.lease.recursion import LambdaInvoker
 from poller.lease.tokens import TokenStore, bind_token_table
 from poller.logs import configure_logging, log
+from poller.runs import RunBook
 from scaler.alarms.states import AlarmStates
 from scaler.control import DOWN, UP, ControlPlane
 from scaler.overrides import OverrideStore, bind_override_table
@@ -56,4 +57,21 @@ def restart(event: Any, context: Any) -> dict[str, Any]:
     account_id = Arn.parse(context.invoked_function_arn).account  # type: ignore[union-attr]  # Lambda gives an ARN
     report = control_plane().restart(region=region(), account_id=account_id)
     log("info", "restart_done", queues=len(report))
+    _republish_run_notices()
     return report
+
+
+@cache
+def run_book() -> RunBook | None:
+    return RunBook.from_environment(region())
+
+
+def _republish_run_notices() -> None:
+    """Notices of finished runs whose publish failed go out again (docs/runs.md#the-notice)."""
+    book = run_book()
+    if book is None:
+        return
+    try:
+        book.notifier.republish_unannounced()
+    except Exception as exc:  # the next minute's restart tries again
+        log("warning", "run_republish_failed", error=repr(exc))

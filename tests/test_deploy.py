@@ -102,6 +102,7 @@ def test_functions_schedule_and_table(resources: dict[str, Any]) -> None:
         "POLLER_FUNCTION": f"{PREFIX}-poller",
         "LOOPS_PREFIX": PREFIX,
         "SQS_LOOPS_CONFIG": FIXTURE,
+        "LOOPS_RUNS_TOPIC": {"Ref": "RunsTopic"},  # the runs' notices (docs/runs.md)
     }
     assert props(resources, "PollerLambdaEvConf")["MaximumRetryAttempts"] == 0
     assert props(resources, "RestartEventsRuleSchedule1")["ScheduleExpression"] == "rate(1 minute)"

@@ -77,3 +77,11 @@ def test_the_command_prints_json_or_the_config_error(capsys: pytest.CaptureFixtu
 def test_queue_resource_keys_are_validated(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(text)
+
+
+def test_the_runs_topic_and_the_right_to_publish_to_it() -> None:
+    config = parse_config("queues:\n  jobs: {queue: jobs, handler: app.orders.handle}\n", source="t.yml")
+    rendered = render(config, prefix="svc-dev", root=Path("."))
+    assert rendered["resources"]["RunsTopic"]["Properties"] == {"TopicName": "svc-dev-runs"}
+    publish = [s for s in rendered["iam"] if "sns:Publish" in s["Action"]]
+    assert publish == [{"Effect": "Allow", "Action": ["sns:Publish"], "Resource": [{"Ref": "RunsTopic"}]}]

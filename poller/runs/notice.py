@@ -120,7 +120,7 @@ class Notifier:
         failed or it crashed), if claimed more than :data:`REPUBLISH_AFTER_MS` ago. Returns their runs."""
         now = epoch_ms(self.clock)
         sent = []
-        for status in self.table.runs():
+        for status in self.table.runs(unannounced=True):
             if status.finished_at is None or status.notified_at is not None:
                 continue
             if now - status.finished_at < REPUBLISH_AFTER_MS:

@@ -316,15 +316,20 @@ class RunTable:
         item = self.client.get_item(TableName=self.table, Key=_key(run), ConsistentRead=True).get("Item")
         return RunStatus.of_item(item) if item else None
 
-    def runs(self) -> Iterator[RunStatus]:
-        """Every run, read consistently, following pages."""
+    def runs(self, *, unannounced: bool = False) -> Iterator[RunStatus]:
+        """Every run (``unannounced``: only those finished whose notice is not marked published), read
+        consistently, following pages."""
         start: dict[str, Any] | None = None
+        only: dict[str, Any] = {}
+        if unannounced:
+            only = {"FilterExpression": "attribute_exists(finished_at) AND attribute_not_exists(notified_at)"}
         while True:
             page = self.client.query(
                 TableName=self.table,
                 KeyConditionExpression="queue_url = :p",
                 ExpressionAttributeValues={":p": {"S": RUNS_PARTITION}},
                 ConsistentRead=True,
+                **only,
                 **({"ExclusiveStartKey": start} if start else {}),
             )
             yield from (RunStatus.of_item(item) for item in page.get("Items", []))
