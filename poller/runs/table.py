@@ -317,8 +317,9 @@ class RunTable:
         return RunStatus.of_item(item) if item else None
 
     def runs(self, *, unannounced: bool = False) -> Iterator[RunStatus]:
-        """Every run (``unannounced``: only those finished whose notice is not marked published), read
-        consistently, following pages."""
+        """Every run, read consistently, following pages; ``unannounced``: only those finished whose notice
+        is not marked published, read eventually consistently (restart's minute look: half the read units,
+        and a claim it misses by a second is caught a minute later)."""
         start: dict[str, Any] | None = None
         only: dict[str, Any] = {}
         if unannounced:
@@ -328,7 +329,7 @@ class RunTable:
                 TableName=self.table,
                 KeyConditionExpression="queue_url = :p",
                 ExpressionAttributeValues={":p": {"S": RUNS_PARTITION}},
-                ConsistentRead=True,
+                ConsistentRead=not unannounced,
                 **only,
                 **({"ExclusiveStartKey": start} if start else {}),
             )
