@@ -16,6 +16,9 @@ from poller.clock import SYSTEM_CLOCK, Clock
 from poller.runs import RunBook, RunStatus, sns_publisher
 from producer import list_runs, run_status
 
+LEARN_MIN_MESSAGES = 10
+"""Messages a run must have measured on a queue before ``send --plan`` takes its mean job time."""
+
 WATCH_INTERVAL_S = 2.0
 """Between two reads of the run while watching: one consistent GetItem (half a read unit) each."""
 
@@ -46,6 +49,33 @@ def cli_book(args: argparse.Namespace, *, publish: bool = False) -> RunBook:
         topic = f"arn:aws:sns:{args.region}:{account}:{args.prefix}-runs"
         publisher = sns_publisher(boto3.client("sns", **kwargs), topic)
     return RunBook.of(dynamodb, f"{args.prefix}-tokens", publish=publisher)
+
+
+def learned_mean_job_s(args: argparse.Namespace) -> tuple[float, str]:
+    """The mean seconds per message that the newest run measured on the queue (a config key), and a line
+    saying where the figure came from. Raises ValueError when there is none to learn from."""
+    from poller.config import config_path, load_config
+
+    path = args.config or config_path()
+    keys = load_config(path).queues if (args.config or path.exists()) else {}
+    if args.queue not in keys:
+        raise ValueError(
+            f"--plan needs --mean-job-s: {args.queue!r} is no queue key of the config, so no run's figures apply"
+        )
+    if not args.prefix:
+        raise ValueError("--plan needs --mean-job-s, or --prefix to learn it from the runs the loops recorded")
+    for status in list_runs(book=cli_book(args)):
+        measured = status.mean_job_s(args.queue)
+        if measured is not None and measured[1] >= LEARN_MIN_MESSAGES:
+            mean_s, count = measured
+            started = _iso(status)["started_at"]
+            return mean_s, (
+                f"mean job time {mean_s:.3g} s: measured by the loops of {args.queue} on {count} messages of "
+                f"run {status.run} (started {started}; {status.state})"
+            )
+    raise ValueError(
+        f"--plan needs --mean-job-s: no run has measured {LEARN_MIN_MESSAGES} or more messages on {args.queue} yet"
+    )
 
 
 def run_runs(args: argparse.Namespace, *, out: TextIO | None = None, clock: Clock = SYSTEM_CLOCK) -> int:

@@ -50,7 +50,11 @@ def add_send_parser(commands: Any) -> None:
     timers.add_argument(
         "--plan", action="store_true", help="spread the messages so that about --max-concurrency jobs run at once"
     )
-    send.add_argument("--mean-job-s", type=float, help="with --plan: mean seconds one job takes")
+    send.add_argument(
+        "--mean-job-s",
+        type=float,
+        help="with --plan: mean seconds one job takes (default: what the newest run measured on the queue key)",
+    )
     send.add_argument("--max-concurrency", type=int, help="with --plan: jobs that may run at once")
     send.add_argument(
         "--consumer-rate",
@@ -70,6 +74,11 @@ def run_send(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO
     out = out or sys.stdout
     err = err or sys.stderr
     bodies = read_messages(args.file, args.format)
+    if args.plan and args.mean_job_s is None:  # learn it from what recent runs took (docs/runs.md)
+        from ops.runs import learned_mean_job_s
+
+        args.mean_job_s, source = learned_mean_job_s(args)
+        print(source, file=out)
     timers = _timers(args, len(bodies))
     if isinstance(timers, (SpreadPlan, Jitter)):
         print(timers.summary(), file=out)

@@ -6,11 +6,14 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
+import time
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import sample_handlers
 from conftest import REGION, config_for, make_queue
 from runs_rig import run_loop
 
@@ -118,3 +121,28 @@ def test_watch_follows_the_run_until_it_ends(sqs: Any, table: TokenStore) -> Non
 def test_watching_an_unknown_run_is_one_line(table: TokenStore, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--prefix", PREFIX, "runs", "watch", "nope"]) == 2
     assert "no run named 'nope'" in capsys.readouterr().err
+
+
+def test_plan_learns_the_mean_job_time_from_the_newest_run(
+    sqs: Any, table: TokenStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = make_queue(sqs, "learned")
+    config = tmp_path / "queues.yml"
+    config.write_text(f"queues:\n  work:\n    queue: {url}\n    handler: sample_handlers.dispatch\n")
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("\n".join(f"job {n}" for n in range(20)))
+    plan = ["--prefix", PREFIX, "--config", str(config), "send", "work", str(jobs), "--plan", "--max-concurrency", "2"]
+    assert main([*plan, "--dry-run"]) == 2
+    assert "no run has measured 10 or more messages on work yet" in capsys.readouterr().err
+
+    assert main(["--prefix", PREFIX, "--config", str(config), "send", "work", str(jobs), "--run", "first"]) == 0
+    sample_handlers.use(lambda event, _: time.sleep(0.1))  # a batch of up to 10 takes 0.1 s: 10 ms a message
+    run_loop(sqs, table, url, book())
+    capsys.readouterr()
+
+    assert main([*plan, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    learned = re.search(r"mean job time ([0-9.e-]+) s: measured by the loops of work on 20 messages of run first", out)
+    assert learned is not None, out
+    assert 0.009 <= float(learned.group(1)) < 0.1
+    assert "plan: 20 jobs of" in out

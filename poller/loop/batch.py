@@ -74,7 +74,9 @@ class BatchWork:
         done = [m for m in messages if m["MessageId"] not in result.failures and m["MessageId"] not in returned]
         try:
             if self.runs is not None:  # before the delete: a crash in between leaves the ids pending, not lost
-                self.runs.count(done, [m for m in messages if m["MessageId"] in result.failures])
+                failed = [m for m in messages if m["MessageId"] in result.failures]
+                busy_s = self.clock.monotonic() - started
+                self.runs.count(done, failed, busy_s=busy_s, dispatched=len(messages) - len(result.returned))
             undeleted = self._retry(lambda: self.sqs.delete(done), "delete") if done else []
         except RetriesExhausted as exc:
             # Processed but not deleted: SQS delivers them again (a duplicate, never a loss).

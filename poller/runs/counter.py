@@ -70,20 +70,31 @@ class RunCounter:
         self._policy_read = False
         self._max_receives: int | None = None  # None (once read): the queue has no DLQ
 
-    def count(self, done: Sequence[Message], failed: Sequence[Message]) -> None:
+    def count(
+        self, done: Sequence[Message], failed: Sequence[Message], *, busy_s: float = 0.0, dispatched: int = 0
+    ) -> None:
         """Count a batch's outcome before its delete: ``done`` succeeded, ``failed`` failed (those on their
-        last allowed receive count as failed). Raises :class:`RetriesExhausted` when a write could not be
-        made in time: the batch must not be deleted then (it comes back and is counted on a later try)."""
+        last allowed receive count as failed). ``busy_s``: seconds the batch of ``dispatched`` messages took,
+        from which each run's write also adds the queue's time per message (what ``send --plan`` learns).
+        Raises :class:`RetriesExhausted` when a write could not be made in time: the batch must not be
+        deleted then (it comes back and is counted on a later try)."""
         self._batch = {}
         by_run: dict[str, tuple[dict[str, Message], dict[str, Message]]] = {}
+        handled: dict[str, int] = {}
         for kind, messages in enumerate((done, failed)):
             for message in messages:
                 tag = tag_of_message(message)
-                if tag is not None and (kind == 0 or self._last_receive(message)):
+                if tag is None:
+                    continue
+                handled[tag.run] = handled.get(tag.run, 0) + 1
+                if kind == 0 or self._last_receive(message):
                     by_run.setdefault(tag.run, ({}, {}))[kind][tag.item] = message
+        # Seconds one message kept a consumer busy: the batch's time, times the records handled at once.
+        per_message_s = busy_s * min(self.queue.concurrency, dispatched) / dispatched if dispatched else 0.0
         for run, (done_items, failed_items) in by_run.items():
+            timing = (self.queue.key, round(per_message_s * handled[run] * 1000), handled[run])
             try:
-                counted = self._retry(partial(self._count_run, run, done_items, failed_items), "run_count")
+                counted = self._retry(partial(self._count_run, run, done_items, failed_items, timing), "run_count")
             except RetriesExhausted:
                 raise
             except (
@@ -129,7 +140,9 @@ class RunCounter:
 
     # -- one run's write -----------------------------------------------------------------------------
 
-    def _count_run(self, run: str, done: dict[str, Message], failed: dict[str, Message]) -> _Counted:
+    def _count_run(
+        self, run: str, done: dict[str, Message], failed: dict[str, Message], timing: tuple[str, int, int] | None
+    ) -> _Counted:
         state = self._state(run)
         counted = _Counted(run)
         seen = RunStatus(run, 0, 0, 0, None, None)  # assume nothing counted yet; a failed condition corrects it
@@ -153,6 +166,7 @@ class RunCounter:
                 new_failed=frozenset(todo_failed),
                 recovered=frozenset(recovered),
                 forget=frozenset(state.forget[1 - state.parity]),
+                timing=timing,
             )
             applied, status = self.book.table.count(write)
             if status is None:
@@ -163,6 +177,7 @@ class RunCounter:
                     counted.pending_in[item] = state.parity
                 state.forget[1 - state.parity] = set()
                 state.parity = 1 - state.parity
+                timing = None  # added once per batch
                 todo_done -= write.add_pending
                 todo_failed -= write.new_failed
                 if recovered:

@@ -14,6 +14,8 @@ A run's row::
                    (two, so that one update can add to one and forget from the other: DynamoDB refuses
                    ADD and DELETE on one attribute in one update)
     failed_ids SS  item ids counted ``failed`` (so that a redriven dead letter is recognised)
+    job_ms:<queue key>, jobs:<queue key>  N  time the loops of that queue spent per run message, summed,
+                   and the messages it covers: what ``sqs-loops send --plan`` learns a mean job time from
     sends      SS  ids of the sends under way (grown, not yet settled): a retried grow or settle finds its
                    own id and counts nothing twice
 
@@ -34,6 +36,9 @@ RUNS_PARTITION = "#runs"
 PENDING = ("pending_0", "pending_1")
 FAILED_IDS = "failed_ids"
 SENDS = "sends"
+JOB_MS, JOBS = "job_ms:", "jobs:"
+"""Prefixes of the per-queue timing figures (``job_ms:<queue key>``, ``jobs:<queue key>``): milliseconds of
+handling and messages handled, added by the count writes, read by ``send --plan`` (docs/runs.md)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,12 @@ class RunStatus:
     pending: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
     failed_ids: frozenset[str] = field(default_factory=frozenset)
     sends: frozenset[str] = field(default_factory=frozenset)
+    jobs: dict[str, tuple[int, int]] = field(default_factory=dict)  # queue key -> (job ms summed, jobs)
+
+    def mean_job_s(self, queue_key: str) -> tuple[float, int] | None:
+        """(mean seconds per message, messages measured) that the loops of ``queue_key`` recorded, or None."""
+        ms, count = self.jobs.get(queue_key, (0, 0))
+        return (ms / count / 1000, count) if count else None
 
     @property
     def state(self) -> str:
@@ -93,6 +104,11 @@ class RunStatus:
             pending=(strings(PENDING[0]), strings(PENDING[1])),
             failed_ids=strings(FAILED_IDS),
             sends=strings(SENDS),
+            jobs={
+                name.removeprefix(JOBS): (number(JOB_MS + name.removeprefix(JOBS)) or 0, number(name) or 0)
+                for name in item
+                if name.startswith(JOBS)
+            },
         )
 
 
@@ -117,6 +133,7 @@ class CountWrite:
     new_failed: frozenset[str] = frozenset()
     recovered: frozenset[str] = frozenset()
     forget: frozenset[str] = frozenset()
+    timing: tuple[str, int, int] | None = None  # (queue key, job ms, jobs) to add to the queue's figures
 
     def __post_init__(self) -> None:
         if self.new_failed and self.recovered:  # DynamoDB refuses ADD and DELETE on failed_ids in one update
@@ -140,6 +157,11 @@ class CountWrite:
         if self.new_failed:
             adds += ["#f :failed", "#F :failed_ids"]
             values |= {":failed": _n(len(self.new_failed)), ":failed_ids": {"SS": sorted(self.new_failed)}}
+        if self.timing is not None and self.timing[2] > 0:
+            key, ms, jobs = self.timing
+            names |= {"#jm": JOB_MS + key, "#jn": JOBS + key}
+            adds += ["#jm :jm", "#jn :jn"]
+            values |= {":jm": _n(ms), ":jn": _n(jobs)}
         if self.forget:
             deletes.append("#o :forget")
             values[":forget"] = {"SS": sorted(self.forget)}
