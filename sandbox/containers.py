@@ -31,7 +31,9 @@ from poller.logs import log
 BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
 LAMBDA_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 """What Lambda's python3.12 runtime brings besides the standard library (the package leaves them out)."""
-INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit: a handler module slower to import fails its invocation
+INIT_TIMEOUT_S = 30.0
+"""Lambda allows an init phase 10 s; a loaded 2-core machine starting Python 3.12 and importing boto3 needs
+more, so a container that is slower than this fails its invocation (Runtime.InitError)."""
 TIMEOUT_GRACE_S = 2.0  # past its deadline, an invocation gets this long to answer before its container dies
 WAIT_STEP_S = 0.1  # how often a waiting invocation looks at its deadline (a crash or stop moves it)
 PYTHON_ENV = "SQS_LOOPS_LAMBDA_PYTHON"
@@ -112,7 +114,9 @@ LogSink = Callable[[str, str], None]  # (function name, one line of its output)
 class Container:
     """One warm execution environment of one function."""
 
-    def __init__(self, function: PackagedFunction, *, python: str, runtime_dir: Path, env: Mapping[str, str], on_log: LogSink):
+    def __init__(
+        self, function: PackagedFunction, *, python: str, runtime_dir: Path, env: Mapping[str, str], on_log: LogSink
+    ):
         self.function = function
         self._answers: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._ids = itertools.count(1)
@@ -246,7 +250,11 @@ class ContainerPool:
                 if container.alive():
                     return container
         container = Container(
-            function, python=self.python, runtime_dir=self.runtime_dir, env=self.environment(function), on_log=self.on_log
+            function,
+            python=self.python,
+            runtime_dir=self.runtime_dir,
+            env=self.environment(function),
+            on_log=self.on_log,
         )
         with self._lock:
             self._all.append(container)

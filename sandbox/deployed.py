@@ -36,6 +36,20 @@ SERVERLESS = Path("node_modules") / ".bin" / "serverless"
 _SERVICE = re.compile(r"^service:\s*([A-Za-z0-9-]+)\s*$", re.MULTILINE)
 
 
+DEPLOYED_FAULTS = frozenset({"duplicate", "drop", "notify_dup", "notify_lost"})
+"""The faults the sandbox injects outside the functions (the runtime's async invoke, the alarm evaluator).
+The others hook this process's botocore or the demo handlers' module state, which containers do not share."""
+
+
+def check_faults(kinds: Any) -> None:
+    other = sorted(set(kinds) - DEPLOYED_FAULTS)
+    if other:
+        raise ValueError(
+            f"--faults {','.join(other)}: not with --deployed (the functions run in their own processes);"
+            f" possible: {', '.join(sorted(DEPLOYED_FAULTS))}"
+        )
+
+
 class DeployFailed(RuntimeError):
     """`serverless deploy` into the sandbox failed; the message ends with its output."""
 
@@ -99,7 +113,14 @@ def deploy(
         resource_count=len(template["Resources"]),
         output=output,
     )
-    log("info", "sandbox_deployed", stack=stack, seconds=deployment.seconds, filled=fill.filled, not_filled=fill.not_filled)
+    log(
+        "info",
+        "sandbox_deployed",
+        stack=stack,
+        seconds=deployment.seconds,
+        filled=fill.filled,
+        not_filled=fill.not_filled,
+    )
     return deployment
 
 

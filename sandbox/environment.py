@@ -27,7 +27,7 @@ from sandbox import faults as fault_hooks
 from sandbox import moto_sqs
 from sandbox.alarm_evaluator import AlarmEvaluator
 from sandbox.containers import ContainerPool
-from sandbox.deployed import Deployment, deploy, deployed_prefix
+from sandbox.deployed import Deployment, check_faults, deploy, deployed_prefix
 from sandbox.faults import FaultPlan, TokenTrace
 from sandbox.lambda_runtime import ACCOUNT, REGION, LocalFunction, LocalLambda, forward_log
 from sandbox.resources import create_existing_queues, create_resources
@@ -104,6 +104,7 @@ class Sandbox:
 
     def __post_init__(self) -> None:
         if self.deployed:
+            check_faults(self.faults.probabilities)
             wanted = deployed_prefix(self.root)
             if self.prefix not in (wanted, type(self).prefix):
                 raise ValueError(f"--prefix {self.prefix}: a deployed sandbox's prefix is the stack's, {wanted}")
@@ -180,7 +181,16 @@ class Sandbox:
             SQS_LOOPS_CONFIG=str(self.config_path),
         )
         self._network.update(
-            {k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION")}
+            {
+                k: os.environ[k]
+                for k in (
+                    "AWS_ENDPOINT_URL",
+                    "AWS_ACCESS_KEY_ID",
+                    "AWS_SECRET_ACCESS_KEY",
+                    "AWS_DEFAULT_REGION",
+                    "AWS_REGION",
+                )
+            }
         )
         reset_cached_clients()
         # Before any client is made: every session made from now on carries the fault and trace hook.

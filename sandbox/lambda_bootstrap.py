@@ -64,7 +64,10 @@ def _load(handler: str) -> tuple[Any, dict[str, str] | None]:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # what Lambda answers for a handler module the package lacks or cannot import
-        return None, {"errorType": "Runtime.ImportModuleError", "errorMessage": f"Unable to import module '{module_name}': {exc}"}
+        return None, {
+            "errorType": "Runtime.ImportModuleError",
+            "errorMessage": f"Unable to import module '{module_name}': {exc}",
+        }
     function = getattr(module, attribute, None)
     if function is None:
         return None, {
@@ -135,7 +138,12 @@ def main(argv: list[str]) -> int:
         except Exception as exc:  # the function failed: Lambda's error payload
             trace = traceback.format_exception(exc)
             sys.stderr.write(f"[ERROR] {type(exc).__name__}: {exc}\n")
-            answer({"id": message["id"], "error": {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": trace}})
+            answer(
+                {
+                    "id": message["id"],
+                    "error": {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": trace},
+                }
+            )
         finally:
             with arrived:
                 current.clear()

@@ -56,7 +56,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, argument), = value.items()
+            ((key, argument),) = value.items()
             if key == "Ref":
                 return self.ref(argument)
             if key == "Fn::GetAtt":
@@ -127,7 +127,9 @@ def _subscription(logical: str, props: dict[str, Any], clients: Callable[[str], 
         report.subscriptions[props["TopicArn"].rsplit(":", 1)[-1]] = props["Endpoint"].split(":")[6]
 
 
-def _event_invoke_config(logical: str, props: dict[str, Any], clients: Callable[[str], Any], report: FillReport) -> None:
+def _event_invoke_config(
+    logical: str, props: dict[str, Any], clients: Callable[[str], Any], report: FillReport
+) -> None:
     keys = ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
     clients("lambda").put_function_event_invoke_config(
         FunctionName=props["FunctionName"],
