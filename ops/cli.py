@@ -166,6 +166,8 @@ def _sandbox(args: argparse.Namespace) -> int:
     vendor = VendorApi()
     os.environ[handlers.VENDOR_ENV] = vendor.start()
     config = args.config or DEMO_CONFIG
+    if args.deployed:
+        print("sqs-loops: serverless deploy --stage local into the sandbox (about 30 s)...", file=sys.stderr)
     with Sandbox(config, prefix=args.prefix or "sqs-loops-sandbox", deployed=args.deployed) as box:
         box.run_restart()
         code = f"  code from the deployed package of stack {box.deployment.stack}" if box.deployment else ""

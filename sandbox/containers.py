@@ -75,7 +75,7 @@ class PackagedFunction:
     handler: str
     timeout_s: float
     task_dir: Path
-    environment: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict, hash=False)  # a dict: not part of the hash
     memory_mb: int = 128
     arn: str = ""
 
@@ -206,7 +206,7 @@ class ContainerPool:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._idle: dict[str, list[Container]] = {}
+        self._idle: dict[PackagedFunction, list[Container]] = {}  # a changed handler or package: new containers
         self._all: list[Container] = []
         self._layer_dir = Path(tempfile.mkdtemp(prefix="sqs-loops-runtime-"))
         self.runtime_dir = runtime_layer(self._layer_dir / "python")
@@ -244,7 +244,7 @@ class ContainerPool:
 
     def _take(self, function: PackagedFunction) -> Container:
         with self._lock:
-            idle = self._idle.setdefault(function.name, [])
+            idle = self._idle.setdefault(function, [])
             while idle:
                 container = idle.pop()
                 if container.alive():
@@ -267,7 +267,7 @@ class ContainerPool:
     def _give(self, container: Container) -> None:
         with self._lock:
             if container.alive():
-                self._idle.setdefault(container.function.name, []).append(container)
+                self._idle.setdefault(container.function, []).append(container)
 
     def close(self) -> None:
         with self._lock:

@@ -104,7 +104,7 @@ class Sandbox:
 
     def __post_init__(self) -> None:
         if self.deployed:
-            check_faults(self.faults.probabilities)
+            check_faults(kind for kind, p in self.faults.probabilities.items() if p)
             wanted = deployed_prefix(self.root)
             if self.prefix not in (wanted, type(self).prefix):
                 raise ValueError(f"--prefix {self.prefix}: a deployed sandbox's prefix is the stack's, {wanted}")
