@@ -14,11 +14,19 @@ PY312 ?= $(shell v=$$(pyenv versions --bare 2>/dev/null | grep '^3\.12' | tail -
 NODE_STAMP := node_modules/.installed
 PY_DIRS := poller scaler producer deploy ops sandbox testing app tests bench
 
-.PHONY: demo test lint unit test-py312 importtime bench package clean
+.PHONY: demo demo-deployed sandbox-deployed test lint unit test-py312 importtime bench package clean
 
 # The whole system on the embedded stand-in for AWS: see docs/operations.md. Writes demo-out/.
 demo: $(STAMP)
 	$(BIN)/sqs-loops demo $(DEMO_ARGS)
+
+# The same with a real `serverless deploy --stage local` into the sandbox, the functions run from the
+# deployed package (docs/deploy.md#deploying-into-the-sandbox). `sandbox-deployed` runs until Ctrl-C.
+demo-deployed: $(STAMP) $(NODE_STAMP)
+	$(BIN)/sqs-loops demo --deployed $(DEMO_ARGS)
+
+sandbox-deployed: $(STAMP) $(NODE_STAMP)
+	$(BIN)/sqs-loops sandbox --deployed $(SANDBOX_ARGS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +59,7 @@ test-py312:
 		$(VENV312)/bin/pip install --quiet --upgrade pip; \
 		$(VENV312)/bin/pip install --quiet -e '.[dev]'; \
 		echo "suite on $$($(VENV312)/bin/python --version) (the Lambda runtime), less the packaging and sandbox tests run above:"; \
-		$(VENV312)/bin/pytest --ignore=tests/test_deploy.py --ignore=tests/test_sandbox.py; \
+		$(VENV312)/bin/pytest --ignore=tests/test_deploy.py --ignore=tests/test_sandbox.py --ignore=tests/test_deployed.py; \
 	fi
 
 # Cold import of the loop function's module in a fresh interpreter, in milliseconds (median of 5).

@@ -23,6 +23,11 @@ from sandbox.faults import FAULT_KINDS, parse_faults
 
 __all__ = ["build_parser", "main", "parse_faults"]
 
+DEPLOYED_HELP = (
+    "`serverless deploy --stage local` into the sandbox and run the functions from the deployed package"
+    " (docs/deploy.md#deploying-into-the-sandbox)"
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -61,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sandbox", help="start a sandbox and keep it running, printing its endpoint (config: the demo's, or --config)"
     )
     sandbox.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    sandbox.add_argument("--deployed", action="store_true", help=DEPLOYED_HELP)
 
     demo = commands.add_parser("demo", help="run the whole system on a sandbox with a burst of messages")
     demo.add_argument("--messages", type=int, default=2000, help="messages in the burst (default 2000)")
@@ -72,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults",
         help=f"name=probability,... with names {', '.join(sorted(FAULT_KINDS))}; they stop when the feed ends",
     )
+    demo.add_argument("--deployed", action="store_true", help=DEPLOYED_HELP)
     add_send_parser(commands)
     add_runs_parser(commands)
     add_cost_command(commands)
@@ -163,9 +170,14 @@ def _sandbox(args: argparse.Namespace) -> int:
     vendor = VendorApi()
     os.environ[handlers.VENDOR_ENV] = vendor.start()
     config = args.config or DEMO_CONFIG
-    with Sandbox(config, prefix=args.prefix or "sqs-loops-sandbox") as box:
+    if args.deployed:
+        print("sqs-loops: serverless deploy --stage local into the sandbox (about 30 s)...", file=sys.stderr)
+    with Sandbox(config, prefix=args.prefix or "sqs-loops-sandbox", deployed=args.deployed) as box:
         box.run_restart()
-        print(f"sandbox running: endpoint {box.endpoint_url}  prefix {box.prefix}  config {config}")
+        code = f"  code from the deployed package of stack {box.deployment.stack}" if box.deployment else ""
+        print(f"sandbox running: endpoint {box.endpoint_url}  prefix {box.prefix}  config {config}{code}")
+        if box.deployment is not None:
+            print(f"deployed in {box.deployment.seconds:g} s; {box.deployment.summary()}")
         print("talk to it with, for example:")
         print(f"  sqs-loops --endpoint-url {box.endpoint_url} --prefix {box.prefix} --config {config} status")
         print(
@@ -194,11 +206,14 @@ def _demo(args: argparse.Namespace) -> int:
             config=args.config or DEMO_CONFIG,
             feed_s=args.feed_seconds,
             faults=faults,
+            deployed=args.deployed,
         )
     )
     keys = ("sent", "processed", "duplicates", "dlq", "lost", "in_queue", "revived", "double_owned")
     summary = {k: report[k] for k in (*keys, "time_to_converge_s", "duration_s")}
     print("demo: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+    if report["deployed"]:
+        print(f"demo: the code ran from the deployed package of stack {report['deployed']['stack']}")
     if report["faults"]:
         print("demo: faults injected " + ", ".join(f"{k} {v}" for k, v in report["faults_injected"].items()))
     if report["lost"]:

@@ -1,12 +1,18 @@
 """The sandbox: a moto server on loopback, resources from the config's rendering, a local Lambda runtime,
 an alarm evaluator and the restart schedule, with compressed periods. The framework's own code runs
-unchanged; only AWS is stood in for."""
+unchanged; only AWS is stood in for.
+
+With ``deployed=True`` the resources come from a real `serverless deploy` into the moto server instead
+(sandbox/deployed.py), and the functions run from their deployed package (sandbox/containers.py)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +26,11 @@ from poller.logs import log
 from sandbox import faults as fault_hooks
 from sandbox import moto_sqs
 from sandbox.alarm_evaluator import AlarmEvaluator
+from sandbox.containers import ContainerPool
+from sandbox.deployed import Deployment, check_faults, deploy, deployed_prefix
 from sandbox.faults import FaultPlan, TokenTrace
-from sandbox.lambda_runtime import ACCOUNT, REGION, LocalFunction, LocalLambda
-from sandbox.resources import create_resources
+from sandbox.lambda_runtime import ACCOUNT, REGION, LocalFunction, LocalLambda, forward_log
+from sandbox.resources import create_existing_queues, create_resources
 
 _ENV = (
     "AWS_ENDPOINT_URL",
@@ -94,9 +102,18 @@ class Sandbox:
     timings: Timings = field(default_factory=Timings)
     faults: FaultPlan = field(default_factory=FaultPlan)
     root: Path = field(default_factory=Path.cwd)
+    deployed: bool = False  # a real `serverless deploy` into the sandbox; functions run from the package
 
     def __post_init__(self) -> None:
+        if self.deployed:
+            check_faults(kind for kind, p in self.faults.probabilities.items() if p)
+            wanted = deployed_prefix(self.root)
+            if self.prefix not in (wanted, type(self).prefix):
+                raise ValueError(f"--prefix {self.prefix}: a deployed sandbox's prefix is the stack's, {wanted}")
+            self.prefix = wanted
         self.config: Config = load_config(self.config_path)
+        self.deployment: Deployment | None = None
+        self._workdir: Path | None = None
         self.region, self.account = REGION, ACCOUNT
         self.endpoint_url = ""
         self._tickers: list[Ticker] = []
@@ -104,6 +121,8 @@ class Sandbox:
         self._moto: Any = None
         self.alerts: list[dict[str, Any]] = []
         self.token_trace = TokenTrace(f"{self.prefix}-tokens")
+        self._subscribers: dict[str, str] = {}  # topic name -> the function it invokes
+        self._network: dict[str, str] = {}  # what stands in for the AWS network, for the containers
 
     @property
     def functions(self) -> dict[str, str]:
@@ -136,6 +155,9 @@ class Sandbox:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the moto server's one line per request
+        # moto's CloudFormation warns of each resource it skips; deployed.py reports them itself.
+        logging.getLogger("moto").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="Tried to parse .* not supported by moto", category=UserWarning)
 
         self._saved = {name: os.environ.get(name) for name in _ENV}
         moto_sqs.install()  # moto can hand one message to two concurrent receivers; SQS does not
@@ -160,22 +182,41 @@ class Sandbox:
             POLLER_FUNCTION=f["poller"],
             SQS_LOOPS_CONFIG=str(self.config_path),
         )
+        self._network.update(
+            {
+                k: os.environ[k]
+                for k in (
+                    "AWS_ENDPOINT_URL",
+                    "AWS_ACCESS_KEY_ID",
+                    "AWS_SECRET_ACCESS_KEY",
+                    "AWS_DEFAULT_REGION",
+                    "AWS_REGION",
+                )
+            }
+        )
         reset_cached_clients()
         # Before any client is made: every session made from now on carries the fault and trace hook.
         fault_hooks.install(self.faults, self.token_trace)
-        timeout = float(self.config.poller.timeout_s)
-        self.runtime = LocalLambda(
-            functions={
-                f["poller"]: LocalFunction(f["poller"], "poller.handler.handler", timeout),
-                f["scale_up"]: LocalFunction(f["scale_up"], "scaler.handlers.scale_up", 30),
-                f["scale_down"]: LocalFunction(f["scale_down"], "scaler.handlers.scale_down", 30),
-                f["restart"]: LocalFunction(f["restart"], "scaler.handlers.restart", self.timings.restart_period_s),
-            },
-            faults=self.faults,
-        )
+        if self.deployed:
+            self.runtime = self._deploy()
+        else:
+            timeout = float(self.config.poller.timeout_s)
+            self.runtime = LocalLambda(
+                functions={
+                    f["poller"]: LocalFunction(f["poller"], "poller.handler.handler", timeout),
+                    f["scale_up"]: LocalFunction(f["scale_up"], "scaler.handlers.scale_up", 30),
+                    f["scale_down"]: LocalFunction(f["scale_down"], "scaler.handlers.scale_down", 30),
+                    f["restart"]: LocalFunction(f["restart"], "scaler.handlers.restart", self.timings.restart_period_s),
+                },
+                faults=self.faults,
+            )
+            self._subscribers = {f"{self.prefix}-scale-up": f["scale_up"], f"{self.prefix}-scale-down": f["scale_down"]}
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.runtime.start()
-        self.topics = create_resources(self.config, prefix=self.prefix, root=self.root, region=self.region)
-        os.environ["LOOPS_RUNS_TOPIC"] = self.topics[f"{self.prefix}-runs"]  # as serverless.yml sets it
+        self._network["AWS_ENDPOINT_URL_LAMBDA"] = os.environ["AWS_ENDPOINT_URL_LAMBDA"]
+        if not self.deployed:
+            topics = create_resources(self.config, prefix=self.prefix, root=self.root, region=self.region)
+            # As serverless.yml sets it (a deployed stack's functions get it from their own environment).
+            os.environ["LOOPS_RUNS_TOPIC"] = topics[f"{self.prefix}-runs"]
         self.evaluator = AlarmEvaluator(self.prefix, self.region, self.account, self._deliver, self.faults)
         self._tickers = [
             Ticker("alarm-evaluator", self.timings.alarm_period_s, self.evaluator.evaluate),
@@ -186,16 +227,37 @@ class Sandbox:
         log("info", "sandbox_started", endpoint_url=self.endpoint_url, prefix=self.prefix)
         return self
 
+    def _deploy(self) -> LocalLambda:
+        """`serverless deploy` into moto; the functions as deployed, each run from its package."""
+        create_existing_queues(self.config, region=self.region)  # what the stack expects the account to hold
+        self._workdir = Path(tempfile.mkdtemp(prefix="sqs-loops-deployed-"))
+        self.deployment = deploy(
+            root=self.root,
+            config_path=self.config_path,
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            account=self.account,
+            workdir=self._workdir,
+        )
+        # The subscriptions as deployed decide which function an alarm's topic wakes.
+        self._subscribers = dict(self.deployment.fill.subscriptions)
+        pool = ContainerPool(extra_env=self._network, on_log=forward_log)
+        functions = {
+            name: LocalFunction(name, package.handler, package.timeout_s, package=package)
+            for name, package in self.deployment.functions.items()
+        }
+        return LocalLambda(functions=functions, faults=self.faults, containers=pool)
+
     def run_restart(self) -> None:
         """What the schedule does: an async invoke of restart with a scheduled event."""
         self.runtime.invoke_async(self.functions["restart"], {"source": "aws.events", "detail-type": "Scheduled Event"})
 
     def _deliver(self, topic_name: str, event: dict[str, Any]) -> None:
-        subscriber = {f"{self.prefix}-scale-up": "scale_up", f"{self.prefix}-scale-down": "scale_down"}.get(topic_name)
+        subscriber = self._subscribers.get(topic_name)
         if subscriber is None:
             self.alerts.append(event)  # the alerts topic: an operator's inbox
             return
-        self.runtime.invoke_async(self.functions[subscriber], event)
+        self.runtime.invoke_async(subscriber, event)
 
     def stop(self) -> None:
         for ticker in self._tickers:
@@ -205,6 +267,8 @@ class Sandbox:
         fault_hooks.uninstall()
         if self._moto is not None:
             self._moto.stop()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
         for name, value in self._saved.items():  # empty if start() never got that far
             if value is None:
                 os.environ.pop(name, None)

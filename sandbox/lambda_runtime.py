@@ -6,12 +6,16 @@ Async invokes (``X-Amz-Invocation-Type: Event``) answer 202 at once and run late
 with a context whose ``get_remaining_time_in_millis`` counts down a real deadline. Faults, for the demo and
 reliability runs (sandbox/faults.py): an async invoke delivered twice, or dropped; an invocation that dies
 (``InvocationCrashed`` raised in its thread); a loop made to crash at the end of its current step.
+
+A function given a ``package`` (``sqs-loops sandbox --deployed``) runs instead from its deployed zip, in a
+container process of its own (sandbox/containers.py), with its deployed handler, timeout and environment.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import threading
 import time
 import uuid
@@ -22,10 +26,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from poller.logs import log
+from poller.logs import LOGGER, log
 from sandbox import loopback
+from sandbox.containers import ContainerFailed, ContainerPool, FunctionError, PackagedFunction
 from sandbox.faults import FaultPlan, InvocationCrashed, mark_invocation
 
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 
@@ -35,6 +41,7 @@ class LocalFunction:
     name: str
     handler: str  # dotted path
     timeout_s: float
+    package: PackagedFunction | None = None  # set: run from the deployed zip, in a container process
 
 
 class LocalContext:
@@ -63,6 +70,7 @@ class LocalLambda:
     functions: dict[str, LocalFunction]
     faults: FaultPlan = field(default_factory=FaultPlan)
     observers: list[Observer] = field(default_factory=list)
+    containers: ContainerPool | None = None  # for functions with a package
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -96,6 +104,8 @@ class LocalLambda:
         for thread in threads:
             thread.join(max(0.0, end - time.monotonic()))
         loopback.stop(self._server)
+        if self.containers is not None:
+            self.containers.close()
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
         path = urlparse(request.path).path
@@ -161,7 +171,10 @@ class LocalLambda:
         module, _, attribute = function.handler.rpartition(".")
         mark_invocation(function_name)
         try:
-            result = getattr(importlib.import_module(module), attribute)(payload, context)
+            if function.package is not None:
+                result = self._run_packaged(function.package, payload, context)
+            else:
+                result = getattr(importlib.import_module(module), attribute)(payload, context)
         except InvocationCrashed as crash:  # the container died: no result, no next step, nothing cleaned up
             log("warning", "sandbox_invocation_crashed", function=function_name, queue_url=loop[0], token=loop[1])
             with self._lock:
@@ -180,6 +193,15 @@ class LocalLambda:
             observer(function_name, payload, result)
         return result
 
+    def _run_packaged(self, package: PackagedFunction, payload: Any, context: LocalContext) -> Any:
+        if self.containers is None:
+            raise RuntimeError(f"{package.name} has a package but the runtime has no containers")
+        try:
+            return self.containers.invoke(package, payload, context)
+        except (FunctionError, ContainerFailed) as failed:  # what Lambda answers: its error payload
+            log("error", "sandbox_function_failed", function=package.name, error=failed.payload.get("errorMessage"))
+            return FunctionFailed(**failed.payload)
+
     def running_loops(self) -> set[tuple[str, str, str]]:
         """(queue_url, token, loop_id) of every loop with a step running now."""
         with self._lock:
@@ -196,6 +218,18 @@ class LocalLambda:
             for context in running:
                 context.deadline = time.monotonic()
         return True
+
+
+def forward_log(function: str, line: str) -> None:
+    """A container's output line, into our log as CloudWatch Logs would hold it: JSON lines as they are."""
+    try:
+        parsed = json.loads(line)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("level"), str) and parsed.get("event"):
+        LOGGER.log(_LEVELS.get(parsed["level"], logging.INFO), line)
+    elif line.strip():
+        log("info", "function_output", function=function, line=line)
 
 
 def _loop_of(payload: Any) -> tuple[str, str]:

@@ -44,10 +44,7 @@ def create_resources(config: Config, *, prefix: str, root: Path, region: str) ->
             attributes["RedrivePolicy"] = json.dumps(policy)
         url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         refs[logical] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    # Queues the stack expects to exist already: the sandbox stands in for the account that has them.
-    for queue in config.queues.values():
-        if not queue.create:
-            _existing_queue(sqs, queue)
+    create_existing_queues(config, region=region)
     for resource in rendered.values():
         if resource["Type"] == "AWS::CloudWatch::Alarm":
             cloudwatch.put_metric_alarm(**_resolve(resource["Properties"], refs))
@@ -55,6 +52,14 @@ def create_resources(config: Config, *, prefix: str, root: Path, region: str) ->
                 AlarmName=resource["Properties"]["AlarmName"], StateValue="INSUFFICIENT_DATA", StateReason="new alarm"
             )
     return {arn.rsplit(":", 1)[-1]: arn for arn in refs.values() if ":sns:" in arn}
+
+
+def create_existing_queues(config: Config, *, region: str) -> None:
+    """Queues the stack expects to exist already: the sandbox stands in for the account that has them."""
+    sqs = boto3.client("sqs", region_name=region)
+    for queue in config.queues.values():
+        if not queue.create:
+            _existing_queue(sqs, queue)
 
 
 def _existing_queue(sqs: Any, queue: QueueConfig) -> None:

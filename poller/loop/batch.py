@@ -69,7 +69,8 @@ class BatchWork:
         return result
 
     def delete_done(self, messages: list[Message], result: BatchResult, *, started: float) -> None:
-        """Delete what succeeded (in the background, while the next receive waits: :class:`~poller.loop.background_delete.BackgroundDelete`)."""
+        """Delete what succeeded (in the background, while the next receive waits: see
+        :mod:`poller.loop.background_delete`)."""
         returned = {m["MessageId"] for m in result.returned}
         done = [m for m in messages if m["MessageId"] not in result.failures and m["MessageId"] not in returned]
         try:

@@ -1,10 +1,13 @@
 """A stand-in for a vendor's HTTP API on loopback: answers each POST after a fixed latency and counts the
-calls, with their times, per path (what a rate limit downstream would see)."""
+calls, with their times, per path (what a rate limit downstream would see), and the job ids it was sent
+(how a demo whose handlers run in other processes, `demo --deployed`, counts what was processed)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from sandbox import loopback
@@ -14,6 +17,7 @@ class VendorApi:
     def __init__(self, latency_s: float = 0.03):
         self.latency_s = latency_s
         self.calls: dict[str, list[float]] = {}
+        self.job_ids: Counter[str] = Counter()  # the "id" of each JSON body answered 200
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -22,10 +26,16 @@ class VendorApi:
         return url
 
     def _answer(self, request: BaseHTTPRequestHandler) -> None:
-        request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
         time.sleep(self.latency_s)
+        try:
+            job = json.loads(body or b"null")
+        except ValueError:
+            job = None
         with self._lock:
             self.calls.setdefault(request.path, []).append(time.monotonic())
+            if isinstance(job, dict) and "id" in job:
+                self.job_ids[str(job["id"])] += 1
         request.send_response(200)
         request.send_header("Content-Length", "2")
         request.end_headers()
