@@ -93,15 +93,14 @@ def send_messages(
     limit = max_message_bytes or _queue_max_message_bytes(client, queue_url)
     run_name = None if run is None else check_run_name(str(run))
     sender = _Sender(client, queue_url, bodies, timers, group_id if fifo else None, clock, rand, run_name)
-    # The run's attribute counts toward the message's size.
-    limit -= sender.tag_bytes
-    _check(bodies, queue_url, timers=timers, fifo=fifo, group_id=group_id, limit=limit)
+    # The run's attribute counts toward each message's size, and so toward each batch's.
+    _check(bodies, queue_url, timers=timers, fifo=fifo, group_id=group_id, limit=limit - sender.tag_bytes)
     runs = None if run_name is None or not bodies else run_book(book)
     if runs is not None and run_name is not None:
         # Before any message goes out: the run cannot look finished while these are on their way.
         grow(runs, run_name, len(bodies), sender.dedup_prefix, clock=clock)
     try:
-        for batch in _batches(bodies, limit):
+        for batch in _batches(bodies, limit, extra_bytes=sender.tag_bytes):
             try:
                 sender.send(batch)
             except Exception as exc:  # queue gone, access denied, throttled past the retries: say where it stopped
@@ -156,13 +155,14 @@ def _size(body: str) -> int:
     return len(body.encode("utf-8"))
 
 
-def _batches(bodies: Sequence[str], limit_bytes: int) -> list[list[int]]:
-    """Indexes of ``bodies`` in order, grouped by at most 10 and at most ``limit_bytes`` in total."""
+def _batches(bodies: Sequence[str], limit_bytes: int, *, extra_bytes: int = 0) -> list[list[int]]:
+    """Indexes of ``bodies`` in order, grouped by at most 10 and at most ``limit_bytes`` in total, each
+    message counted with ``extra_bytes`` more (its attributes)."""
     batches: list[list[int]] = []
     current: list[int] = []
     size = 0
     for index, body in enumerate(bodies):
-        body_size = _size(body)
+        body_size = _size(body) + extra_bytes
         if current and (len(current) == SQS_MAX_BATCH or size + body_size > limit_bytes):
             batches.append(current)
             current, size = [], 0

@@ -20,6 +20,7 @@ from poller.lease.tokens import TokenStore
 from poller.runs import RUN_ATTRIBUTE, RunBook, RunCounter, RunFinished, UnknownRun
 from poller.sqs.client import QueueClient
 from poller.sqs.records import Message
+from producer.exceptions import MessageTooLarge
 from producer.runs import take_back
 from producer.send import SendIncomplete
 
@@ -370,3 +371,18 @@ class _Later:
 
     def sleep(self, seconds: float) -> None:
         self.clock.sleep(seconds)
+
+
+def test_the_run_attribute_counts_toward_the_message_size(sqs: Any, tokens: TokenStore) -> None:
+    url = make_queue(sqs, "sized")
+    runs = book(None)
+    producer.start_run("s", book=runs)
+    with pytest.raises(MessageTooLarge):  # fits without the attribute, not with it: refused before any send
+        producer.send_messages(sqs, url, ["x" * 990], run="s", book=runs, max_message_bytes=1000)
+    producer.send_messages(sqs, url, ["x" * 990], max_message_bytes=1000)
+    status = runs.table.get("s")
+    assert status is not None and status.total == 0 and count(sqs, url) == (1, 0)
+    plain = producer.send_messages(sqs, url, ["x" * 480] * 3, max_message_bytes=1000)
+    tagged = producer.send_messages(sqs, url, ["x" * 480] * 3, run="s", book=runs, max_message_bytes=1000)
+    # Two plain 480-byte messages fit a 1,000-byte batch; with the attribute each is over 500 bytes.
+    assert (plain.batches, tagged.batches) == (2, 3) and tagged.ok
