@@ -386,3 +386,27 @@ def test_the_run_attribute_counts_toward_the_message_size(sqs: Any, tokens: Toke
     tagged = producer.send_messages(sqs, url, ["x" * 480] * 3, run="s", book=runs, max_message_bytes=1000)
     # Two plain 480-byte messages fit a 1,000-byte batch; with the attribute each is over 500 bytes.
     assert (plain.batches, tagged.batches) == (2, 3) and tagged.ok
+
+
+def test_at_most_one_count_write_per_run_per_batch(
+    sqs: Any, tokens: TokenStore, notices: Notices, loop_logs: Any
+) -> None:
+    url = make_queue(sqs, "two-runs")
+    runs = book(notices)
+    for name in ("a", "b"):
+        producer.start_run(name, book=runs)
+    for n in range(15):  # interleaved, so that most batches hold messages of both runs
+        producer.send_messages(sqs, url, [f"a{n}"], run="a", book=runs)
+        producer.send_messages(sqs, url, [f"b{n}"], run="b", book=runs)
+    writes: list[str] = []
+    runs.table.client.meta.events.register(
+        "provide-client-params.dynamodb.UpdateItem",
+        lambda params, **_: writes.append(params["Key"]["token"]["S"]) if ":done" in str(params) else None,
+    )
+
+    run_loop(sqs, tokens, url, runs)
+
+    batches = len(log_events(loop_logs, "batch"))
+    assert batches >= 3
+    assert len(writes) <= 2 * batches and writes.count("a") <= batches and writes.count("b") <= batches
+    assert [runs.table.get(name).done for name in ("a", "b")] == [15, 15]  # type: ignore[union-attr]

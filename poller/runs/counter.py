@@ -97,9 +97,8 @@ class RunCounter:
                 counted = self._retry(partial(self._count_run, run, done_items, failed_items, timing), "run_count")
             except RetriesExhausted:
                 raise
-            except (
-                Exception
-            ) as exc:  # not transient (access denied, item too large): the work stands, the count is lost
+            except Exception as exc:
+                # Not transient (access denied, an item past 400 KB): the work stands, the count is lost.
                 log(
                     "error",
                     "run_count_failed",
