@@ -1,0 +1,103 @@
+"""The CLI's views: `logs QUEUE` from a sandbox's log file and from CloudWatch Logs (moto), the status
+table and `status --watch`, plain and without escape codes when piped, JSON with --json."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from ops.cli import main
+from ops.console import console
+from ops.logs import cloudwatch_lines, parse_since, queue_lines
+from ops.status_view import show_status
+
+CONFIG = "tests/fixtures/deploy-queues.yml"
+LINES = [
+    {"level": "info", "event": "batch", "queue": "orders", "received": 3, "MessagesHandled": 3, "_aws": {}},
+    {"level": "info", "event": "batch", "queue": "billing", "received": 1},
+    {"level": "error", "event": "loop_end", "queue": "orders", "reason": "handler_import_error", "error": "no module"},
+]
+REPORT = {
+    "orders": {
+        "visible": 5,
+        "in_flight": 2,
+        "dlq": 0,
+        "wanted_loops": 2,
+        "live_loops": 1,
+        "retiring_loops": 0,
+        "errors": {"slot-0002": "handler not importable"},
+        "alarms": {"depth-1": "ALARM"},
+        "override": None,
+        "age_s": 42.0,
+        "handled_a_minute": 120.0,
+        "failed_a_minute": None,
+    }
+}
+
+
+def test_logs_of_one_queue_from_a_sandbox_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "sandbox.log"
+    log.write_text("not json\n" + "".join(json.dumps(line) + "\n" for line in LINES))
+    assert main(["--config", CONFIG, "logs", "orders", "--file", str(log)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "info    batch  received=3",  # the EMF block and the metric copies left out
+        "error   loop_end  reason=handler_import_error  error=no module",
+    ]
+    assert main(["--config", CONFIG, "logs", "orders", "--file", str(log), "--json"]) == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [LINES[0], LINES[2]]
+    assert main(["--config", CONFIG, "logs", "nope", "--file", str(log)]) == 2
+    assert "no queue with key 'nope'" in capsys.readouterr().err
+
+
+def test_logs_from_cloudwatch_logs(aws: None) -> None:
+    logs = boto3.client("logs", region_name="us-east-1")
+    group = "/aws/lambda/p-poller"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    now = int(time.time() * 1000)
+    events = [{"timestamp": now + n, "message": json.dumps(line)} for n, line in enumerate(LINES)]
+    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=events)
+    got = list(queue_lines(cloudwatch_lines(logs, "p", "orders", since_s=600, follow=False), "orders"))
+    assert [line for _, line in got] == [LINES[0], LINES[2]]
+    assert [at for at, _ in got] == [now / 1000, (now + 2) / 1000]
+
+
+def test_since_is_read_with_its_unit() -> None:
+    assert (parse_since("30s"), parse_since("10m"), parse_since("2h"), parse_since("1d")) == (30, 600, 7200, 86400)
+    with pytest.raises(ValueError, match="like 10m"):
+        parse_since("10 minutes")
+
+
+def test_piped_status_is_a_plain_table_and_watch_prints_each_round() -> None:
+    screen = io.StringIO()
+    show_status(lambda: REPORT, as_json=False, watch=True, interval_s=0, out=console(screen), rounds=2)
+    text = screen.getvalue()
+    assert "\x1b[" not in text  # no colour, no redraw when piped
+    lines = text.splitlines()
+    assert lines[0].startswith("queue") and lines.count(lines[0]) == 2  # one table per round
+    row = lines[1].split()
+    assert row[:8] == ["orders", "5", "2", "42", "0", "1/2", "120", "-"]
+    assert "error on slot-0002" in text and "handler not importable" in text
+
+
+def test_status_json_watch_is_one_document_a_round() -> None:
+    screen = io.StringIO()
+    show_status(lambda: REPORT, as_json=True, watch=True, interval_s=0, out=console(screen), rounds=3)
+    assert [json.loads(line) for line in screen.getvalue().splitlines()] == [REPORT] * 3
+
+
+def test_on_a_terminal_watch_is_a_live_view(monkeypatch: Any) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    show_status(lambda: REPORT, as_json=False, watch=True, interval_s=0, out=console(screen), rounds=2)
+    assert "\x1b[" in screen.getvalue() and "orders" in screen.getvalue()
