@@ -140,7 +140,13 @@ def queue_graphs(queue: QueueConfig, prefix: str) -> list[dict[str, Any]]:
             {
                 "title": f"{queue.key}: calls a second against rate_limit",
                 "metrics": [
-                    [{"expression": f"(received - returned) / {PERIOD_S}", "label": "messages to the target a second"}],
+                    [
+                        {
+                            "expression": f"(received - returned) / {PERIOD_S}",
+                            "label": "messages to the target a second",
+                            "id": "calls",
+                        }
+                    ],
                     ours(MESSAGES_RECEIVED, "Sum", "received", id="received", visible=False),
                     ours(MESSAGES_RETURNED, "Sum", "returned", id="returned", visible=False),
                 ],

@@ -14,7 +14,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from ops.console import console
 from ops.cost_command import add_cost_command, run_cost
-from ops.logs import cloudwatch_lines, file_lines, parse_since, queue_lines, show_logs
+from ops.logs import cloudwatch_lines, counts_from_file, file_lines, parse_since, queue_lines, show_logs
 from ops.operator import RedriveIncomplete
 from ops.send import add_send_parser, run_send
 from ops.status_view import WATCH_INTERVAL_S, recent_metrics, show_status
@@ -134,7 +134,13 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config or config_path())
     operator = Operator(config, args.prefix, args.region, endpoint_url=args.endpoint_url)
     if args.command == "status":
-        show_status(lambda: _status(operator, config), as_json=args.json, watch=args.watch, interval_s=args.interval)
+        if args.interval <= 0:
+            raise ValueError(f"--interval: expected seconds above 0, got {args.interval:g}")
+        # A sandbox's metrics live only in its log file: count handled and failed from there.
+        log_file = SANDBOX_LOG if args.endpoint_url and SANDBOX_LOG.exists() else None
+        show_status(
+            lambda: _status(operator, config, log_file), as_json=args.json, watch=args.watch, interval_s=args.interval
+        )
     elif args.command == "scale":
         operator.pin(args.queue, args.loops, args.note)
         print(f"{args.queue}: pinned to {args.loops} loops (restart applies it within a minute)")
@@ -149,15 +155,18 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(operator: Any, config: Any) -> dict[str, Any]:
+def _status(operator: Any, config: Any, log_file: Path | None) -> dict[str, Any]:
     report: dict[str, Any] = operator.status()
     try:
         recent = recent_metrics(operator.cloudwatch, operator.prefix, config)
     except (ClientError, BotoCoreError) as exc:  # no cloudwatch:GetMetricData: the rest still shows
         print(f"sqs-loops: metrics not read: {exc}", file=sys.stderr)
         recent = {}
+    from_file = counts_from_file(log_file) if log_file is not None else {}
     for key, values in recent.items():
         report[key].update(values)
+        if values.get("handled_a_minute") is None and log_file is not None:
+            report[key].update(from_file.get(key, {"handled_a_minute": 0, "failed_a_minute": 0}))
     return report
 
 

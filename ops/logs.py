@@ -52,21 +52,30 @@ def queue_lines(lines: Iterator[tuple[float | None, str]], queue: str) -> Iterat
 def file_lines(
     path: Path, *, since_s: float, follow: bool, sleep: Callable[[float], None] = time.sleep
 ) -> Iterator[tuple[float | None, str]]:
-    """Lines of a sandbox's log file (it has no timestamps: ``--since`` reads from the file's start when
-    the file changed within it); with ``follow``, new lines as they come."""
+    """Lines of a sandbox's log file (each ``<UTC time> <JSON>``, see sandbox/demo/trace.py) written
+    within ``since_s``; with ``follow``, new lines as they come. A line without a time is kept."""
     if not path.exists():
         raise ValueError(f"{path}: no such log file (a sandbox or demo run writes one; give --file)")
+    oldest = time.time() - since_s
     with path.open(encoding="utf-8", errors="replace") as handle:
-        if time.time() - path.stat().st_mtime > since_s:
-            handle.seek(0, 2)
         while True:
             line = handle.readline()
-            if line:
-                yield None, line.rstrip("\n")
-            elif follow:
+            if not line:
+                if not follow:
+                    return
                 sleep(FOLLOW_POLL_S / 4)
-            else:
-                return
+                continue
+            at = _written_at(line)
+            if at is None or at >= oldest:
+                yield at, line.rstrip("\n")
+
+
+def _written_at(line: str) -> float | None:
+    stamp = line.split(" ", 1)[0]
+    try:
+        return datetime.fromisoformat(stamp).timestamp() if stamp[:1].isdigit() else None
+    except ValueError:
+        return None
 
 
 def cloudwatch_lines(
@@ -134,3 +143,20 @@ def show_logs(out: Console, lines: Iterator[tuple[float | None, dict[str, Any]]]
             out.print(pretty(at, line, colour=out.is_terminal), soft_wrap=True)
         count += 1
     return count
+
+
+def counts_from_file(path: Path, *, window_s: float = 60.0) -> dict[str, dict[str, float]]:
+    """Per queue: messages handled and failed in the last ``window_s`` seconds, summed from the batch
+    lines of a sandbox's log file (where no CloudWatch turns them into metrics)."""
+    found: dict[str, dict[str, float]] = {}
+    for _, raw in file_lines(path, since_s=window_s, follow=False):
+        start = raw.find("{")
+        try:
+            line = json.loads(raw[start:]) if start >= 0 else None
+        except ValueError:
+            continue
+        if isinstance(line, dict) and line.get("event") == "batch" and isinstance(line.get("queue"), str):
+            counts = found.setdefault(line["queue"], {"handled_a_minute": 0, "failed_a_minute": 0})
+            counts["handled_a_minute"] += line.get("succeeded", 0)
+            counts["failed_a_minute"] += line.get("failed", 0)
+    return found

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 from ops.cli import main
 from ops.console import console
-from ops.logs import cloudwatch_lines, parse_since, queue_lines
+from ops.logs import cloudwatch_lines, counts_from_file, parse_since, queue_lines
 from ops.status_view import show_status
 
 CONFIG = "tests/fixtures/deploy-queues.yml"
@@ -43,13 +44,24 @@ REPORT = {
 
 def test_logs_of_one_queue_from_a_sandbox_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     log = tmp_path / "sandbox.log"
-    log.write_text("not json\n" + "".join(json.dumps(line) + "\n" for line in LINES))
+    now = datetime.now(UTC)
+    stamp = [(now - timedelta(minutes=m)).strftime("%Y-%m-%dT%H:%M:%S.000Z ") for m in (30, 2, 1)]
+    old = {"level": "info", "event": "batch", "queue": "orders", "received": 9}  # before --since
+    log.write_text(
+        f"{stamp[0]}{json.dumps(old)}\nnot json\n"
+        + f"{stamp[1]}{json.dumps(LINES[0])}\n{json.dumps(LINES[1])}\n{stamp[2]}{json.dumps(LINES[2])}\n"
+    )
     assert main(["--config", CONFIG, "logs", "orders", "--file", str(log)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == [
-        "info    batch  received=3",  # the EMF block and the metric copies left out
-        "error   loop_end  reason=handler_import_error  error=no module",
-    ]
+    assert (
+        out
+        == [
+            f"{stamp[1][11:19]} info    batch  received=3",  # the EMF block and the metric copies left out
+            f"{stamp[2][11:19]} error   loop_end  reason=handler_import_error  error=no module",
+        ]
+    )
+    assert main(["--config", CONFIG, "logs", "orders", "--file", str(log), "--since", "1h"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
     assert main(["--config", CONFIG, "logs", "orders", "--file", str(log), "--json"]) == 0
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [LINES[0], LINES[2]]
     assert main(["--config", CONFIG, "logs", "nope", "--file", str(log)]) == 2
@@ -101,3 +113,16 @@ def test_on_a_terminal_watch_is_a_live_view(monkeypatch: Any) -> None:
     screen = Terminal()
     show_status(lambda: REPORT, as_json=False, watch=True, interval_s=0, out=console(screen), rounds=2)
     assert "\x1b[" in screen.getvalue() and "orders" in screen.getvalue()
+
+
+def test_handled_a_minute_from_a_sandbox_log_file(tmp_path: Path) -> None:
+    log = tmp_path / "sandbox.log"
+    now = datetime.now(UTC)
+    lines = [
+        (now - timedelta(minutes=5), {"event": "batch", "queue": "orders", "succeeded": 50, "failed": 5}),
+        (now - timedelta(seconds=20), {"event": "batch", "queue": "orders", "succeeded": 9, "failed": 1}),
+        (now - timedelta(seconds=10), {"event": "batch", "queue": "orders", "succeeded": 10, "failed": 0}),
+        (now - timedelta(seconds=10), {"event": "loop_end", "queue": "orders", "succeeded": 99, "failed": 9}),
+    ]
+    log.write_text("".join(f"{at.strftime('%Y-%m-%dT%H:%M:%S.000Z')} {json.dumps(line)}\n" for at, line in lines))
+    assert counts_from_file(log) == {"orders": {"handled_a_minute": 19, "failed_a_minute": 1}}
