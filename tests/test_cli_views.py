@@ -126,3 +126,23 @@ def test_handled_a_minute_from_a_sandbox_log_file(tmp_path: Path) -> None:
     ]
     log.write_text("".join(f"{at.strftime('%Y-%m-%dT%H:%M:%S.000Z')} {json.dumps(line)}\n" for at, line in lines))
     assert counts_from_file(log) == {"orders": {"handled_a_minute": 19, "failed_a_minute": 1}}
+
+
+def test_the_demo_view_is_live_on_a_terminal_and_a_line_a_second_piped() -> None:
+    from sandbox.demo.view import DemoView
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    queue = {"visible": 40, "in_flight": 10, "dlq": 1, "loops": 2, "retiring": 1, "alarms": ["ALARM", "OK"]}
+    sample = {"t": 2.0, "processed": 30, "vendor_calls": 12, "queues": {"emails": queue}}
+    screen = Terminal()
+    view = DemoView(screen, live=True)
+    view.show(sample, sent=80, messages=100, revived=0)
+    view.close()
+    assert "\x1b[" in screen.getvalue() and "emails" in screen.getvalue() and "2 +1 retiring" in screen.getvalue()
+    piped = io.StringIO()
+    DemoView(piped, live=False).show(sample, sent=80, messages=100, revived=0)
+    (line,) = piped.getvalue().splitlines()
+    assert "sent 80/100" in line and "emails depth 50 (visible 40, in flight 10)" in line and "\x1b[" not in line

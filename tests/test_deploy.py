@@ -154,6 +154,7 @@ def test_the_package_holds_the_code_config_and_requirements_but_not_boto3(
     assert [n for n in names if n.startswith("tests/")] == [FIXTURE]  # the config, and no test code
     assert "app/jobs.py" in names  # the handlers' package, found from the config
     assert not tops & {"boto3", "botocore", "dateutil", "docs", "node_modules", ".venv"}
+    assert not tops & {"rich", "markdown_it", "pygments"}  # the CLI's terminal library stays out of the zip
     assert any(n.startswith("yaml/_yaml.cpython-312-aarch64") for n in names)  # built for the function's platform
     with capsys.disabled():
         print(f"\ndeployment package: {archive.stat().st_size / 1e6:.2f} MB zipped, {len(names)} files")
