@@ -27,7 +27,8 @@ def alert_resources(config: Config, prefix: str, logical_id: Any) -> dict[str, A
         lid = logical_id(queue.key)
         if queue.max_age_s is not None:
             out[f"{lid}AgeAlarm"] = _age_alarm(queue, prefix)
-        out[f"{lid}LoopStoppedAlarm"] = _stopped_alarm(queue, prefix)
+        if config.poller.metrics:  # its metric comes from the loops' EMF lines
+            out[f"{lid}LoopStoppedAlarm"] = _stopped_alarm(queue, prefix)
     out["RestartFailingAlarm"] = _alarm(
         name=f"{prefix}-restart-failing",
         description=(

@@ -45,7 +45,7 @@ def dashboard_resources(config: Config, prefix: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for number, start in enumerate(range(0, len(queues), QUEUES_PER_DASHBOARD), 1):
         suffix = "" if number == 1 else f"-{number}"
-        body = dashboard_body(queues[start : start + QUEUES_PER_DASHBOARD], prefix)
+        body = dashboard_body(queues[start : start + QUEUES_PER_DASHBOARD], prefix, ours=config.poller.metrics)
         out[f"Dashboard{suffix.strip('-')}"] = {
             "Type": "AWS::CloudWatch::Dashboard",
             "Properties": {
@@ -57,7 +57,8 @@ def dashboard_resources(config: Config, prefix: str) -> dict[str, Any]:
     return out
 
 
-def dashboard_body(queues: list[QueueConfig], prefix: str) -> dict[str, Any]:
+def dashboard_body(queues: list[QueueConfig], prefix: str, *, ours: bool = True) -> dict[str, Any]:
+    """The dashboard's widgets; without ``ours`` (``poller.metrics: false``) only the AWS/SQS graphs."""
     widgets: list[dict[str, Any]] = []
     y = 0
     for queue in queues:
@@ -72,7 +73,10 @@ def dashboard_body(queues: list[QueueConfig], prefix: str) -> dict[str, Any]:
             }
         )
         y += HEADER_HEIGHT
-        for number, graph in enumerate(queue_graphs(queue, prefix)):
+        graphs = queue_graphs(queue, prefix)
+        if not ours:
+            graphs = [g for g in graphs if all(row[0] == "AWS/SQS" for row in g["metrics"])]
+        for number, graph in enumerate(graphs):
             widgets.append(
                 {
                     "type": "metric",

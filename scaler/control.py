@@ -9,7 +9,15 @@ from poller.clock import epoch_ms
 from poller.config import Config, QueueConfig
 from poller.lease.tokens import TokenStore
 from poller.logs import log
-from poller.metrics import LIVE_LOOPS, LOOPS_RETIRED, LOOPS_REVIVED, LOOPS_STARTED, WANTED_LOOPS, with_metrics
+from poller.metrics import (
+    LIVE_LOOPS,
+    LOOPS_RETIRED,
+    LOOPS_REVIVED,
+    LOOPS_STARTED,
+    WANTED_LOOPS,
+    Metric,
+    with_metrics,
+)
 from scaler.alarms.events import AlarmChange, alarm_changes
 from scaler.alarms.names import parse_depth_alarm
 from scaler.alarms.states import AlarmStates
@@ -71,12 +79,12 @@ class ControlPlane:
         changes = self.reconciler.scale(url, wanted, grow=direction == UP, shrink=direction == DOWN)
         fields = {"direction": direction, "queue": queue.key, "wanted": wanted, **changes.as_dict(), **summary}
         metrics = {
-            LOOPS_STARTED: len(changes.started),
-            LOOPS_RETIRED: len(changes.retired),
+            LOOPS_STARTED: len(changes.started) or None,
+            LOOPS_RETIRED: len(changes.retired) or None,
             LIVE_LOOPS: changes.live,
             WANTED_LOOPS: wanted,
         }
-        log("info", "scaled", **with_metrics(fields, metrics, timestamp_ms=epoch_ms(self.reconciler.clock)))
+        log("info", "scaled", **self._with_metrics(fields, metrics))
         return {**summary, "action": "scaled", "queue": queue.key, "wanted": wanted, **changes.as_dict()}
 
     # -- restart -------------------------------------------------------------------------------------
@@ -127,14 +135,19 @@ class ControlPlane:
             changes.extend(scaled)
         result = {"wanted": wanted, "pinned": (pinned or {}).get(queue.key), **changes.as_dict()}
         # One line per queue and run, changes or not: the live and wanted counts are gauges the dashboard
-        # graphs every minute.
+        # graphs every minute. Counts of changes only when there were some (a custom metric is billed for
+        # each hour it gets data, so a resting queue pays for the two gauges alone).
         metrics = {
-            LOOPS_STARTED: len(changes.started),
-            LOOPS_REVIVED: len(changes.revived),
-            LOOPS_RETIRED: len(changes.retired),
+            LOOPS_STARTED: len(changes.started) or None,
+            LOOPS_REVIVED: len(changes.revived) or None,
+            LOOPS_RETIRED: len(changes.retired) or None,
             LIVE_LOOPS: live,
             WANTED_LOOPS: wanted,
         }
         fields = {"queue": queue.key, "changed": changes.any(), **result}
-        log("info", "reconciled", **with_metrics(fields, metrics, timestamp_ms=epoch_ms(self.reconciler.clock)))
+        log("info", "reconciled", **self._with_metrics(fields, metrics))
         return result
+
+    def _with_metrics(self, fields: dict[str, Any], metrics: dict[Metric, int | None]) -> dict[str, object]:
+        timestamp = epoch_ms(self.reconciler.clock)
+        return with_metrics(fields, metrics, timestamp_ms=timestamp, enabled=self.config.poller.metrics)

@@ -13,7 +13,9 @@ import sample_handlers
 from conftest import ACCOUNT, REGION, LoopRig
 from scaler_rig import build_plane
 
+from deploy.alerts import alert_resources
 from deploy.dashboard import dashboard_resources, graphed_metrics
+from deploy.render import logical_id
 from poller.config import parse_config
 from poller.lease.step import LoopStep
 from poller.lease.tokens import TokenStore
@@ -167,8 +169,9 @@ def test_the_metrics_count_what_the_loop_did(run_lines: list[dict[str, Any]]) ->
     assert all(len(b["HandlerDuration"]) == 1 and b["HandlerDuration"][0] <= b["BatchDuration"] for b in batches)
     # A rate-limited fresh loop holds back before its first call: that wait is in ShareWaitTime.
     assert sum(b["ShareWaitTime"] for b in batches) > 0
-    assert (end["Recursions"], end["LoopsStopped"]) == (1, 0)
+    assert end["Recursions"] == 1 and "LoopsStopped" not in end  # counted only when a loop stops for good
     assert (reconciled["LoopsStarted"], reconciled["LiveLoops"], reconciled["WantedLoops"]) == (1, 1, 1)
+    assert "LoopsRevived" not in reconciled  # no change, no data point: a resting queue pays for the gauges
 
 
 def test_the_dashboard_graphs_only_metrics_the_code_emits(run_lines: list[dict[str, Any]]) -> None:
@@ -200,3 +203,19 @@ def test_a_line_without_metrics_stays_as_it_was_and_limits_are_enforced() -> Non
         with_metrics({"queue": "q"}, many, timestamp_ms=1)
     with pytest.raises(ValueError, match="'queue' field"):
         with_metrics({}, {metric: 1}, timestamp_ms=1)
+
+
+def test_metrics_off_leaves_the_lines_plain_and_the_stack_without_graphs_of_ours(
+    rig_factory: Any, loop_logs: Any
+) -> None:
+    rig: LoopRig = rig_factory(poller="poller: {metrics: false}")
+    rig.sqs.send_message(QueueUrl=rig.url, MessageBody="m")
+    rig.run(rig.create_token(), budget_s=6)
+    lines = [json.loads(r.getMessage()) for r in loop_logs.records if r.name == "sqs_loops"]
+    assert {"batch", "loop_end"} <= {line["event"] for line in lines}
+    assert [line for line in lines if "_aws" in line or "MessagesHandled" in line] == []
+    config = parse_config("poller: {metrics: false}\n" + CONFIG, source="metrics-off.yml")
+    (dashboard,) = dashboard_resources(config, PREFIX).values()
+    body = json.loads(dashboard["Properties"]["DashboardBody"]["Fn::Sub"])
+    assert {ns for ns, _, _ in graphed_metrics(body)} == {"AWS/SQS"}
+    assert [k for k in alert_resources(config, PREFIX, logical_id) if "LoopStopped" in k] == []

@@ -35,12 +35,14 @@ class PollerSettings:
     ``lease_margin_s``: slack on top of heartbeat + longest long poll before restart may call a loop dead:
     covers slow AWS calls, retried heartbeats and clock skew between a loop and restart (default 20).
     ``tracing``: turn on X-Ray active tracing for the stack's functions (default false).
+    ``metrics``: write metrics in EMF on the log lines (default true; each is a billed custom metric).
     """
 
     timeout_s: int = LAMBDA_MAX_TIMEOUT_S
     heartbeat_s: int = 75
     lease_margin_s: int = 20
     tracing: bool = False  # X-Ray active tracing on every function of the stack (deploy/render.py)
+    metrics: bool = True  # metrics in EMF on the log lines (poller/metrics/), the dashboard's own graphs
 
     @property
     def keeper_interval_s(self) -> float:

@@ -100,10 +100,12 @@ class _Parser(DownstreamFields):
         timeout = self.integer(data.get("timeout_s", base.timeout_s), "poller.timeout_s", 1, LAMBDA_MAX_TIMEOUT_S)
         heartbeat = self.integer(data.get("heartbeat_s", base.heartbeat_s), "poller.heartbeat_s", 1)
         margin = self.integer(data.get("lease_margin_s", base.lease_margin_s), "poller.lease_margin_s", 1)
-        tracing = data.get("tracing", base.tracing)
-        if not isinstance(tracing, bool):
-            raise self.fail("poller.tracing", f"expected true or false, got {shown(tracing)}")
-        settings = PollerSettings(timeout_s=timeout, heartbeat_s=heartbeat, lease_margin_s=margin, tracing=tracing)
+        switches = {}
+        for name in ("tracing", "metrics"):
+            switches[name] = data.get(name, getattr(base, name))
+            if not isinstance(switches[name], bool):
+                raise self.fail(f"poller.{name}", f"expected true or false, got {shown(switches[name])}")
+        settings = PollerSettings(timeout_s=timeout, heartbeat_s=heartbeat, lease_margin_s=margin, **switches)
         lease_covers_keeper(settings, self.fail)
         return settings
 

@@ -154,7 +154,7 @@ class BatchWork:
             MESSAGE_AGE: message_ages_ms(messages, received_ms=now_ms - duration_ms),
             SHARE_WAIT: result.waited_ms,
         }
-        log("info", "batch", **with_metrics(fields, metrics, timestamp_ms=now_ms))
+        log("info", "batch", **with_metrics(fields, metrics, timestamp_ms=now_ms, enabled=self.settings.metrics))
 
 
 def message_ages_ms(messages: list[Message], *, received_ms: float) -> list[float]:

@@ -340,8 +340,9 @@ class Loop:
     def _end(self, *, level: str = "info", **extra: object) -> Outcome:
         self.outcome.heartbeats = self.lease.heartbeats if self.lease else 0
         self.outcome.loop_counts = self.rate.counts if self.rate else 0
-        # Only _stop_for_good ends at level error: that is a loop stopped for good.
-        metrics = {RECURSIONS: int(self.outcome.recursed), LOOPS_STOPPED: int(level == "error")}
+        # Only _stop_for_good ends at level error: that is a loop stopped for good (counted only then).
+        metrics = {RECURSIONS: int(self.outcome.recursed), LOOPS_STOPPED: 1 if level == "error" else None}
         fields = {**self.outcome.as_dict(), **self.fields, **extra}
-        log(level, "loop_end", **with_metrics(fields, metrics, timestamp_ms=epoch_ms(self.clock)))
+        emf = with_metrics(fields, metrics, timestamp_ms=epoch_ms(self.clock), enabled=self.settings.metrics)
+        log(level, "loop_end", **emf)
         return self.outcome

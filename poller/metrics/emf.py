@@ -37,12 +37,14 @@ def deployment() -> str:
 
 
 def with_metrics(
-    fields: Mapping[str, object], values: Mapping[Metric, Value], *, timestamp_ms: int
+    fields: Mapping[str, object], values: Mapping[Metric, Value], *, timestamp_ms: int, enabled: bool = True
 ) -> dict[str, object]:
     """``fields`` (which must hold the ``queue`` key) plus the EMF members for ``values``. Metrics whose
-    value is None or an empty list are left out; with none left the fields come back unchanged, so a line
-    never names a metric it does not carry."""
+    value is None or an empty list are left out; with none left (or not ``enabled``: the config's
+    ``poller.metrics``) the fields come back unchanged, so a line never names a metric it does not carry."""
     out = dict(fields)
+    if not enabled:
+        return out
     named: list[dict[str, str]] = []
     for metric, value in values.items():
         if value is None or (isinstance(value, Sequence) and not value):
