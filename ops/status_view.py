@@ -19,12 +19,14 @@ from poller.metrics import DEPLOYMENT, MESSAGES_FAILED, MESSAGES_HANDLED, NAMESP
 WATCH_INTERVAL_S = 5.0
 """How often `status --watch` reads again: each round costs a few reads per queue (SQS, DynamoDB,
 CloudWatch), so not faster than a person can follow."""
+MAX_QUERIES_PER_CALL = 500
+"""GetMetricData takes at most 500 queries a call (3 per queue here)."""
 COLUMNS = ("queue", "visible", "in flight", "age s", "dlq", "loops", "handled/min", "failed/min", "alarms", "override")
 
 
 def recent_metrics(cloudwatch: Any, prefix: str, config: Any, *, now: datetime | None = None) -> dict[str, Any]:
     """Per queue key: the age of the oldest message (s) and messages handled and failed in the last full
-    minute, from CloudWatch (one GetMetricData call). None where CloudWatch has no data (a sandbox)."""
+    minute, from CloudWatch (one GetMetricData call per 166 queues). None where CloudWatch has no data."""
     end = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
     queries, keys = [], {}
     for number, queue in enumerate(config.queues.values()):
@@ -54,13 +56,17 @@ def recent_metrics(cloudwatch: Any, prefix: str, config: Any, *, now: datetime |
     }
     if not queries:
         return found
-    answer = cloudwatch.get_metric_data(
-        MetricDataQueries=queries, StartTime=end - timedelta(minutes=5), EndTime=end, ScanBy="TimestampDescending"
-    )
-    for result in answer.get("MetricDataResults", []):
-        if result.get("Values"):
-            key, kind = keys[result["Id"]]
-            found[key][kind] = result["Values"][0]
+    for start in range(0, len(queries), MAX_QUERIES_PER_CALL):
+        answer = cloudwatch.get_metric_data(
+            MetricDataQueries=queries[start : start + MAX_QUERIES_PER_CALL],
+            StartTime=end - timedelta(minutes=5),
+            EndTime=end,
+            ScanBy="TimestampDescending",
+        )
+        for result in answer.get("MetricDataResults", []):
+            if result.get("Values"):
+                key, kind = keys[result["Id"]]
+                found[key][kind] = result["Values"][0]
     return found
 
 

@@ -146,3 +146,30 @@ def test_the_demo_view_is_live_on_a_terminal_and_a_line_a_second_piped() -> None
     DemoView(piped, live=False).show(sample, sent=80, messages=100, revived=0)
     (line,) = piped.getvalue().splitlines()
     assert "sent 80/100" in line and "emails depth 50 (visible 40, in flight 10)" in line and "\x1b[" not in line
+
+
+def test_status_reads_handled_a_minute_and_age_from_cloudwatch(aws: None) -> None:
+    from ops.status_view import recent_metrics
+    from poller.config import load_config
+
+    config = load_config(CONFIG)
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    dims = [{"Name": "deployment", "Value": "p"}, {"Name": "queue", "Value": "orders"}]
+    cloudwatch.put_metric_data(
+        Namespace="SqsLoops",
+        MetricData=[
+            {"MetricName": "MessagesHandled", "Dimensions": dims, "Timestamp": minute, "Value": 70, "Unit": "Count"},
+            {"MetricName": "MessagesHandled", "Dimensions": dims, "Timestamp": minute, "Value": 50, "Unit": "Count"},
+        ],
+    )
+    age = {"Name": "QueueName", "Value": "orders-prod"}
+    cloudwatch.put_metric_data(
+        Namespace="AWS/SQS",
+        MetricData=[
+            {"MetricName": "ApproximateAgeOfOldestMessage", "Dimensions": [age], "Timestamp": minute, "Value": 42}
+        ],
+    )
+    found = recent_metrics(cloudwatch, "p", config)
+    assert found["orders"] == {"age_s": 42.0, "handled_a_minute": 120.0, "failed_a_minute": None}
+    assert found["billing"] == {"age_s": None, "handled_a_minute": None, "failed_a_minute": None}
