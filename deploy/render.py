@@ -4,8 +4,9 @@
 so ``queues.yml`` (or ``$SQS_LOOPS_CONFIG``) is the one source of truth; the sandbox creates its alarms
 from the same rendering. The output is JSON: ``resources`` (CloudFormation resources), ``iam`` (role
 statements), ``config_path`` (the config file, relative to the project root, to ship and point
-``SQS_LOOPS_CONFIG`` at), ``package_patterns`` (our code, the config and the handlers' packages) and
-``poller_timeout_s``.
+``SQS_LOOPS_CONFIG`` at), ``package_patterns`` (our code, the config and the handlers' packages),
+``poller_timeout_s`` and ``tracing`` (X-Ray on every function: ``poller.tracing``). The dashboard and the
+operator's alarms come from deploy/dashboard.py and deploy/alerts.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from deploy.alerts import alert_resources
+from deploy.dashboard import dashboard_resources
 from poller.config import Config, QueueConfig, config_path, load_config
 from poller.exceptions import ConfigError
 from poller.sqs.queue_ref import QueueRef
@@ -50,9 +53,12 @@ def render(config: Config, *, prefix: str, root: Path) -> dict[str, Any]:
     for queue in config.queues.values():
         resources.update(_queue_resources(queue, prefix))
     resources.update(_health_alarms(config, prefix))
+    resources.update(alert_resources(config, prefix, logical_id))
+    resources.update(dashboard_resources(config, prefix))
     shipped = _shipped_path(Path(config.path), root)
     return {
         "resources": resources,
+        "tracing": config.poller.tracing,
         "iam": _iam_statements(config, prefix),
         "config_path": shipped,
         "package_patterns": _package_patterns(config, shipped),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -13,10 +12,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
+from ops.console import console
 from ops.cost_command import add_cost_command, run_cost
+from ops.logs import cloudwatch_lines, counts_from_file, file_lines, parse_since, queue_lines, show_logs
 from ops.operator import RedriveIncomplete
 from ops.runs import add_runs_parser, run_runs
 from ops.send import add_send_parser, run_send
+from ops.status_view import WATCH_INTERVAL_S, recent_metrics, show_status
 from poller.config import config_path, load_config
 from poller.exceptions import SqsLoopsError
 from sandbox.faults import FAULT_KINDS, parse_faults
@@ -27,6 +29,8 @@ DEPLOYED_HELP = (
     "`serverless deploy --stage local` into the sandbox and run the functions from the deployed package"
     " (docs/deploy.md#deploying-into-the-sandbox)"
 )
+SANDBOX_LOG = Path("sandbox-out/sandbox.log")
+"""Where `sqs-loops sandbox` writes its functions' log lines, and where `logs` reads them locally."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
         "status", help="per queue: depth, DLQ, wanted and live loops, heartbeats, alarms, overrides"
     )
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.add_argument("--watch", action="store_true", help="redraw every few seconds until Ctrl-C")
+    status.add_argument("--interval", type=float, default=WATCH_INTERVAL_S, help="seconds between redraws (--watch)")
+    logs = commands.add_parser("logs", help="one queue's log lines (CloudWatch Logs, or a sandbox's log file)")
+    logs.add_argument("queue", help="queue key")
+    logs.add_argument("--since", default="10m", help="how far back: 30s, 10m, 2h, 1d (default 10m)")
+    logs.add_argument("--follow", action="store_true", help="keep printing new lines until Ctrl-C")
+    logs.add_argument("--file", type=Path, help=f"a sandbox's log file (default with --endpoint-url: {SANDBOX_LOG})")
+    logs.add_argument("--json", action="store_true", help="print the JSON lines as they are")
     scale = commands.add_parser("scale", help="pin a queue to N loops until `resume`")
     scale.add_argument("queue", help="queue key")
     scale.add_argument("loops", type=int, help="loops to hold (0 to max_loops)")
@@ -67,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
     sandbox.add_argument("--deployed", action="store_true", help=DEPLOYED_HELP)
+    sandbox.add_argument(
+        "--log", type=Path, default=SANDBOX_LOG, help=f"where its functions log (default {SANDBOX_LOG})"
+    )
 
     demo = commands.add_parser("demo", help="run the whole system on a sandbox with a burst of messages")
     demo.add_argument("--messages", type=int, default=2000, help="messages in the burst (default 2000)")
@@ -120,6 +135,8 @@ def _run(args: argparse.Namespace) -> int:
         return run_send(args)
     if args.command == "runs":
         return run_runs(args)
+    if args.command == "logs":
+        return _logs(args)
     from ops.operator import Operator
 
     if not args.prefix:
@@ -127,8 +144,13 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config or config_path())
     operator = Operator(config, args.prefix, args.region, endpoint_url=args.endpoint_url)
     if args.command == "status":
-        report = operator.status()
-        print(json.dumps(report, indent=2) if args.json else _table(report))
+        if args.interval <= 0:
+            raise ValueError(f"--interval: expected seconds above 0, got {args.interval:g}")
+        # A sandbox's metrics live only in its log file: count handled and failed from there.
+        log_file = SANDBOX_LOG if args.endpoint_url and SANDBOX_LOG.exists() else None
+        show_status(
+            lambda: _status(operator, config, log_file), as_json=args.json, watch=args.watch, interval_s=args.interval
+        )
     elif args.command == "scale":
         operator.pin(args.queue, args.loops, args.note)
         print(f"{args.queue}: pinned to {args.loops} loops (restart applies it within a minute)")
@@ -143,27 +165,42 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(report: dict[str, Any]) -> str:
-    lines = [
-        f"{'queue':12} {'visible':>8} {'in-flight':>9} {'dlq':>5} {'wanted':>6} {'live':>5}  heartbeats (s)  alarms  override"
-    ]
-    for key, q in report.items():
-        ages = ",".join("-" if a is None else f"{a:g}" for a in q["heartbeat_ages_s"].values()) or "-"
-        alarms = " ".join(f"{n}:{s}" for n, s in q["alarms"].items()) or "-"
-        override = "-" if q["override"] is None else ("paused" if q["override"] == 0 else f"pinned {q['override']}")
-        dlq = "-" if q["dlq"] is None else str(q["dlq"])
-        retiring = f"+{q['retiring_loops']}r" if q["retiring_loops"] else ""
-        lines.append(
-            f"{key:12} {q['visible']:>8} {q['in_flight']:>9} {dlq:>5} {q['wanted_loops']:>6} {str(q['live_loops']) + retiring:>5}"
-            f"  {ages:14}  {alarms}  {override}"
-        )
-        lines += [f"{'':12} error on {token}: {error}" for token, error in q["errors"].items()]
-    return "\n".join(lines)
+def _status(operator: Any, config: Any, log_file: Path | None) -> dict[str, Any]:
+    report: dict[str, Any] = operator.status()
+    try:
+        recent = recent_metrics(operator.cloudwatch, operator.prefix, config)
+    except (ClientError, BotoCoreError) as exc:  # no cloudwatch:GetMetricData: the rest still shows
+        print(f"sqs-loops: metrics not read: {exc}", file=sys.stderr)
+        recent = {}
+    from_file = counts_from_file(log_file) if log_file is not None else {}
+    for key, values in recent.items():
+        report[key].update(values)
+        if values.get("handled_a_minute") is None and log_file is not None:
+            report[key].update(from_file.get(key, {"handled_a_minute": 0, "failed_a_minute": 0}))
+    return report
+
+
+def _logs(args: argparse.Namespace) -> int:
+    config = load_config(args.config or config_path())
+    config.queue(args.queue)  # an unknown key fails here, with its name
+    since_s = parse_since(args.since)
+    if args.file or args.endpoint_url:
+        raw = file_lines(args.file or SANDBOX_LOG, since_s=since_s, follow=args.follow)
+    else:
+        if not args.prefix:
+            raise ValueError("give --prefix (the stack's <service>-<stage>) or set LOOPS_PREFIX")
+        import boto3
+
+        logs = boto3.client("logs", region_name=args.region)
+        raw = cloudwatch_lines(logs, args.prefix, args.queue, since_s=since_s, follow=args.follow)
+    show_logs(console(), queue_lines(raw, args.queue), as_json=args.json)
+    return 0
 
 
 def _sandbox(args: argparse.Namespace) -> int:
     from sandbox.demo import handlers
     from sandbox.demo.run import DEMO_CONFIG
+    from sandbox.demo.trace import logs_to
     from sandbox.demo.vendor_api import VendorApi
     from sandbox.environment import Sandbox
 
@@ -172,14 +209,18 @@ def _sandbox(args: argparse.Namespace) -> int:
     config = args.config or DEMO_CONFIG
     if args.deployed:
         print("sqs-loops: serverless deploy --stage local into the sandbox (about 30 s)...", file=sys.stderr)
-    with Sandbox(config, prefix=args.prefix or "sqs-loops-sandbox", deployed=args.deployed) as box:
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    with Sandbox(config, prefix=args.prefix or "sqs-loops-sandbox", deployed=args.deployed) as box, logs_to(args.log):
         box.run_restart()
         code = f"  code from the deployed package of stack {box.deployment.stack}" if box.deployment else ""
-        print(f"sandbox running: endpoint {box.endpoint_url}  prefix {box.prefix}  config {config}{code}")
+        print(
+            f"sandbox running: endpoint {box.endpoint_url}  prefix {box.prefix}  config {config}{code}  logs {args.log}"
+        )
         if box.deployment is not None:
             print(f"deployed in {box.deployment.seconds:g} s; {box.deployment.summary()}")
         print("talk to it with, for example:")
-        print(f"  sqs-loops --endpoint-url {box.endpoint_url} --prefix {box.prefix} --config {config} status")
+        print(f"  sqs-loops --endpoint-url {box.endpoint_url} --prefix {box.prefix} --config {config} status --watch")
+        print(f"  sqs-loops --endpoint-url {box.endpoint_url} --config {config} logs QUEUE --file {args.log} --follow")
         print(
             f"  AWS_ENDPOINT_URL={box.endpoint_url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws sqs list-queues"
         )

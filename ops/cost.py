@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from poller.metrics import ALL_METRICS
+
 MONTH_S = 30 * 24 * 3600
 MINUTES_PER_MONTH = MONTH_S / 60
 HOURS_PER_MONTH = MONTH_S / 3600
@@ -31,7 +33,13 @@ class Prices:
     sqs_request: float = 0.40 / 1e6
     dynamodb_write: float = 0.625 / 1e6
     alarm_month: float = 0.10
+    custom_metric_month: float = 0.30  # the first 10,000; billed for each hour a metric receives data
     epu_hour: float = 0.185
+
+
+RESTING_METRICS_PER_QUEUE = 3
+"""Metrics a resting queue still sends every hour: Recursions (each loop step) and restart's LiveLoops and
+WantedLoops (each minute); the others get data only while messages flow (poller/metrics/names.py)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class Workload:
     handler_ms: float = 100.0  # per batch of 10
     arch: str = "arm64"
     alarms_per_queue: int = 2  # one per scale step (sqs-loops only)
+    custom_metrics_per_queue: int = len(ALL_METRICS)  # EMF metrics with data in a busy month (0: poller.metrics off)
     call_ms: float = 15.0  # what one SQS or DynamoDB call takes in the region (a loop waits for it, billed)
     trigger_idle_receives_per_minute: float = 15.0  # 5 pollers, each a 20-s long poll
     provisioned_pollers: int = 2  # provisioned mode's minimum for SQS
@@ -124,9 +133,17 @@ def _always_on(name: str, rates: CallRates, busy_s_per_message: float, w: Worklo
     month = loop_s * _gb_s(w, p) + _requests(rates, p, messages=messages, idle_minutes=idle_minutes)
     notes = []
     if name == "sqs-loops":
-        at_rest += w.alarms_per_queue * p.alarm_month
-        month += w.alarms_per_queue * p.alarm_month * w.queues
-        notes.append("includes the depth alarms; restart (one per deployment) adds < $0.10 a month")
+        # With metrics on, each queue also has its loop-stopped alarm; at rest only the resting metrics get
+        # data (and are billed), in a busy month every one (an upper bound: billing is by the hour).
+        alarms = w.alarms_per_queue + (1 if w.custom_metrics_per_queue else 0)
+        resting = min(RESTING_METRICS_PER_QUEUE, w.custom_metrics_per_queue)
+        busy = w.custom_metrics_per_queue if w.messages_per_day else resting
+        at_rest += alarms * p.alarm_month + resting * p.custom_metric_month
+        month += (alarms * p.alarm_month + busy * p.custom_metric_month) * w.queues
+        notes.append(
+            f"includes the depth and loop-stopped alarms and {busy} custom metrics a queue ({resting} at rest);"
+            " restart (one per deployment) adds < $0.10 a month"
+        )
     return Estimate(name, per_million, at_rest, month, notes)
 
 

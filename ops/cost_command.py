@@ -17,6 +17,7 @@ _WORKLOAD_HELP = {
     "handler_ms": "handler time per batch of 10 messages, in ms",
     "arch": "arm64 (as deployed) or x86",
     "alarms_per_queue": "depth alarms per queue (one per scale step)",
+    "custom_metrics_per_queue": "custom metrics a busy queue sends (0: poller.metrics false)",
     "call_ms": "time of one SQS or DynamoDB call in the region, in ms (a loop is billed while it waits)",
     "trigger_idle_receives_per_minute": "the trigger's empty long polls a minute on an idle queue",
     "provisioned_pollers": "provisioned mode's minimum pollers (2 at least for SQS)",

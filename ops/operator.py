@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 import boto3
 from botocore.exceptions import ClientError
 
+from ops.console import bar, console
 from poller.aws.errors import error_code
 from poller.clock import SYSTEM_CLOCK, epoch_ms
 from poller.config import Config, QueueConfig
@@ -120,30 +120,37 @@ class Operator:
         total = max(1, self._depth(source)[0])
         fifo = target.endswith(".fifo")
         moved = failed = empty = 0
-        while empty < 2:  # two empty receives in a row: the DLQ is drained (SQS may answer empty once)
-            messages = self.sqs.receive_message(
-                QueueUrl=source,
-                MaxNumberOfMessages=10,
-                WaitTimeSeconds=1,
-                VisibilityTimeout=300,  # not back in the DLQ while this move runs: no double send
-                MessageAttributeNames=["All"],
-                MessageSystemAttributeNames=["MessageGroupId"],
-            ).get("Messages", [])
-            if not messages:
-                empty += 1
-                continue
-            empty = 0
-            entries = [_send_entry(str(i), m, fifo) for i, m in enumerate(messages)]
-            sent = self.sqs.send_message_batch(QueueUrl=target, Entries=entries)
-            ok = {s["Id"] for s in sent.get("Successful", [])}
-            failed += len(messages) - len(ok)
-            done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages) if str(i) in ok]
-            if done:
-                self.sqs.delete_message_batch(QueueUrl=source, Entries=done)
-            moved += len(done)
-            _progress(out, moved, max(total, moved))
-        print(file=out)
+        with bar(console(out), "redrive", total) as progress:
+            while empty < 2:  # two empty receives in a row: the DLQ is drained (SQS may answer empty once)
+                got = self._move_some(source, target, fifo)
+                if got is None:
+                    empty += 1
+                    continue
+                empty = 0
+                moved += got[0]
+                failed += got[1]
+                progress.update(moved, total, f"{failed} not sent" if failed else "")
         return moved, failed
+
+    def _move_some(self, source: str, target: str, fifo: bool) -> tuple[int, int] | None:
+        """One receive's worth: (moved, failed to send), or None when the receive came back empty."""
+        messages = self.sqs.receive_message(
+            QueueUrl=source,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,
+            VisibilityTimeout=300,  # not back in the DLQ while this move runs: no double send
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["MessageGroupId"],
+        ).get("Messages", [])
+        if not messages:
+            return None
+        entries = [_send_entry(str(i), m, fifo) for i, m in enumerate(messages)]
+        sent = self.sqs.send_message_batch(QueueUrl=target, Entries=entries)
+        ok = {s["Id"] for s in sent.get("Successful", [])}
+        done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages) if str(i) in ok]
+        if done:
+            self.sqs.delete_message_batch(QueueUrl=source, Entries=done)
+        return len(done), len(messages) - len(ok)
 
 
 class RedriveIncomplete(Exception):
@@ -165,10 +172,3 @@ def _send_entry(entry_id: str, message: dict[str, Any], fifo: bool) -> dict[str,
         entry["MessageGroupId"] = message.get("Attributes", {}).get("MessageGroupId", "redrive")
         entry["MessageDeduplicationId"] = message["MessageId"]
     return entry
-
-
-def _progress(out: TextIO, done: int, total: int, width: int = 30) -> None:
-    filled = int(width * done / total)
-    out.write(f"\rredrive [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    out.flush()
-    time.sleep(0)

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import ClientError
 
+from ops.console import Bar, console
 from poller.aws.errors import QUEUE_MISSING_CODES, error_code
 from poller.config import config_path, load_config
 from producer import (
@@ -96,7 +97,7 @@ def run_send(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO
 
         book = cli_book(args, publish=True)
         start_run(args.run, book=book, exist_ok=True)
-    bar = ProgressBar(err, live=err.isatty())
+    progress = Bar(console(err), "send", len(bodies))
     try:
         report = send_messages(
             client,
@@ -105,16 +106,16 @@ def run_send(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO
             timers=timers,
             group_id=args.group_id,
             rand=random.Random(args.seed),
-            on_progress=bar.update,
+            on_progress=lambda sent, failed, total: progress.update(sent + failed, total, f"{failed} failed"),
             run=args.run,
             book=book,
         )
     except BaseException as exc:
-        bar.close()
+        progress.close()
         if isinstance(exc, SendIncomplete):  # name those refused before it stopped; the error line says the rest
             _name_failed(exc.report, err)
         raise
-    bar.close()
+    progress.close()
     print(report.summary(), file=out)
     if args.run:
         print(f"run {args.run}: follow it with `sqs-loops runs watch {args.run}`", file=out)
@@ -205,27 +206,3 @@ def resolve_queue_url(client: Any, queue: str, config: Path | None) -> str:
             key = f"{queue!r} is no queue key in {path}, and " if name == queue else ""
             raise ValueError(f"{key}no queue named {name!r} exists in this account and region") from None
         raise
-
-
-class ProgressBar:
-    """``send [#####.....] 120/400, 0 failed`` redrawn in place on a terminal; elsewhere one final line."""
-
-    def __init__(self, out: TextIO, *, live: bool, width: int = 30):
-        self.out = out
-        self.live = live
-        self.width = width
-        self.line = ""
-
-    def update(self, sent: int, failed: int, total: int) -> None:
-        filled = self.width * (sent + failed) // max(1, total)
-        self.line = f"send [{'#' * filled}{'.' * (self.width - filled)}] {sent + failed}/{total}, {failed} failed"
-        if self.live:
-            self.out.write("\r" + self.line)
-            self.out.flush()
-
-    def close(self) -> None:
-        if self.live:
-            self.out.write("\n")
-        elif self.line:
-            self.out.write(self.line + "\n")
-        self.out.flush()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 
 LOGGER = logging.getLogger("sqs_loops")
 LOG_LEVEL_ENV = "SQS_LOOPS_LOG_LEVEL"
+LAMBDA_RUNTIME_ENV = "AWS_LAMBDA_RUNTIME_API"
+"""Set by Lambda's own runtime only (not by the sandbox's, nor in tests)."""
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -20,7 +23,17 @@ def log(level: str, event: str, **fields: object) -> None:
 
 def configure_logging() -> None:
     """Show our lines at ``$SQS_LOOPS_LOG_LEVEL`` (default INFO): the Lambda runtime's root logger drops
-    INFO by default, and a loop must show one line per batch."""
+    INFO by default, and a loop must show one line per batch. In Lambda the lines go to stdout bare."""
     LOGGER.setLevel(os.environ.get(LOG_LEVEL_ENV, "INFO").upper())
-    if not logging.getLogger().handlers and not LOGGER.handlers:
+    if LOGGER.handlers:
+        return
+    if os.environ.get(LAMBDA_RUNTIME_ENV):
+        # In Lambda, each line goes to stdout as it is: the runtime's root handler would prefix it with
+        # "[INFO] time request-id", and CloudWatch reads metrics (EMF) only from a line that is one JSON
+        # object. Powertools' logger does the same.
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        LOGGER.addHandler(handler)
+        LOGGER.propagate = False
+    elif not logging.getLogger().handlers:
         LOGGER.addHandler(logging.StreamHandler())

@@ -5,9 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from poller.clock import epoch_ms
 from poller.config import Config, QueueConfig
 from poller.lease.tokens import TokenStore
 from poller.logs import log
+from poller.metrics import (
+    LIVE_LOOPS,
+    LOOPS_RETIRED,
+    LOOPS_REVIVED,
+    LOOPS_STARTED,
+    WANTED_LOOPS,
+    Metric,
+    with_metrics,
+)
 from scaler.alarms.events import AlarmChange, alarm_changes
 from scaler.alarms.names import parse_depth_alarm
 from scaler.alarms.states import AlarmStates
@@ -67,7 +77,14 @@ class ControlPlane:
         url = queue.queue_url(region=change.region, account_id=change.account_id)
         wanted = wanted_loops(queue, self.alarms.of_queue(queue, newer=change), self.overrides.pinned_for(queue.key))
         changes = self.reconciler.scale(url, wanted, grow=direction == UP, shrink=direction == DOWN)
-        log("info", "scaled", direction=direction, queue=queue.key, wanted=wanted, **changes.as_dict(), **summary)
+        fields = {"direction": direction, "queue": queue.key, "wanted": wanted, **changes.as_dict(), **summary}
+        metrics = {
+            LOOPS_STARTED: len(changes.started) or None,
+            LOOPS_RETIRED: len(changes.retired) or None,
+            LIVE_LOOPS: changes.live,
+            WANTED_LOOPS: wanted,
+        }
+        log("info", "scaled", **self._with_metrics(fields, metrics))
         return {**summary, "action": "scaled", "queue": queue.key, "wanted": wanted, **changes.as_dict()}
 
     # -- restart -------------------------------------------------------------------------------------
@@ -111,9 +128,26 @@ class ControlPlane:
         self, queue: QueueConfig, url: str, wanted: int | None, pinned: dict[str, int] | None
     ) -> dict[str, Any]:
         changes = self.reconciler.revive(url, stale_after_s=self.config.stale_after_s, wanted=wanted)
+        live = None
         if wanted is not None:
-            changes.extend(self.reconciler.scale(url, wanted))
+            scaled = self.reconciler.scale(url, wanted)
+            live = scaled.live
+            changes.extend(scaled)
         result = {"wanted": wanted, "pinned": (pinned or {}).get(queue.key), **changes.as_dict()}
-        if changes.any():
-            log("info", "reconciled", queue=queue.key, **result)
+        # One line per queue and run, changes or not: the live and wanted counts are gauges the dashboard
+        # graphs every minute. Counts of changes only when there were some (a custom metric is billed for
+        # each hour it gets data, so a resting queue pays for the two gauges alone).
+        metrics = {
+            LOOPS_STARTED: len(changes.started) or None,
+            LOOPS_REVIVED: len(changes.revived) or None,
+            LOOPS_RETIRED: len(changes.retired) or None,
+            LIVE_LOOPS: live,
+            WANTED_LOOPS: wanted,
+        }
+        fields = {"queue": queue.key, "changed": changes.any(), **result}
+        log("info", "reconciled", **self._with_metrics(fields, metrics))
         return result
+
+    def _with_metrics(self, fields: dict[str, Any], metrics: dict[Metric, int | None]) -> dict[str, object]:
+        timestamp = epoch_ms(self.reconciler.clock)
+        return with_metrics(fields, metrics, timestamp_ms=timestamp, enabled=self.config.poller.metrics)

@@ -45,6 +45,7 @@ class Changes:
     unretired: list[str] = field(default_factory=list)
     revived: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
+    live: int | None = None  # rows not retiring once a scale call is done (None: not counted)
 
     def any(self) -> bool:
         return any(self.as_dict().values())
@@ -99,6 +100,8 @@ class Reconciler:
                 slot = slot_number(row.token)
                 if not row.retiring and (slot is None or slot > wanted):
                     self._retire(row, changes)
+        kept = sum(not row.retiring for row in rows)
+        changes.live = kept + len(changes.started) + len(changes.unretired) - len(changes.retired)
         return changes
 
     def revive(self, queue_url: str, *, stale_after_s: int, wanted: int | None = None) -> Changes:

@@ -32,8 +32,15 @@ def test_an_idle_loop_costs_a_month_of_duration_plus_its_polls_heartbeats_and_al
     ours = by_design(Workload())["sqs-loops"]
     minutes = MONTH_S / 60
     calls = minutes * (3.011 * 0.40 + 0.789 * 0.625 + 0.072 * 0.20) / 1e6
-    assert ours.at_rest_per_queue_month == pytest.approx(MONTH_S * GB_S_256_ARM + calls + 2 * 0.10)
-    assert 8.8 < ours.at_rest_per_queue_month < 9.0  # docs/deploy.md: about $9
+    # Two depth alarms and the loop-stopped alarm; the three metrics a resting queue still sends.
+    assert ours.at_rest_per_queue_month == pytest.approx(MONTH_S * GB_S_256_ARM + calls + 3 * 0.10 + 3 * 0.30)
+    assert 9.8 < ours.at_rest_per_queue_month < 10.0  # docs/deploy.md: about $10
+    plain = by_design(Workload(custom_metrics_per_queue=0))["sqs-loops"]  # poller.metrics: false
+    assert plain.at_rest_per_queue_month == pytest.approx(MONTH_S * GB_S_256_ARM + calls + 2 * 0.10)
+    busy = by_design(Workload(messages_per_day=1e6))["sqs-loops"]
+    assert busy.month - by_design(Workload(messages_per_day=1e6, custom_metrics_per_queue=0))["sqs-loops"].month == (
+        pytest.approx(15 * 0.30 + 0.10)
+    )
 
 
 def test_the_on_demand_trigger_at_rest_pays_only_its_pollers_empty_receives() -> None:

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVERLESS = ROOT / "node_modules" / ".bin" / "serverless"
 FIXTURE = "tests/fixtures/deploy-queues.yml"
 PREFIX = "sqs-loops-ci"
+XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
 def package(config: str, out: Path) -> subprocess.CompletedProcess[str]:
@@ -126,6 +127,8 @@ def test_iam_is_scoped(resources: dict[str, Any]) -> None:
     for statement in statements:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert not any(a == "*" or a.endswith(":*") for a in actions), statement
+        if set(actions) <= XRAY_ACTIONS:
+            continue  # X-Ray has no resource-level permissions: the Framework's own statement for tracing
         assert statement["Resource"] != "*" and "*" not in statement["Resource"], statement
     by_action = {a: s for s in statements for a in s["Action"]}
     queues = json.dumps(by_action["sqs:ReceiveMessage"]["Resource"])
@@ -152,6 +155,7 @@ def test_the_package_holds_the_code_config_and_requirements_but_not_boto3(
     assert [n for n in names if n.startswith("tests/")] == [FIXTURE]  # the config, and no test code
     assert "app/jobs.py" in names  # the handlers' package, found from the config
     assert not tops & {"boto3", "botocore", "dateutil", "docs", "node_modules", ".venv"}
+    assert not tops & {"rich", "markdown_it", "pygments"}  # the CLI's terminal library stays out of the zip
     assert any(n.startswith("yaml/_yaml.cpython-312-aarch64") for n in names)  # built for the function's platform
     with capsys.disabled():
         print(f"\ndeployment package: {archive.stat().st_size / 1e6:.2f} MB zipped, {len(names)} files")
@@ -163,6 +167,49 @@ def test_the_zip_ships_the_lambda_code_and_nothing_of_deploy_time_the_cli_or_the
     assert ours - names == set()  # every module of poller/, scaler/ and producer/, so no import fails in Lambda
     assert not {n.split("/")[0] for n in names} & {"deploy", "ops", "sandbox", "testing", "bench"}
     assert not [n for n in names if n.split("/")[0] in SHIPPED_PACKAGES and not n.endswith(".py")]  # no bytecode
+
+
+def test_the_dashboard_and_the_operators_alarms_are_in_the_stack(resources: dict[str, Any]) -> None:
+    alarms = {
+        p["AlarmName"]: p
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        for p in [r["Properties"]]
+    }
+    alerts = [{"Ref": "AlertsTopic"}]
+    too_old = alarms[f"{PREFIX}-orders-too-old"]  # only orders sets max_age_s
+    assert (too_old["MetricName"], too_old["Threshold"], too_old["AlarmActions"]) == (
+        "ApproximateAgeOfOldestMessage",
+        900,
+        alerts,
+    )
+    assert not [name for name in alarms if name.endswith("-too-old") and name != f"{PREFIX}-orders-too-old"]
+    for key in ("orders", "billing", "thumbnails", "reports"):
+        stopped = alarms[f"{PREFIX}-{key}-loop-stopped"]
+        assert (stopped["Namespace"], stopped["MetricName"], stopped["AlarmActions"]) == (
+            "SqsLoops",
+            "LoopsStopped",
+            alerts,
+        )
+        assert {d["Name"]: d["Value"] for d in stopped["Dimensions"]} == {"deployment": PREFIX, "queue": key}
+    failing = alarms[f"{PREFIX}-restart-failing"]
+    assert failing["Dimensions"] == [{"Name": "FunctionName", "Value": f"{PREFIX}-restart"}]
+    (dashboard,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    assert dashboard["DashboardName"] == PREFIX
+    body = json.loads(dashboard["DashboardBody"]["Fn::Sub"])
+    titles = [w["properties"].get("title", "") for w in body["widgets"]]
+    for key in ("orders", "billing", "thumbnails", "reports"):
+        assert (
+            f"{key}: depth" in titles and f"{key}: loops" in titles and f"{key}: handled and failed a minute" in titles
+        )
+    assert "orders: dead-letter queue" in titles and "billing: dead-letter queue" not in titles  # billing has none
+    assert "reports: calls a second against rate_limit" in titles  # the one rate-limited queue
+
+
+def test_tracing_from_the_config_turns_on_x_ray_for_every_function(resources: dict[str, Any]) -> None:
+    functions = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    assert len(functions) == 4
+    assert all(p.get("TracingConfig") == {"Mode": "Active"} for p in functions.values())
 
 
 def test_cfn_lint_finds_no_error(packaged: Path) -> None:

@@ -93,3 +93,21 @@ IDS = ["a", "b", "c"]
 )
 def test_partial_batch_answers(answer: object, failed: set[str]) -> None:
     assert failed_ids(answer, IDS, log_fields={}) == failed
+
+
+def test_a_messages_trace_header_reaches_the_handler_as_the_trigger_passes_it(rig_factory: Any) -> None:
+    """The trigger gives a record ``attributes.AWSTraceHeader`` when the message was sent under X-Ray."""
+    import sample_handlers
+
+    rig = rig_factory()
+    header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    rig.sqs.send_message(
+        QueueUrl=rig.url,
+        MessageBody="traced",
+        MessageSystemAttributes={"AWSTraceHeader": {"StringValue": header, "DataType": "String"}},
+    )
+    rig.sqs.send_message(QueueUrl=rig.url, MessageBody="plain")
+    rig.run(rig.create_token(), budget_s=6)
+    by_body = {r["body"]: r["attributes"] for r in sample_handlers.seen}
+    assert by_body["traced"]["AWSTraceHeader"] == header
+    assert "AWSTraceHeader" not in by_body["plain"]

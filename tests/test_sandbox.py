@@ -123,6 +123,9 @@ def test_status_pause_resume_and_redrive(sandbox: Sandbox, capsys: pytest.Captur
     assert main(cli(sandbox, "status")) == 0
     table = capsys.readouterr().out
     assert table.splitlines()[0].startswith("queue") and "emails" in table and "invoices" in table
+    assert "\x1b[" not in table  # piped: plain columns, no colour
+    (emails,) = [line.split() for line in table.splitlines() if line.startswith("emails")]
+    assert emails[5] == "1/1"  # loops live/wanted, after the resume
 
 
 def test_errors_are_one_line(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,8 @@ from conftest import count, make_queue
 from test_producer import delayed, drain
 
 from ops.cli import main
-from ops.send import ProgressBar, read_messages
+from ops.console import Bar, console
+from ops.send import read_messages
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +31,7 @@ def test_send_a_file_by_queue_name_with_a_plan(sqs: Any, tmp_path: Path, capsys:
     assert code == 0, err
     assert "window 3 s (even spread), 10 jobs/s arrive, expected peak concurrency 10.0" in out
     assert f"sent 30 of 30 messages to {url} in 3 batches" in out
-    assert err.strip() == "send [" + "#" * 30 + "] 30/30, 0 failed"  # not a terminal: one final line
+    assert err.strip() == "send 30/30, 0 failed"  # not a terminal: one plain final line
     assert count(sqs, url)[0] + delayed(sqs, url) == 30
 
 
@@ -110,13 +111,26 @@ def test_messages_are_lines_or_a_json_array(tmp_path: Path) -> None:
         read_messages(str(empty))
 
 
-def test_on_a_terminal_the_bar_is_redrawn_in_place() -> None:
-    screen = io.StringIO()
-    bar = ProgressBar(screen, live=True, width=10)
-    bar.update(10, 0, 20)
-    bar.update(19, 1, 20)
-    bar.close()
-    assert screen.getvalue() == "\rsend [#####.....] 10/20, 0 failed\rsend [##########] 20/20, 1 failed\n"
+def test_piped_the_bar_is_one_plain_final_line() -> None:
+    screen = io.StringIO()  # not a terminal
+    progress = Bar(console(screen), "send", 20)
+    progress.update(10, 20, "0 failed")
+    progress.update(20, 20, "1 failed")
+    progress.close()
+    assert screen.getvalue() == "send 20/20, 1 failed\n"
+
+
+def test_on_a_terminal_the_bar_is_rich_and_redrawn_in_place() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    progress = Bar(console(screen), "send", 20)
+    progress.update(20, 20, "1 failed")
+    progress.close()
+    drawn = screen.getvalue()
+    assert "\x1b[" in drawn and "20/20" in drawn and "1 failed" in drawn  # escape codes: colour, redraw
 
 
 def test_a_plan_for_a_config_key_counts_on_the_queues_rate_limit(

@@ -13,3 +13,6 @@ SQS_MAX_VISIBILITY_S = 12 * 60 * 60
 
 LAMBDA_MAX_TIMEOUT_S = 900
 """A Lambda invocation runs at most 15 minutes."""
+
+SQS_MAX_RETENTION_S = 14 * 24 * 60 * 60
+"""SQS keeps a message at most 14 days (MessageRetentionPeriod)."""

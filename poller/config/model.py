@@ -34,11 +34,15 @@ class PollerSettings:
     (default 75: with 20 s long polls an idle loop then makes under 4 calls a minute, docs/benchmarks.md).
     ``lease_margin_s``: slack on top of heartbeat + longest long poll before restart may call a loop dead:
     covers slow AWS calls, retried heartbeats and clock skew between a loop and restart (default 20).
+    ``tracing``: turn on X-Ray active tracing for the stack's functions (default false).
+    ``metrics``: write metrics in EMF on the log lines (default true; each is a billed custom metric).
     """
 
     timeout_s: int = LAMBDA_MAX_TIMEOUT_S
     heartbeat_s: int = 75
     lease_margin_s: int = 20
+    tracing: bool = False  # X-Ray active tracing on every function of the stack (deploy/render.py)
+    metrics: bool = True  # metrics in EMF on the log lines (poller/metrics/), the dashboard's own graphs
 
     @property
     def keeper_interval_s(self) -> float:
@@ -92,6 +96,7 @@ class QueueConfig:
     create: bool = False  # the stack creates the queue and its dead-letter queue
     max_receive_count: int = 5  # receives before SQS moves a message to the DLQ (queues the stack creates)
     dlq: str | None = None  # name or URL of an existing queue's DLQ (for its alarm and permissions)
+    max_age_s: int | None = None  # alarm when the oldest message is older than this (None: no such alarm)
     rate_limit: float | None = None  # messages a second, for all loops of the queue together
     concurrency: int = 1  # records of one batch dispatched at once inside a loop (1: the batch in one call)
     retry_backoff: RetryBackoff | None = None  # None: a failed message returns after its visibility timeout

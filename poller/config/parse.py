@@ -14,7 +14,13 @@ from typing import Any
 
 import yaml
 
-from poller.aws.limits import LAMBDA_MAX_TIMEOUT_S, SQS_MAX_BATCH, SQS_MAX_VISIBILITY_S, SQS_MAX_WAIT_S
+from poller.aws.limits import (
+    LAMBDA_MAX_TIMEOUT_S,
+    SQS_MAX_BATCH,
+    SQS_MAX_RETENTION_S,
+    SQS_MAX_VISIBILITY_S,
+    SQS_MAX_WAIT_S,
+)
 from poller.config.checks import batch_fits_invocation, lease_covers_keeper, no_shared_queues
 from poller.config.downstream import DownstreamFields
 from poller.config.fields import queue_name_or_url
@@ -94,7 +100,12 @@ class _Parser(DownstreamFields):
         timeout = self.integer(data.get("timeout_s", base.timeout_s), "poller.timeout_s", 1, LAMBDA_MAX_TIMEOUT_S)
         heartbeat = self.integer(data.get("heartbeat_s", base.heartbeat_s), "poller.heartbeat_s", 1)
         margin = self.integer(data.get("lease_margin_s", base.lease_margin_s), "poller.lease_margin_s", 1)
-        settings = PollerSettings(timeout_s=timeout, heartbeat_s=heartbeat, lease_margin_s=margin)
+        switches = {}
+        for name in ("tracing", "metrics"):
+            switches[name] = data.get(name, getattr(base, name))
+            if not isinstance(switches[name], bool):
+                raise self.fail(f"poller.{name}", f"expected true or false, got {shown(switches[name])}")
+        settings = PollerSettings(timeout_s=timeout, heartbeat_s=heartbeat, lease_margin_s=margin, **switches)
         lease_covers_keeper(settings, self.fail)
         return settings
 
@@ -151,7 +162,8 @@ class _Parser(DownstreamFields):
         return settings
 
     def queue_resources(self, settings: QueueConfig, data: dict[str, Any], where: str) -> QueueConfig:
-        """The keys that say what the stack makes around the queue: ``create``, ``max_receive_count``, ``dlq``."""
+        """The keys that say what the stack makes around the queue: ``create``, ``max_receive_count``, ``dlq``,
+        ``max_age_s`` (its age alarm)."""
         create = data.get("create", False)
         if not isinstance(create, bool):
             raise self.fail(f"{where}.create", f"expected true or false, got {shown(create)}")
@@ -167,7 +179,11 @@ class _Parser(DownstreamFields):
                 raise self.fail(f"{where}.dlq", "a queue the stack creates gets its DLQ from the stack (<name>-dlq)")
             if queue_name_or_url(dlq) is None:
                 raise self.fail(f"{where}.dlq", f"expected an SQS queue name or URL, got {shown(dlq)}")
-        return replace(settings, create=create, max_receive_count=receives, dlq=dlq)
+        max_age = data.get("max_age_s")
+        if max_age is not None:
+            # SQS keeps a message at most 14 days: an older limit could never fire.
+            max_age = self.integer(max_age, f"{where}.max_age_s", 1, SQS_MAX_RETENTION_S)
+        return replace(settings, create=create, max_receive_count=receives, dlq=dlq, max_age_s=max_age)
 
     def scale_steps(self, raw: Any, where: str, min_loops: int, max_loops: int) -> tuple[ScaleStep, ...]:
         if not isinstance(raw, list):

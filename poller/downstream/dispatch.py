@@ -31,10 +31,14 @@ that a loop does not sit out a long Retry-After while the time of its invocation
 
 @dataclass
 class BatchResult:
-    """``failures`` by message id; ``returned``: records never dispatched (to be made visible again)."""
+    """``failures`` by message id; ``returned``: records never dispatched (to be made visible again);
+    ``calls_ms``: how long each call to the target took (milliseconds); ``waited_ms``: how long the loop
+    waited for its rate share or a downstream's pause since the previous batch (milliseconds)."""
 
     failures: dict[str, Failure] = field(default_factory=dict)
     returned: list[Message] = field(default_factory=list)
+    calls_ms: list[float] = field(default_factory=list)
+    waited_ms: float = 0.0
 
 
 class Dispatcher:
@@ -63,11 +67,19 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="sqs-loops-record") if concurrency > 1 else None
         self._resume_at = -math.inf  # monotonic time before which no call starts (a Retry-After)
         self._lock = threading.Lock()
+        self._calls_ms: list[float] = []  # this batch's target calls (the batch's metrics)
+        self._waited_s = 0.0  # waits for a turn since the last batch was handed over
 
     def ready_in_s(self) -> float:
         """Seconds until the next call may start: this loop's rate turn or a downstream's pause (0: now)."""
         wait = self._resume_at - self.clock.monotonic()
         return max(0.0, wait, self.rate.ready_in_s() if self.rate is not None else 0.0)
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` for a turn before a receive; counted in the next batch's ``waited_ms``."""
+        self.clock.sleep(seconds)
+        with self._lock:
+            self._waited_s += seconds
 
     def close(self) -> None:
         if self._pool is not None:
@@ -77,10 +89,8 @@ class Dispatcher:
         """Deliver ``messages``; ``may_start()`` is asked before each record-by-record call."""
         records = [esm_record(m, arn=self.arn, region=self.region) for m in messages]
         if not self.per_record:
-            self._wait_for_pause()
-            if self.rate is not None:
-                self.rate.acquire(len(records))
-            return BatchResult(failures=dict(self._send({"Records": records}, context)))
+            self._wait_turn(len(records))
+            return self._timed(BatchResult(failures=dict(self._send({"Records": records}, context))))
         if self._pool is None:
             outcomes = self._in_order(records, context, may_start)
         else:
@@ -91,7 +101,24 @@ class Dispatcher:
                 result.returned.append(message)
             else:
                 result.failures.update(outcome)
+        return self._timed(result)
+
+    def _timed(self, result: BatchResult) -> BatchResult:
+        """Hand this batch's call times and waits to its result, and start counting afresh."""
+        with self._lock:
+            result.calls_ms, self._calls_ms = self._calls_ms, []
+            result.waited_ms, self._waited_s = self._waited_s * 1000, 0.0
         return result
+
+    def _wait_turn(self, units: int) -> None:
+        """Wait out a downstream's pause, then this loop's rate turn for ``units`` messages."""
+        started = self.clock.monotonic()
+        self._wait_for_pause()
+        if self.rate is not None:
+            self.rate.acquire(units)
+        waited = self.clock.monotonic() - started
+        with self._lock:
+            self._waited_s += waited
 
     def _in_order(
         self, records: Sequence[dict[str, Any]], context: Any, may_start: Callable[[], bool]
@@ -116,15 +143,17 @@ class Dispatcher:
         """One record: wait for its turn, then send it, unless the loop may no longer start work (None)."""
         if not may_start():
             return None
-        self._wait_for_pause()
-        if self.rate is not None:
-            self.rate.acquire(1)
+        self._wait_turn(1)
         if not may_start():  # the wait may have crossed a lost lease or the deadline
             return None
         return self._send({"Records": [record]}, context)
 
     def _send(self, event: dict[str, Any], context: Any) -> Failures:
+        started = self.clock.monotonic()
         failures = self.target.send(event, context, self.log_fields)
+        took_ms = (self.clock.monotonic() - started) * 1000
+        with self._lock:
+            self._calls_ms.append(took_ms)
         asked = [f.retry_after_s for f in failures.values() if f.retry_after_s]
         if asked:
             pause = min(max(asked), PAUSE_CAP_S)

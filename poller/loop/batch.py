@@ -8,7 +8,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from poller.clock import Clock
+from poller.clock import Clock, epoch_ms
 from poller.config import PollerSettings, QueueConfig
 from poller.downstream.dispatch import BatchResult, Dispatcher
 from poller.exceptions import RetriesExhausted
@@ -17,6 +17,18 @@ from poller.logs import log
 from poller.loop.keeper import KeeperThread
 from poller.loop.outcome import Outcome
 from poller.loop.redelivery import redelivery_plan
+from poller.metrics import (
+    BATCH_DURATION,
+    HANDLER_DURATION,
+    MESSAGE_AGE,
+    MESSAGES_FAILED,
+    MESSAGES_HANDLED,
+    MESSAGES_RECEIVED,
+    MESSAGES_RETURNED,
+    SHARE_WAIT,
+    Metric,
+    with_metrics,
+)
 from poller.runs import RunCounter
 from poller.sqs.client import QueueClient
 from poller.sqs.records import Message
@@ -133,16 +145,38 @@ class BatchWork:
         self.outcome.succeeded += len(done)
         self.outcome.failed += len(result.failures)
         self.outcome.returned += len(result.returned)
-        log(
-            "info",
-            "batch",
-            received=len(messages),
-            succeeded=len(done),
-            failed=len(result.failures),
-            returned=len(result.returned),
-            duration_ms=round((self.clock.monotonic() - started) * 1000, 1),
+        duration_ms = round((self.clock.monotonic() - started) * 1000, 1)
+        now_ms = epoch_ms(self.clock)
+        fields = {
+            "received": len(messages),
+            "succeeded": len(done),
+            "failed": len(result.failures),
+            "returned": len(result.returned),
+            "duration_ms": duration_ms,
             **self.fields,
-        )
+        }
+        metrics: dict[Metric, float | list[float]] = {
+            MESSAGES_RECEIVED: len(messages),
+            MESSAGES_HANDLED: len(done),
+            MESSAGES_FAILED: len(result.failures),
+            MESSAGES_RETURNED: len(result.returned),
+            BATCH_DURATION: duration_ms,
+            HANDLER_DURATION: result.calls_ms,
+            MESSAGE_AGE: message_ages_ms(messages, received_ms=now_ms - duration_ms),
+            SHARE_WAIT: result.waited_ms,
+        }
+        log("info", "batch", **with_metrics(fields, metrics, timestamp_ms=now_ms, enabled=self.settings.metrics))
+
+
+def message_ages_ms(messages: list[Message], *, received_ms: float) -> list[float]:
+    """Each message's age at its receive (epoch milliseconds), from its ``SentTimestamp``; a message
+    without one (a stand-in that leaves it out) has no age to report."""
+    ages = []
+    for message in messages:
+        sent = message.get("Attributes", {}).get("SentTimestamp")
+        if sent is not None and str(sent).isdigit():
+            ages.append(max(0.0, received_ms - int(sent)))
+    return ages
 
 
 class KeeperTick:

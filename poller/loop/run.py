@@ -28,6 +28,7 @@ from poller.logs import log
 from poller.loop.background_delete import BackgroundDelete
 from poller.loop.batch import BatchWork
 from poller.loop.outcome import Outcome
+from poller.metrics import LOOPS_STOPPED, RECURSIONS, with_metrics
 from poller.runs import RunBook, RunCounter
 from poller.sqs.client import QueueClient
 from poller.sqs.records import Message, queue_arn
@@ -214,7 +215,7 @@ class Loop:
             if wait > 0 and spare > 0:
                 # Not our turn yet (rate share, or a downstream's Retry-After): receive only when the
                 # messages can be sent, and never sleep into the time a batch and the recursion need.
-                self.clock.sleep(min(wait, spare))
+                dispatcher.sleep(min(wait, spare))
             wait_s = self._poll_wait_s()
             if wait_s is None:
                 return
@@ -346,5 +347,9 @@ class Loop:
     def _end(self, *, level: str = "info", **extra: object) -> Outcome:
         self.outcome.heartbeats = self.lease.heartbeats if self.lease else 0
         self.outcome.loop_counts = self.rate.counts if self.rate else 0
-        log(level, "loop_end", **{**self.outcome.as_dict(), **self.fields, **extra})
+        # Only _stop_for_good ends at level error: that is a loop stopped for good (counted only then).
+        metrics = {RECURSIONS: int(self.outcome.recursed), LOOPS_STOPPED: 1 if level == "error" else None}
+        fields = {**self.outcome.as_dict(), **self.fields, **extra}
+        emf = with_metrics(fields, metrics, timestamp_ms=epoch_ms(self.clock), enabled=self.settings.metrics)
+        log(level, "loop_end", **emf)
         return self.outcome

@@ -24,7 +24,7 @@ from sandbox.demo.deployed_run import deployment_report, processed_counts
 from sandbox.demo.invariants import BatchSeen, count_causes, double_owned, duplicate_causes, time_to_converge_s
 from sandbox.demo.trace import LogTrace, logs_to
 from sandbox.demo.vendor_api import VendorApi
-from sandbox.demo.view import show_sample
+from sandbox.demo.view import DemoView
 from sandbox.environment import Sandbox, Timings
 from sandbox.faults import FaultPlan
 from scaler.wanted import wanted_loops
@@ -59,6 +59,7 @@ class Demo:
         self.samples: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.revived = 0
+        self.view: DemoView | None = None
         self.sent_ids: set[str] = set()
         self.poison_ids: set[str] = set()
         self.started = time.monotonic()
@@ -138,6 +139,8 @@ class Demo:
                 feeder.join(timeout=self.o.feed_s + 10)
                 report = self.report(vendor)
         finally:
+            if self.view is not None:
+                self.view.close()
             LOGGER.removeHandler(self.trace)
             handlers.configure(None)
             vendor.stop()
@@ -261,9 +264,8 @@ class Demo:
         return True
 
     def show(self, sample: dict[str, Any], live: bool) -> None:
-        show_sample(
-            self.o.out, sample, sent=len(self.sent_ids), messages=self.o.messages, revived=self.revived, live=live
-        )
+        self.view = self.view or DemoView(self.o.out, live=live)
+        self.view.show(sample, sent=len(self.sent_ids), messages=self.o.messages, revived=self.revived)
 
     def dead_letters(self) -> set[str]:
         """The ids of the messages in the queues' DLQs (read, and kept invisible: the run is over)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,10 +41,22 @@ class LogTrace(logging.Handler):
             return [(t, line) for t, line in self._lines if line["event"] == event]
 
 
+def _utc_formatter() -> logging.Formatter:
+    formatter = logging.Formatter("%(asctime)s.%(msecs)03dZ %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")
+    formatter.converter = time.gmtime
+    return formatter
+
+
+TIMESTAMPED = _utc_formatter()
+"""A log file's line: the UTC time it was written, then the JSON line (what `sqs-loops logs --since` reads)."""
+
+
 @contextmanager
 def logs_to(path: Path) -> Iterator[None]:
-    """The functions' JSON log lines go to a file, so that the terminal shows the live view alone."""
+    """The functions' JSON log lines go to a file, each after its UTC time, so that the terminal shows the
+    live view alone."""
     handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(TIMESTAMPED)
     saved = (LOGGER.propagate, LOGGER.level)
     LOGGER.addHandler(handler)
     LOGGER.propagate = False
