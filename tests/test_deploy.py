@@ -19,6 +19,10 @@ FIXTURE = "tests/fixtures/deploy-queues.yml"
 PREFIX = "sqs-loops-ci"
 
 
+# osls stages every package in the repository's own .serverless/ (requirements, zip, templates), even
+# with --package, and deletes it once the files are moved out: two packages at once break each other.
+# So this module's tests must run in one process, one after another: under pytest-xdist the suite is
+# distributed by file (`--dist loadfile` in pyproject.toml).
 def package(config: str, out: Path) -> subprocess.CompletedProcess[str]:
     if not SERVERLESS.exists():
         pytest.fail("node_modules/.bin/serverless is missing: run `npm ci` (make test does)")
