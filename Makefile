@@ -48,8 +48,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # The deployment tests (tests/test_deploy.py) run `serverless package`: they need node_modules.
+# The suite runs on one pytest-xdist worker per core (-n auto; PYTEST_XDIST_AUTO_NUM_WORKERS=N for N).
 unit: $(STAMP) $(NODE_STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 test-py312:
 	@if [ -z "$(PY312)" ]; then \
@@ -59,7 +60,7 @@ test-py312:
 		$(VENV312)/bin/pip install --quiet --upgrade pip; \
 		$(VENV312)/bin/pip install --quiet -e '.[dev]'; \
 		echo "suite on $$($(VENV312)/bin/python --version) (the Lambda runtime), less the packaging and sandbox tests run above:"; \
-		$(VENV312)/bin/pytest --ignore=tests/test_deploy.py --ignore=tests/test_sandbox.py --ignore=tests/test_deployed.py; \
+		$(VENV312)/bin/pytest -n auto --ignore=tests/test_deploy.py --ignore=tests/test_sandbox.py --ignore=tests/test_deployed.py; \
 	fi
 
 # Cold import of the loop function's module in a fresh interpreter, in milliseconds (median of 5).

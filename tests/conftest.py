@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import io
 import json
 import logging
 import random
+import tempfile
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -206,3 +211,18 @@ def capture_invokes(client: Any) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
     client.meta.events.register("before-call.lambda.Invoke", lambda params, **_: sent.append(params))
     return sent
+
+
+@contextmanager
+def one_serverless_at_a_time() -> Iterator[None]:
+    """osls stages every package and deploy in the repository's own .serverless/ and deletes it afterwards, so
+    two serverless commands at once (tests/test_deploy.py and tests/test_deployed.py on two pytest-xdist
+    workers) break each other: they take turns on a lock file named after this checkout."""
+    root = str(Path(__file__).resolve().parents[1])
+    lock = Path(tempfile.gettempdir()) / f"sqs-loops-serverless-{hashlib.sha1(root.encode()).hexdigest()[:12]}.lock"
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import one_serverless_at_a_time
 
 from deploy.render import SHIPPED_PACKAGES
 
@@ -22,18 +23,23 @@ PREFIX = "sqs-loops-ci"
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
+# osls stages every package in the repository's own .serverless/ (requirements, zip, templates), even
+# with --package, and deletes it once the files are moved out: two packages at once break each other.
+# So this module's tests run in one process (`--dist loadfile` in pyproject.toml), and take turns with
+# tests/test_deployed.py's deploy on a lock (conftest.one_serverless_at_a_time).
 def package(config: str, out: Path) -> subprocess.CompletedProcess[str]:
     if not SERVERLESS.exists():
         pytest.fail("node_modules/.bin/serverless is missing: run `npm ci` (make test does)")
     env = {**os.environ, "SQS_LOOPS_CONFIG": config}
-    return subprocess.run(
-        [str(SERVERLESS), "package", "--stage", "ci", "--region", "us-east-1", "--package", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    with one_serverless_at_a_time():
+        return subprocess.run(
+            [str(SERVERLESS), "package", "--stage", "ci", "--region", "us-east-1", "--package", str(out)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
+from conftest import one_serverless_at_a_time
 
 from poller.logs import LOGGER
 from sandbox.environment import Sandbox
@@ -70,7 +71,7 @@ def lines() -> Iterator[Lines]:
 def box(lines: Lines) -> Iterator[Sandbox]:
     if not (ROOT / "node_modules" / ".bin" / "serverless").exists():
         pytest.fail("node_modules/.bin/serverless is missing: run `npm ci` (make test does)")
-    with Sandbox(FIXTURE, root=ROOT, deployed=True) as sandbox:
+    with one_serverless_at_a_time(), Sandbox(FIXTURE, root=ROOT, deployed=True) as sandbox:
         yield sandbox
 
 
