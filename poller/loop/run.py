@@ -107,6 +107,7 @@ class Loop:
             return self._stop_for_good("unexpected_error", detail)
 
     def _run(self) -> Outcome:
+        self.started_with_s = self.deadline.remaining_s()
         lease = self._claim()
         if lease is None:
             return self._end()
@@ -151,7 +152,7 @@ class Loop:
                     loop_id=self.step.loop_id,
                     generation=self.step.generation,
                     claim_id=claim_id,
-                    inherited_claim_id=self.step.claim_id,
+                    inherited_claim_ids=self.step.claim_ids,
                     now_ms=epoch_ms(self.clock),
                 ),
                 what="claim",
@@ -208,7 +209,13 @@ class Loop:
 
     def _work(self, lease: Lease, dispatcher: Dispatcher, deletes: BackgroundDelete) -> None:
         if not lease.ended and self._poll_wait_s() is None:
-            raise InvocationTooShort(self.deadline.remaining_s(), self.queue.batch_budget_s)
+            if self._spare_s(self.started_with_s) < 1:  # the function's timeout itself is too short
+                raise InvocationTooShort(self.started_with_s, self.queue.batch_budget_s)
+            # The claim's retries used up the time a batch needed: not a configuration error, and no reason
+            # to stop; the next step starts with a whole invocation.
+            self.outcome.reason = "claimed_late"
+            log("warning", "claimed_late", remaining_s=round(self.deadline.remaining_s(), 3), **self.fields)
+            return
         while not lease.ended:
             wait = dispatcher.ready_in_s()
             spare = self.deadline.remaining_s() - self.queue.batch_budget_s - RECURSE_RESERVE_S
@@ -271,10 +278,14 @@ class Loop:
     def _poll_wait_s(self) -> int | None:
         """Seconds of long poll that still leave the batch's budget and the recursion reserve, or None
         when the time is up."""
-        spare = self.deadline.remaining_s() - self.queue.batch_budget_s - RECURSE_RESERVE_S
+        spare = self._spare_s(self.deadline.remaining_s())
         if spare < 1:
             return None
         return min(self.queue.wait_time_s, int(spare))
+
+    def _spare_s(self, remaining_s: float) -> float:
+        """Of ``remaining_s``, what is left for a long poll after the batch's budget and the recursion reserve."""
+        return remaining_s - self.queue.batch_budget_s - RECURSE_RESERVE_S
 
     # -- helpers -------------------------------------------------------------------------------------
 
