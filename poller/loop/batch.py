@@ -14,6 +14,7 @@ from poller.downstream.dispatch import BatchResult, Dispatcher
 from poller.exceptions import RetriesExhausted
 from poller.lease.lease import Lease
 from poller.logs import log
+from poller.loop.fifo import held_back
 from poller.loop.keeper import KeeperThread
 from poller.loop.outcome import Outcome
 from poller.loop.redelivery import redelivery_plan
@@ -75,6 +76,9 @@ class BatchWork:
         interval = min(self.queue.visibility_timeout_s / 3, self.settings.keeper_interval_s)
         with KeeperThread(keep_alive.tick, interval_s=interval, log_fields=self.fields):
             result = dispatcher.run(messages, self.context, may_start=self.may_start)
+        if self.queue.ref.fifo:  # a failed record holds back its group's later records (poller/loop/fifo.py)
+            returned = {m["MessageId"] for m in result.returned}
+            result.returned += held_back([m for m in messages if m["MessageId"] not in returned], result.failures)
         if result.returned:
             self.give_back(result.returned)
         self._delay_failed(messages, result)

@@ -229,7 +229,9 @@ class Loop:
             lease.heartbeat_if_due(deadline=self.deadline, reserve_s=RECURSE_RESERVE_S)
             if lease.ended:
                 return
-            messages = self._retry(partial(self._receive, wait_s), "receive")
+            # FIFO: a retry of a receive whose answer was lost gets the same messages (poller/loop/fifo.py).
+            attempt_id = uuid.uuid4().hex if self.queue.ref.fifo else None
+            messages = self._retry(partial(self._receive, wait_s, attempt_id), "receive")
             try:
                 deletes.wait()  # the previous batch's delete: if it failed, hand over before touching these
             except Exception:
@@ -252,10 +254,15 @@ class Loop:
             result = self.batches.process(messages, dispatcher, lease, received_at)
             # The delete runs while the next receive waits; its failure comes out at the wait after that receive.
             deletes.submit(partial(self.batches.delete_done, messages, result, started=received_at))
+            if self.queue.ref.fifo:
+                deletes.wait()  # the group stays locked until its batch is deleted: no receive before that
 
-    def _receive(self, wait_s: int) -> list[Message]:
+    def _receive(self, wait_s: int, attempt_id: str | None) -> list[Message]:
         return self.sqs.receive(
-            max_messages=self._receive_size(), wait_s=wait_s, visibility_timeout_s=self.queue.visibility_timeout_s
+            max_messages=self._receive_size(),
+            wait_s=wait_s,
+            visibility_timeout_s=self.queue.visibility_timeout_s,
+            attempt_id=attempt_id,
         )
 
     def _receive_size(self) -> int:

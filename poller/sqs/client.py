@@ -40,7 +40,11 @@ class QueueClient:
             raise
         return result
 
-    def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> list[Message]:
+    def receive(
+        self, *, max_messages: int, wait_s: int, visibility_timeout_s: int, attempt_id: str | None = None
+    ) -> list[Message]:
+        """``attempt_id``: a FIFO queue's ``ReceiveRequestAttemptId``, the same on every retry of one receive."""
+        extra = {} if attempt_id is None else {"ReceiveRequestAttemptId": attempt_id}
         result = self._call(
             "receive_message",
             MaxNumberOfMessages=max_messages,
@@ -48,6 +52,7 @@ class QueueClient:
             VisibilityTimeout=visibility_timeout_s,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
+            **extra,
         )
         return list(result.get("Messages", []))
 
