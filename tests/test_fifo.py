@@ -110,7 +110,7 @@ def test_a_retried_receive_sends_the_same_attempt_id(sqs: Any, tokens: TokenStor
     send_grouped(sqs, rig.url, [("g", "m1")])
     flaky = RecordingSqs(rig.sqs, {"receive_message": (1, client_error("InternalError", 500, "ReceiveMessage"))})
 
-    rig.run(rig.create_token(), budget_s=6, sqs_client=flaky)
+    rig.run(rig.create_token(), budget_s=8, sqs_client=flaky)
 
     ids = [params.get("ReceiveRequestAttemptId") for params in flaky.receives]
     assert len(ids) >= 3 and None not in ids

@@ -37,6 +37,7 @@ from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 
+from poller.aws.clients import token_table_settings
 from poller.aws.errors import is_condition_failure
 from poller.exceptions import TokenExists, TokenLost
 from poller.logs import log
@@ -62,9 +63,11 @@ class TokenRow(Model):
 
 @cache
 def bind_token_table(table_name: str, *, region: str | None = None, host: str | None = None) -> type[TokenRow]:
-    """The token model bound to one table (``LOOPS_TABLE``). ``host`` overrides the endpoint; by default
-    botocore's (``AWS_ENDPOINT_URL`` included) is used."""
-    meta = type("Meta", (), {"table_name": table_name, "region": region, "host": host})
+    """The token model bound to one table (``LOOPS_TABLE``), with timeouts sized to a loop step
+    (:func:`~poller.aws.clients.token_table_settings`). ``host`` overrides the endpoint; by default botocore's
+    (``AWS_ENDPOINT_URL`` included) is used."""
+    settings = {"table_name": table_name, "region": region, "host": host, **token_table_settings()}
+    meta = type("Meta", (), settings)
     return type(f"TokenRow[{table_name}]", (TokenRow,), {"Meta": meta, "__module__": __name__})
 
 

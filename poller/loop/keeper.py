@@ -1,4 +1,5 @@
-"""While a handler runs: a background thread that keeps its messages invisible and the token alive."""
+"""While a handler runs: background threads that keep its messages invisible and its token alive, one for
+each, so that a slow DynamoDB cannot delay a visibility extension (nor a slow SQS a heartbeat)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from types import TracebackType
 from poller.logs import log
 
 THREAD_NAME = "sqs-loops-keeper"
-"""The keeper thread's name (the sandbox's fault injection tells a loop's threads by name)."""
+"""The keeper threads' name (the sandbox's fault injection tells a loop's threads by name)."""
+
+KEEPER_JOIN_S = 0.5
+"""How long the end of a batch waits for a keeper tick in flight before it goes on without it."""
 
 
 class KeeperThread:
@@ -29,7 +33,11 @@ class KeeperThread:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._stop.set()
-        self._thread.join()
+        # A tick caught in a slow call ends by itself (its client's timeouts bound it; the stop is set): the
+        # batch does not wait for it.
+        self._thread.join(KEEPER_JOIN_S)
+        if self._thread.is_alive():
+            log("warning", "keeper_left_running", **self.log_fields)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
