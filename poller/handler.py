@@ -36,7 +36,7 @@ def _services() -> LoopServices:
     return LoopServices(
         sqs_client=sqs_client(region()),
         sqs_receive_client=partial(sqs_receive_client, region()),
-        tokens=TokenStore(bind_token_table(table, region=region())),
+        tokens=TokenStore(bind_token_table(table, region=region(), in_loop=True)),
         invoker=LambdaInvoker(async_lambda_client(region())),
         region=region(),
         clock=SYSTEM_CLOCK,

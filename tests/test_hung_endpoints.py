@@ -4,18 +4,20 @@ so only a real socket shows what the clients' timeouts and the loop's time check
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from functools import partial
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import FUNCTION_ARN, REGION, FakeContext, LoopRig, RecordingInvoker, log_events, send
 
-from poller.aws.clients import async_lambda_client, sqs_client, sqs_receive_client
+from poller.aws.clients import async_lambda_client, control_client, sqs_client, sqs_receive_client, worst_call_s
 from poller.config import HttpTarget
 from poller.lease.recursion import LambdaInvoker
 from poller.lease.step import LoopStep
@@ -122,7 +124,7 @@ def test_sqs_that_never_answers_hands_over_before_the_deadline(
 def test_dynamodb_that_never_answers_hands_the_step_over_before_the_deadline(rig_factory: Any, silent: Silent) -> None:
     rig: LoopRig = rig_factory()
     step = LoopStep(rig.url, "slot-1", "loop-a", 0)
-    hung = TokenStore(bind_token_table("hung-tokens", region=REGION, host=silent.url))
+    hung = TokenStore(bind_token_table("hung-tokens", region=REGION, host=silent.url, in_loop=True))
     context = FakeContext(8)
     invoker = DeadlineInvoker(context)
 
@@ -184,3 +186,24 @@ def test_an_http_answer_that_trickles_is_cut_at_the_timeout() -> None:
         loopback.stop(vendor.server)
     assert set(failures) == {"m1"} and not failures["m1"].permanent
     assert took < 5  # 1 s allowed (connect + read); 10 s if each read alone were bounded
+
+
+def test_the_control_planes_clients_give_up_within_restarts_timeout() -> None:
+    """botocore's defaults (60 s read, retried) outlast restart's 50 s: a hung CloudWatch or Lambda endpoint
+    would kill restart in the middle of a revive. Every control-plane client fails a call well before that."""
+    text = (Path(__file__).parent.parent / "serverless.yml").read_text()
+    timeouts = {
+        name: int(re.search(rf"\n  {name}:\n(?:    .*\n)*?    timeout: (\d+)", text)[1])  # type: ignore[index]
+        for name in ("scaleUp", "scaleDown", "restart")
+    }
+    assert timeouts["restart"] == 50
+    shortest = min(timeouts.values())
+    client = control_client("cloudwatch", REGION)
+    config = client.meta.config
+    attempts = config.retries["total_max_attempts"]
+    worst = worst_call_s(config.connect_timeout, config.read_timeout, attempts)
+    assert worst < shortest / 2, f"one control-plane call may take {worst} s of a {shortest}-s function"
+    table = bind_token_table("control-tokens", region=REGION).Meta
+    assert (
+        worst_call_s(table.connect_timeout_seconds, table.read_timeout_seconds, 1 + table.max_retry_attempts) == worst
+    )

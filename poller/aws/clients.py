@@ -51,8 +51,9 @@ the loop's own retry policy, which knows the deadline, retries throttling and ti
 CONTROL_CONNECT_TIMEOUT_S = 2
 CONTROL_READ_TIMEOUT_S = 5
 CONTROL_MAX_ATTEMPTS = 3
-"""The scale functions' and restart's clients (CloudWatch, Lambda, SQS): 3 x 7 s at worst per call, so a hung
-endpoint fails a call well inside restart's 50-s timeout (botocore's defaults, 60 s read x 3, do not)."""
+"""The scale functions' and restart's clients (CloudWatch, Lambda, SQS, the token table): 3 x 7 s + 3 s of
+backoff at worst per call, so a hung endpoint fails a call inside restart's 50-s timeout (botocore's defaults,
+60 s read, and PynamoDB's, 30 s read x 4, do not)."""
 
 
 def worst_call_s(connect_s: float, read_s: float, attempts: int) -> float:
@@ -92,12 +93,19 @@ def control_client(service: str, region: str) -> Any:
     return _client(service, region, CONTROL_CONNECT_TIMEOUT_S, CONTROL_READ_TIMEOUT_S, CONTROL_MAX_ATTEMPTS)
 
 
-def token_table_settings() -> dict[str, Any]:
-    """PynamoDB ``Meta`` settings of the token table (and the override rows beside it)."""
+def token_table_settings(*, in_loop: bool) -> dict[str, Any]:
+    """PynamoDB ``Meta`` settings of the token table: a loop step's (``in_loop``), or the control plane's
+    (the scale functions, restart, the CLI: the override rows beside the tokens too)."""
+    if in_loop:
+        return {
+            "connect_timeout_seconds": TOKEN_CONNECT_TIMEOUT_S,
+            "read_timeout_seconds": TOKEN_READ_TIMEOUT_S,
+            "max_retry_attempts": TOKEN_RETRIES,
+        }
     return {
-        "connect_timeout_seconds": TOKEN_CONNECT_TIMEOUT_S,
-        "read_timeout_seconds": TOKEN_READ_TIMEOUT_S,
-        "max_retry_attempts": TOKEN_RETRIES,
+        "connect_timeout_seconds": CONTROL_CONNECT_TIMEOUT_S,
+        "read_timeout_seconds": CONTROL_READ_TIMEOUT_S,
+        "max_retry_attempts": CONTROL_MAX_ATTEMPTS - 1,
     }
 
 

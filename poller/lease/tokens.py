@@ -62,11 +62,13 @@ class TokenRow(Model):
 
 
 @cache
-def bind_token_table(table_name: str, *, region: str | None = None, host: str | None = None) -> type[TokenRow]:
-    """The token model bound to one table (``LOOPS_TABLE``), with timeouts sized to a loop step
-    (:func:`~poller.aws.clients.token_table_settings`). ``host`` overrides the endpoint; by default botocore's
-    (``AWS_ENDPOINT_URL`` included) is used."""
-    settings = {"table_name": table_name, "region": region, "host": host, **token_table_settings()}
+def bind_token_table(
+    table_name: str, *, region: str | None = None, host: str | None = None, in_loop: bool = False
+) -> type[TokenRow]:
+    """The token model bound to one table (``LOOPS_TABLE``), with timeouts sized to a loop step (``in_loop``)
+    or to the control plane and the CLI (:func:`~poller.aws.clients.token_table_settings`). ``host``
+    overrides the endpoint; by default botocore's (``AWS_ENDPOINT_URL`` included) is used."""
+    settings = {"table_name": table_name, "region": region, "host": host, **token_table_settings(in_loop=in_loop)}
     meta = type("Meta", (), settings)
     return type(f"TokenRow[{table_name}]", (TokenRow,), {"Meta": meta, "__module__": __name__})
 

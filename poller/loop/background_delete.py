@@ -7,6 +7,7 @@ as long as the invocation's time allows), and an error it raised comes out there
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -31,7 +32,9 @@ class BackgroundDelete:
         self.wait()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix=THREAD_NAME)
-        self._pending = self._pool.submit(job)
+        # In the caller's context (contextvars): what a tracer, or the sandbox's fault injection, knows the
+        # invocation by carries over to the job's thread.
+        self._pending = self._pool.submit(contextvars.copy_context().run, job)
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Wait for the job in flight, at most ``timeout_s`` seconds (None: as long as it takes); its error,

@@ -3,6 +3,7 @@ each, so that a slow DynamoDB cannot delay a visibility extension (nor a slow SQ
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -25,7 +26,10 @@ class KeeperThread:
         self.interval_s = interval_s
         self.log_fields = log_fields
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+        # In the starter's context (contextvars), as the background delete's jobs: a tracer's, or the
+        # sandbox's notion of which invocation this is, carries over.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._run,), name=THREAD_NAME, daemon=True)
 
     def __enter__(self) -> KeeperThread:
         self._thread.start()
