@@ -35,7 +35,7 @@ def _services() -> LoopServices:
     table = required(LOOPS_TABLE)
     return LoopServices(
         sqs_client=sqs_client(region()),
-        sqs_receive_client=partial(sqs_receive_client, region()),
+        sqs_receive_client=cache(partial(sqs_receive_client, region())),  # one per wait, for the container
         tokens=TokenStore(bind_token_table(table, region=region(), in_loop=True)),
         invoker=LambdaInvoker(async_lambda_client(region())),
         region=region(),

@@ -57,13 +57,6 @@ def silent() -> Iterator[Silent]:
     server.close()
 
 
-@pytest.fixture(autouse=True)
-def fresh_receive_clients() -> Iterator[None]:
-    sqs_receive_client.cache_clear()  # made per wait and kept: these tests point them elsewhere
-    yield
-    sqs_receive_client.cache_clear()
-
-
 class DeadlineInvoker(RecordingInvoker):
     """Records each invoke with the time its invocation had left then (seconds)."""
 

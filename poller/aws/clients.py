@@ -6,7 +6,6 @@ the first invocation that needs it."""
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 # Every call's worst case is (connect + read) x botocore's attempts: a loop step checks that it fits before it
@@ -77,10 +76,9 @@ def sqs_client(region: str) -> Any:
     return _client("sqs", region, SQS_CONNECT_TIMEOUT_S, SQS_READ_TIMEOUT_S, SQS_MAX_ATTEMPTS)
 
 
-@cache
 def sqs_receive_client(region: str, wait_s: int) -> Any:
-    """For long polls of ``wait_s`` seconds (one client per wait, kept for the warm container: botocore has no
-    per-call timeout, and a long poll's read timeout must follow its wait)."""
+    """For long polls of ``wait_s`` seconds: botocore has no per-call timeout, and a long poll's read timeout
+    must follow its wait, so one client per wait (the caller keeps them for the warm container)."""
     return _client("sqs", region, SQS_CONNECT_TIMEOUT_S, wait_s + SQS_RECEIVE_GRACE_S, SQS_RECEIVE_MAX_ATTEMPTS)
 
 
