@@ -9,12 +9,10 @@ from collections.abc import Callable
 from types import TracebackType
 
 from poller.logs import log
+from poller.timing import KEEPER_JOIN_S
 
 THREAD_NAME = "sqs-loops-keeper"
 """The keeper threads' name (the sandbox's fault injection tells a loop's threads by name)."""
-
-KEEPER_JOIN_S = 0.5
-"""How long the end of a batch waits for a keeper tick in flight before it goes on without it."""
 
 
 class KeeperThread:
