@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sample_handlers
 from conftest import FUNCTION_ARN, REGION, FakeContext, LoopRig, RecordingInvoker, log_events, send
 
 from poller.aws.clients import async_lambda_client, control_client, sqs_client, sqs_receive_client, worst_call_s
@@ -143,6 +144,42 @@ def test_lambda_that_never_answers_ends_the_step_before_the_deadline(
     assert (outcome.reason, outcome.recursed, outcome.succeeded) == ("recursion_failed", False, 2)
     assert context.get_remaining_time_in_millis() > 0  # the invoke's retries stopped while it had time
     assert log_events(loop_logs, "recursion_failed")
+
+
+class HangingDeletes:
+    """The real (moto) SQS client, but DeleteMessageBatch hangs until the test lets it go."""
+
+    def __init__(self, real: Any):
+        self.real = real
+        self.release = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def delete_message_batch(self, **kwargs: Any) -> Any:
+        self.release.wait(30)
+        return self.real.delete_message_batch(**kwargs)
+
+
+def test_a_delete_that_hangs_does_not_keep_the_step_from_its_next_one(rig_factory: Any, loop_logs: Any) -> None:
+    """The delete runs in the background; the loop waits for it only while the time allows, then hands
+    over, and the next step is invoked before the deadline (the undeleted messages come back later)."""
+    rig: LoopRig = rig_factory()
+    send(rig.sqs, rig.url, ["a", "b"])
+    step = rig.create_token()
+    context = FakeContext(8)
+    invoker = DeadlineInvoker(context)
+    hanging = HangingDeletes(rig.sqs)
+    try:
+        outcome = run_step(rig, step, context, sqs_client=hanging, invoker=invoker)
+    finally:
+        hanging.release.set()
+
+    assert (outcome.reason, outcome.recursed) == ("transient_errors", True)
+    assert invoker.calls[-1][1]["generation"] == 1 and invoker.remaining_s[-1] > 0
+    assert [line["what"] for line in log_events(loop_logs, "handing_over")] == ["delete"]
+    assert context.get_remaining_time_in_millis() > 0
+    assert sorted(r["body"] for r in sample_handlers.seen) == ["a", "b"]  # handled once; they come back later
 
 
 class Trickle:
