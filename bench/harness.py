@@ -17,7 +17,8 @@ from poller.config import Config, parse_config
 from poller.lease.step import LoopStep
 from poller.lease.tokens import TokenStore, bind_token_table
 from poller.logs import LOGGER
-from poller.loop.run import Loop, LoopServices, Outcome
+from poller.loop.run import Loop, Outcome
+from poller.loop.services import LoopServices
 
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:sqs-loops-bench-poller"
 PRODUCTION_POLLER = "poller: {timeout_s: 900}"

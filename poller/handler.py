@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import random
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
-from poller.aws.clients import async_lambda_client, sqs_client
+from poller.aws.clients import async_lambda_client, sqs_client, sqs_receive_client
 from poller.aws.environment import LOOPS_TABLE, POLLER_FUNCTION, region, required
 from poller.clock import SYSTEM_CLOCK
 from poller.config import Config, load_config
@@ -20,7 +20,8 @@ from poller.lease.recursion import LambdaInvoker
 from poller.lease.step import LoopStep
 from poller.lease.tokens import TokenStore, bind_token_table
 from poller.logs import configure_logging, log
-from poller.loop.run import Loop, LoopServices
+from poller.loop.run import Loop
+from poller.loop.services import LoopServices
 from poller.runs import RunBook
 
 
@@ -34,7 +35,8 @@ def _services() -> LoopServices:
     table = required(LOOPS_TABLE)
     return LoopServices(
         sqs_client=sqs_client(region()),
-        tokens=TokenStore(bind_token_table(table, region=region())),
+        sqs_receive_client=cache(partial(sqs_receive_client, region())),  # one per wait, for the container
+        tokens=TokenStore(bind_token_table(table, region=region(), in_loop=True)),
         invoker=LambdaInvoker(async_lambda_client(region())),
         region=region(),
         clock=SYSTEM_CLOCK,

@@ -22,3 +22,7 @@ half heartbeat interval)."""
 RATE_BURST_SHARE = 0.5
 """Each of a queue's loops may spend one dispatch unit ahead of its share; all of them together at most this
 fraction of a second of ``rate_limit`` (so any 5-s window sees at most 1.1 x the limit: docs/downstream.md)."""
+
+KEEPER_JOIN_S = 0.5
+"""How long the end of a batch waits for a keeper tick in flight (a heartbeat or a visibility extension caught
+in a slow call) before it goes on without it: the tick's client timeouts end it by themselves."""

@@ -2,9 +2,10 @@
 happens there, drawn from a seeded generator and counted where it is injected.
 
     kind           where                                      what the framework sees
-    crash          the loop's DeleteMessageBatch call          its invocation dies after the handler, before the delete
-                   (made from the loop's background thread:    (the BaseException comes out in the loop's thread when
-                   poller/loop/background_delete.py)                       it waits for the delete, and ends the invocation)
+    crash          the loop's DeleteMessageBatch call          its invocation dies after the handler, before the delete,
+                   (made from the loop's background thread:    as abruptly as a timeout or an OOM kill: every thread of
+                   poller/loop/background_delete.py)           it stops at its next AWS request, nothing more is logged,
+                                                               no finally block reaches AWS (:class:`Invocation`)
     duplicate      the runtime's async invoke                  the same event delivered twice
     drop           the runtime's async invoke                  the event never runs
     throttle       every DynamoDB request of a function        400 ProvisionedThroughputExceededException
@@ -26,21 +27,24 @@ reliability report checks ownership against it.
 
 from __future__ import annotations
 
+import contextvars
 import io
 import json
+import logging
 import random
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import botocore.handlers
 from botocore.awsrequest import AWSResponse
 from botocore.handlers import REGISTER_FIRST
 
+from poller.logs import LOGGER
 from poller.loop.background_delete import THREAD_NAME as DELETE_THREAD
 from poller.loop.keeper import THREAD_NAME as KEEPER_THREAD
 
@@ -58,8 +62,68 @@ FAULT_KINDS: dict[str, str] = {
 
 
 class InvocationCrashed(BaseException):
-    """Raised in an invocation's thread to kill it, as a crashed container would: a BaseException, so the
-    loop's ``except Exception`` does not catch it and nothing after it runs (the runtime ends the thread)."""
+    """Raised in a thread of a killed invocation when the sandbox lets it unwind (or when the crash struck a
+    thread of no known invocation): a BaseException, so the loop's ``except Exception`` does not catch it."""
+
+
+@dataclass
+class Invocation:
+    """One function invocation of the local runtime, known to every thread it starts (a context variable:
+    the loop's helper threads run in the context of the thread that started them). A crash kills it as a
+    timeout or an out-of-memory kill would: ``on_kill`` tells the runtime at once, then each of its threads
+    stops at its next AWS request (it never returns) and nothing it logs from then on is written. No
+    ``finally`` block gets to touch AWS: the invocation is simply gone."""
+
+    function: str
+    on_kill: Callable[[], None] = lambda: None
+    killed: threading.Event = field(default_factory=threading.Event)
+
+    def kill(self) -> None:
+        if not self.killed.is_set():
+            self.on_kill()  # before killed is set: the runtime's own lines about it are still written
+            self.killed.set()
+            with _killed_lock:
+                _killed.append(self)
+
+
+_invocation: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar("sandbox_invocation", default=None)
+_killed: list[Invocation] = []
+_killed_lock = threading.Lock()
+_released = threading.Event()  # set when the sandbox closes: killed invocations' threads unwind then
+
+
+def begin_invocation(invocation: Invocation | None) -> None:
+    """The runtime marks the thread that runs ``invocation`` (None when it ends): faults apply there."""
+    _invocation.set(invocation)
+    mark_invocation(None if invocation is None else invocation.function)
+
+
+def current_invocation() -> Invocation | None:
+    return _invocation.get()
+
+
+def release_killed() -> None:
+    """Let the threads of killed invocations unwind (the sandbox is closing): each raises InvocationCrashed
+    where it stood, and every AWS request it still tries raises it again at once."""
+    _released.set()
+
+
+def _park() -> NoReturn:
+    """A thread of a killed invocation stops here, as a frozen or killed container's would."""
+    _released.wait()
+    raise InvocationCrashed("the invocation was killed")
+
+
+class _DropKilledLines(logging.Filter):
+    """A killed invocation writes nothing more: its threads may still run Python until they reach an AWS
+    call, but no log line of theirs reaches CloudWatch Logs (here: the sandbox's log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        invocation = _invocation.get()
+        return invocation is None or not invocation.killed.is_set()
+
+
+_DROP_KILLED = _DropKilledLines()
 
 
 def parse_faults(spec: str | None) -> dict[str, float]:
@@ -215,11 +279,13 @@ def _in_loop_helper_thread() -> bool:
 
 
 def _in_function() -> bool:
-    return getattr(_local, "function", None) is not None or _in_loop_helper_thread()
+    return _invocation.get() is not None or getattr(_local, "function", None) is not None or _in_loop_helper_thread()
 
 
 def _in_loop_invocation() -> bool:
-    return str(getattr(_local, "function", None) or "").endswith("-poller") or _in_loop_helper_thread()
+    invocation = _invocation.get()
+    function = invocation.function if invocation is not None else getattr(_local, "function", None)
+    return str(function or "").endswith("-poller") or _in_loop_helper_thread()
 
 
 class _Raw(io.BytesIO):
@@ -237,6 +303,9 @@ def _error_response(request: Any, status: int, code: str, service: str, message:
 
 
 def _before_send(request: Any, event_name: str = "", **_: Any) -> AWSResponse | None:
+    invocation = _invocation.get()
+    if invocation is not None and invocation.killed.is_set():
+        _park()  # first: even once the hook is uninstalled, a killed invocation reaches no AWS
     installed = _current
     if installed is None or not _in_function():
         return None
@@ -245,6 +314,9 @@ def _before_send(request: Any, event_name: str = "", **_: Any) -> AWSResponse | 
     if service == "sqs" and operation == "DeleteMessageBatch" and _in_loop_invocation() and plan.roll("crash"):
         body = json.loads(request.body or b"{}")
         plan.crashed_receipts.update(e["ReceiptHandle"] for e in body.get("Entries", []))
+        if invocation is not None:
+            invocation.kill()
+            _park()
         raise InvocationCrashed(f"crash injected at {operation}")
     if service == "dynamodb" and plan.roll("throttle"):
         return _error_response(
@@ -278,6 +350,8 @@ def install(plan: FaultPlan, trace: TokenTrace | None = None) -> None:
     per thread, so a builtin handler is the one place that reaches them all, as moto's own stubber does."""
     global _current
     _current = _Installed(plan, trace)
+    _released.clear()
+    LOGGER.addFilter(_DROP_KILLED)
     # First among the handlers: an in-process moto (tests) answers in before-send too, and the first
     # answer wins.
     for name, handler in _HANDLERS:
@@ -295,6 +369,8 @@ def uninstall() -> None:
     """Stop injecting and tracing; sessions made meanwhile keep a hook that now does nothing."""
     global _current
     _current = None
+    release_killed()
+    LOGGER.removeFilter(_DROP_KILLED)
     for name, handler in _HANDLERS:
         if (name, handler, REGISTER_FIRST) in botocore.handlers.BUILTIN_HANDLERS:
             botocore.handlers.BUILTIN_HANDLERS.remove((name, handler, REGISTER_FIRST))

@@ -4,8 +4,9 @@ code that invokes them is the deployed code.
 
 Async invokes (``X-Amz-Invocation-Type: Event``) answer 202 at once and run later, in their own thread,
 with a context whose ``get_remaining_time_in_millis`` counts down a real deadline. Faults, for the demo and
-reliability runs (sandbox/faults.py): an async invoke delivered twice, or dropped; an invocation that dies
-(``InvocationCrashed`` raised in its thread); a loop made to crash at the end of its current step.
+reliability runs (sandbox/faults.py): an async invoke delivered twice, or dropped; an invocation killed as a
+timeout or an out-of-memory kill would (:class:`~sandbox.faults.Invocation`: it is accounted as ended at once,
+and its threads never get through another AWS call); a loop made to crash at the end of its current step.
 
 A function given a ``package`` (``sqs-loops sandbox --deployed``) runs instead from its deployed zip, in a
 container process of its own (sandbox/containers.py), with its deployed handler, timeout and environment.
@@ -29,7 +30,7 @@ from urllib.parse import unquote, urlparse
 from poller.logs import LOGGER, log
 from sandbox import loopback
 from sandbox.containers import ContainerFailed, ContainerPool, FunctionError, PackagedFunction
-from sandbox.faults import FaultPlan, InvocationCrashed, mark_invocation
+from sandbox.faults import FaultPlan, Invocation, InvocationCrashed, begin_invocation, release_killed
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 ACCOUNT = "123456789012"  # moto's default account
@@ -81,6 +82,7 @@ class LocalLambda:
         self._threads: list[threading.Thread] = []
         self.invocations = 0
         self.crashed: list[tuple[str, str]] = []
+        self._killed: list[Invocation] = []  # invocations a crash killed (their threads are parked)
         self._server: ThreadingHTTPServer | None = None
         self._closing = False
 
@@ -94,6 +96,7 @@ class LocalLambda:
     def stop(self, wait_s: float = 8.0) -> None:
         """Ask running steps to wrap up (their deadline is now), wait for them, then close the API. Steps
         they try to start meanwhile are accepted and not run, as if the account were being torn down."""
+        release_killed()  # killed invocations' threads unwind now (their AWS calls keep failing)
         with self._lock:
             self._closing = True
             for contexts in self._running.values():
@@ -168,29 +171,48 @@ class LocalLambda:
                 self._running_loops[(*loop, loop_id)] += 1
                 running = sum(1 for (url, _), steps in self._running.items() if url == loop[0] and steps)
                 self.max_running[loop[0]] = max(self.max_running.get(loop[0], 0), running)
+        settled: list[bool] = []  # the invocation's end is accounted for once: by its kill or by its return
+
+        def settle(result: Any) -> None:
+            with self._lock:
+                if settled:
+                    return
+                settled.append(True)
+                self._running[loop].remove(context)
+                if loop[0]:
+                    self._running_loops[(*loop, loop_id)] -= 1
+            for observer in self.observers:
+                observer(function_name, payload, result)
+
+        def killed() -> None:  # the container died: no result, no next step, nothing cleaned up
+            log("warning", "sandbox_invocation_crashed", function=function_name, queue_url=loop[0], token=loop[1])
+            with self._lock:
+                self.crashed.append(loop)
+                self._killed.append(invocation)
+            settle(FunctionFailed(errorMessage="the invocation was killed", errorType="Crashed"))
+
+        invocation = Invocation(function_name, on_kill=killed)
         module, _, attribute = function.handler.rpartition(".")
-        mark_invocation(function_name)
+        begin_invocation(invocation)
         try:
             if function.package is not None:
                 result = self._run_packaged(function.package, payload, context)
             else:
                 result = getattr(importlib.import_module(module), attribute)(payload, context)
-        except InvocationCrashed as crash:  # the container died: no result, no next step, nothing cleaned up
-            log("warning", "sandbox_invocation_crashed", function=function_name, queue_url=loop[0], token=loop[1])
-            with self._lock:
-                self.crashed.append(loop)
+        except InvocationCrashed as crash:  # unwinding at the end of the sandbox, or a crash of no invocation
+            if not invocation.killed.is_set():
+                log("warning", "sandbox_invocation_crashed", function=function_name, queue_url=loop[0], token=loop[1])
+                with self._lock:
+                    self.crashed.append(loop)
             result = FunctionFailed(errorMessage=str(crash), errorType="Crashed")
         except Exception as exc:  # Lambda would log it and, for async invokes, maybe retry; we log
             log("error", "sandbox_function_failed", function=function_name, error=repr(exc))
             result = FunctionFailed(errorMessage=str(exc), errorType=type(exc).__name__)
         finally:
-            mark_invocation(None)
-            with self._lock:
-                self._running[loop].remove(context)
-                if loop[0]:
-                    self._running_loops[(*loop, loop_id)] -= 1
-        for observer in self.observers:
-            observer(function_name, payload, result)
+            begin_invocation(None)
+        if invocation.killed.is_set():
+            return FunctionFailed(errorMessage="the invocation was killed", errorType="Crashed")
+        settle(result)
         return result
 
     def _run_packaged(self, package: PackagedFunction, payload: Any, context: LocalContext) -> Any:

@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any
 
 from poller.aws.arn import Arn
+from poller.aws.clients import control_client
 from poller.aws.environment import LOOPS_PREFIX, LOOPS_TABLE, POLLER_FUNCTION, region, required
 from poller.clock import SYSTEM_CLOCK
 from poller.config import load_config
@@ -23,16 +24,14 @@ from scaler.reconcile import Reconciler
 
 @cache
 def control_plane() -> ControlPlane:
-    import boto3
-
     table, prefix = required(LOOPS_TABLE), required(LOOPS_PREFIX)
     tokens = TokenStore(bind_token_table(table, region=region()))
-    invoker = LambdaInvoker(boto3.client("lambda", region_name=region()))
+    invoker = LambdaInvoker(control_client("lambda", region()))
     return ControlPlane(
         config=load_config(),
         prefix=prefix,
         tokens=tokens,
-        alarms=AlarmStates(boto3.client("cloudwatch", region_name=region()), prefix),
+        alarms=AlarmStates(control_client("cloudwatch", region()), prefix),
         overrides=OverrideStore(bind_override_table(table, region=region())),
         reconciler=Reconciler(tokens, invoker, required(POLLER_FUNCTION), SYSTEM_CLOCK),
     )

@@ -11,6 +11,7 @@ from functools import cache
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
+from poller.aws.clients import token_table_settings
 from poller.config import QueueConfig
 from scaler.exceptions import OverrideError
 
@@ -30,7 +31,9 @@ class OverrideRow(Model):
 
 @cache
 def bind_override_table(table_name: str, *, region: str | None = None, host: str | None = None) -> type[OverrideRow]:
-    meta = type("Meta", (), {"table_name": table_name, "region": region, "host": host})
+    meta = type(
+        "Meta", (), {"table_name": table_name, "region": region, "host": host, **token_table_settings(in_loop=False)}
+    )
     return type(f"OverrideRow[{table_name}]", (OverrideRow,), {"Meta": meta, "__module__": __name__})
 
 

@@ -25,7 +25,8 @@ from poller.clock import SYSTEM_CLOCK, Clock
 from poller.config import Config, parse_config
 from poller.lease.step import LoopStep
 from poller.lease.tokens import TokenStore, bind_token_table
-from poller.loop.run import Loop, LoopServices, Outcome
+from poller.loop.run import Loop, Outcome
+from poller.loop.services import LoopServices
 from sandbox.clock import FakeClock as FakeClock  # tests import it from here
 
 REGION = "us-east-1"

@@ -15,7 +15,8 @@ from conftest import FUNCTION_ARN, REGION, FakeContext, RecordingInvoker, config
 from poller.config import Config
 from poller.lease.step import LoopStep
 from poller.lease.tokens import TokenStore
-from poller.loop.run import Loop, LoopServices, Outcome
+from poller.loop.run import Loop, Outcome
+from poller.loop.services import LoopServices
 from poller.runs import RunBook, sns_publisher
 
 TABLE = "sqs-loops-test-tokens"

@@ -4,16 +4,21 @@ hand-made traces."""
 
 from __future__ import annotations
 
+import contextlib
+import random
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from conftest import REGION, make_queue, send
+from conftest import REGION, FakeContext, LoopRig, count, log_events, make_queue, send
 
 from poller.aws.errors import error_code, is_transient
+from poller.lease.recursion import LambdaInvoker
 from poller.lease.tokens import TokenStore, bind_token_table
+from poller.loop import Loop, LoopServices
 from sandbox import faults
 from sandbox.demo.handlers import Delivery
 from sandbox.demo.invariants import BatchSeen, count_causes, double_owned, duplicate_causes, time_to_converge_s
@@ -172,3 +177,52 @@ def test_time_to_converge_is_the_first_sample_at_the_wanted_count() -> None:
     samples = [sample(1, 2, 2), sample(5, 1, 2), sample(6, 1, 2), sample(9.5, 2, 2)]
     assert time_to_converge_s(samples, since_s=5) == 4.5
     assert time_to_converge_s(samples[:3], since_s=5) is None
+
+
+def test_a_crash_is_as_abrupt_as_a_kill(hooked: Any, rig_factory: Any, loop_logs: Any) -> None:
+    """A timeout or an out-of-memory kill runs no ``finally`` block and writes nothing more: the crashed batch
+    logs no ``batch`` line (its ``finally`` used to), the loop reaches AWS no more (no next step, no row
+    write), and the runtime learns of the death at once, not when the step's thread gets round to it."""
+    rig: LoopRig = rig_factory(batch_size=10)
+    send(rig.sqs, rig.url, ["a", "b", "c"])
+    step = rig.create_token()
+    hooked(FaultPlan({"crash": 1.0}))
+    faults.mark_invocation(None)  # the loop runs in a thread of its own, as in the runtime
+    killed = threading.Event()
+    invoked: list[dict[str, Any]] = []
+
+    class Invoker(LambdaInvoker):
+        def invoke_async(self, function: str, payload: dict[str, Any]) -> None:
+            super().invoke_async(function, payload)
+            invoked.append(payload)  # reached only if the invoke got through to AWS
+
+    def step_thread() -> None:
+        faults.begin_invocation(faults.Invocation("sqs-loops-test-poller", on_kill=killed.set))
+        services = LoopServices(
+            sqs_client=boto3.client("sqs", region_name=REGION),  # made after the hook: it has it
+            tokens=rig.tokens,
+            invoker=Invoker(boto3.client("lambda", region_name=REGION)),
+            region=REGION,
+            clock=rig.clock,
+            rand=random.Random(1),
+        )
+        queue = rig.config.queue("work")
+        loop = Loop(
+            step, queue=queue, settings=rig.config.poller, services=services, context=FakeContext(6), function="f"
+        )
+        with contextlib.suppress(faults.InvocationCrashed):  # unwinding once the sandbox closes
+            loop.run()
+
+    thread = threading.Thread(target=step_thread, daemon=True)
+    thread.start()
+    assert killed.wait(5)  # at the batch's delete, reported at once
+    row_then = rig.tokens.get(rig.url, step.token)
+    thread.join(7)  # past the step's deadline: a step that went on would have ended and recursed by now
+
+    assert thread.is_alive()  # it never got through another AWS call
+    assert invoked == [] and rig.tokens.get(rig.url, step.token) == row_then
+    assert log_events(loop_logs, "batch") == [] and log_events(loop_logs, "loop_end") == []
+    assert count(rig.sqs, rig.url) == (0, 3)  # handled, not deleted: they come back after their timeout
+    faults.uninstall()  # the sandbox closes: the parked threads unwind
+    thread.join(5)
+    assert not thread.is_alive()

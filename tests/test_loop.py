@@ -10,6 +10,7 @@ import sample_handlers
 from conftest import FUNCTION_ARN, LoopRig, count, log_events, send
 
 from poller.lease.step import LoopStep
+from poller.lease.tokens import TokenState, TokenStore
 from poller.timing import RECURSE_RESERVE_S
 
 
@@ -196,6 +197,41 @@ def test_slow_handler_keeps_its_messages_invisible(rig_factory: Any) -> None:
     assert peeks == [0, 0, 0]  # without extension the message would be visible again after 3 s
     assert outcome.succeeded == 1 and count(rig.sqs, rig.url) == (0, 0)
     assert sample_handlers.bodies() == ["slow"]
+
+
+class SlowFirstHeartbeat(TokenStore):
+    """The real token store, but its first heartbeat takes ``delay_s`` (DynamoDB slow for a moment)."""
+
+    def __init__(self, real: TokenStore, delay_s: float):
+        super().__init__(real.model)
+        self.delay_s = delay_s
+        self.slowed = False
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> TokenState:
+        if not self.slowed:
+            self.slowed = True
+            time.sleep(self.delay_s)
+        return super().heartbeat(*args, **kwargs)
+
+
+def test_a_slow_heartbeat_does_not_delay_the_visibility_extension(rig_factory: Any) -> None:
+    """Heartbeat 4 s (DynamoDB slow), visibility 3 s: when one keeper did both in turn, the extension waited
+    for the heartbeat and another consumer received the message while its handler still ran."""
+    rig: LoopRig = rig_factory(poller="poller: {heartbeat_s: 1}", visibility_timeout_s=3, handler_timeout_s=6)
+    send(rig.sqs, rig.url, ["slow"])
+    peeks: list[int] = []
+
+    def slow(event: dict[str, Any], context: Any) -> None:
+        for _ in range(5):
+            time.sleep(1)
+            peeks.append(len(rig.sqs.receive_message(QueueUrl=rig.url, WaitTimeSeconds=0).get("Messages", [])))
+
+    sample_handlers.use(slow)
+    outcome = rig.run(rig.create_token(), budget_s=11, tokens=SlowFirstHeartbeat(rig.tokens, delay_s=4))
+
+    assert peeks == [0, 0, 0, 0, 0]  # nobody else got the message while its handler ran
+    assert outcome.succeeded == 1 and count(rig.sqs, rig.url) == (0, 0)
+    assert outcome.heartbeats >= 1
 
 
 def test_heartbeats_continue_during_a_long_batch(rig_factory: Any) -> None:

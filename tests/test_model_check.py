@@ -147,11 +147,16 @@ class TokenProtocol(RuleBasedStateMachine):
     # -- async invokes -----------------------------------------------------------------------------
 
     @precondition(lambda self: self.events)
-    @rule(pick=st.integers(0, 99), answer_lost=st.booleans())
-    def deliver(self, pick: int, answer_lost: bool) -> None:
+    @rule(pick=st.integers(0, 99), answer_lost=st.booleans(), never_sent=st.booleans())
+    def deliver(self, pick: int, answer_lost: bool, never_sent: bool) -> None:
         """Run one event. ``answer_lost``: the claim lands but its answer never comes, so the step is
-        handed over (the same step again, with the claim's id)."""
-        self._run_step(self.events.pop(pick % len(self.events)), answer_lost=answer_lost)
+        handed over (the same step again, with the claim's id). ``never_sent``: the claim never reaches
+        DynamoDB and the step is handed over all the same (it cannot tell the two apart)."""
+        step = self.events.pop(pick % len(self.events))
+        if never_sent:
+            self.events.append(step.handed_over(uuid.uuid4().hex))
+            return
+        self._run_step(step, answer_lost=answer_lost)
 
     @precondition(lambda self: self.events)
     @rule(pick=st.integers(0, 99))
@@ -282,7 +287,7 @@ class TokenProtocol(RuleBasedStateMachine):
             loop_id=step.loop_id,
             generation=step.generation,
             claim_id=claim_id,
-            inherited_claim_id=step.claim_id,
+            inherited_claim_ids=step.claim_ids,
             now_ms=self._now_ms(),
         )
 

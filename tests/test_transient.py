@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from typing import Any
 
@@ -130,7 +131,8 @@ def test_a_claim_that_never_gets_through_hands_the_same_step_on(rig_factory: Any
 
     assert (outcome.reason, outcome.recursed) == ("transient_errors", True)
     handed = rig.invoker.calls[-1][1]
-    assert handed == {**step.payload(), "claim_id": handed["claim_id"]}  # the same step, with our claim id
+    assert handed == {**step.payload(), "claim_ids": handed["claim_ids"]}  # the same step, with our claim id
+    assert len(handed["claim_ids"]) == 1
     assert log_events(loop_logs, "handing_over")
 
 
@@ -154,6 +156,56 @@ def test_a_claim_that_landed_unseen_is_honoured_once_by_the_handed_over_step(rig
 
     assert (first.reason, first.generation, first.recursed) == ("time_up", 1, True)
     assert (duplicate.reason, duplicate.recursed) == ("superseded", False)
+
+
+def test_a_claim_that_landed_two_hand_overs_back_is_still_recognised(rig_factory: Any) -> None:
+    """Step 0's first invocation claims (the write lands, every answer is lost) and hands over; the second
+    invocation's claims never get through (throttled) and it hands over again. The third must still see the
+    row's claim as its own: the row holds the first invocation's claim id, two hand-overs back."""
+    rig: LoopRig = rig_factory()
+    step = rig.create_token()
+    rig.run(step, budget_s=5, tokens=ClaimLandsAnswersLost(rig.tokens.model))
+    once = LoopStep.parse(rig.invoker.calls[-1][1])
+    rig.run(once, budget_s=5, tokens=FlakyTokens(rig.tokens, claims=1000))
+    twice = LoopStep.parse(rig.invoker.calls[-1][1])
+    assert twice.generation == 0 and len(twice.claim_ids) == 2 and twice.claim_ids[0] == once.claim_ids[0]
+
+    third = rig.run(twice, budget_s=6)
+    duplicate = rig.run(twice, budget_s=6)
+
+    assert (third.reason, third.generation, third.recursed) == ("time_up", 1, True)
+    assert (duplicate.reason, duplicate.recursed) == ("superseded", False)
+    assert rig.invoker.calls[-1][1] == {**step.payload(), "generation": 1}  # the next step, no claim ids
+
+
+class SlowClaim(TokenStore):
+    """The real token store, but a claim takes ``delay_s`` (DynamoDB slow, or botocore's retries within it)."""
+
+    def __init__(self, real: TokenStore, delay_s: float):
+        super().__init__(real.model)
+        self.delay_s = delay_s
+
+    def claim(self, *args: Any, **kwargs: Any) -> TokenState:
+        time.sleep(self.delay_s)
+        return super().claim(*args, **kwargs)
+
+
+def test_a_claim_that_succeeds_late_hands_over_instead_of_stopping_for_good(rig_factory: Any, loop_logs: Any) -> None:
+    """The claim lands with too little time left for a batch: time lost to a slow DynamoDB is not a
+    configuration error (invocation_too_short would stop the loop until restart's back-off)."""
+    rig: LoopRig = rig_factory()
+    step = rig.create_token()
+    outcome = rig.run(step, budget_s=7, tokens=SlowClaim(rig.tokens, delay_s=2.5))
+
+    assert (outcome.reason, outcome.generation, outcome.recursed) == ("claimed_late", 1, True)
+    assert rig.invoker.calls[-1][1] == {**step.payload(), "generation": 1}
+    assert rig.tokens.get(rig.url, step.token).last_error is None  # type: ignore[union-attr]  # no error noted
+    assert log_events(loop_logs, "claimed_late")
+
+
+def test_a_handed_over_event_from_the_previous_version_is_read() -> None:
+    old = {"queue_url": "q", "token": "t", "loop_id": "L", "generation": 3, "claim_id": "c-old"}
+    assert LoopStep.parse(old).claim_ids == ("c-old",)
 
 
 def test_sqs_outage_until_the_deadline_hands_over_to_the_next_step(rig_factory: Any) -> None:

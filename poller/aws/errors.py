@@ -62,8 +62,8 @@ _NETWORK_ERRORS = (ConnectionClosedError, ConnectTimeoutError, EndpointConnectio
 def error_code(exc: BaseException) -> str | None:
     """The AWS error code of a botocore or PynamoDB error, else None."""
     if isinstance(exc, PynamoDBException):
-        if exc.cause_response_code:
-            return exc.cause_response_code
+        # Not exc.cause_response_code: it raises when the cause is a botocore network error (a read timeout
+        # carries response=None), which made a timed-out claim end its loop as an unexpected error.
         return error_code(exc.cause) if isinstance(exc.cause, BaseException) else None
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code")

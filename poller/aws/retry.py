@@ -40,11 +40,13 @@ def retry_transient(
     backoff: Backoff = DEFAULT_BACKOFF,
     deadline: Deadline | None = None,
     reserve_s: float = 0.0,
+    attempt_s: float = 0.0,
     fields: dict[str, object] | None = None,
 ) -> T:
     """Run ``call``; on a transient error wait and try again. Raises :class:`RetriesExhausted` when the
-    attempts are used up or the next wait would leave less than ``reserve_s`` before ``deadline``. Any
-    other error propagates at once."""
+    attempts are used up or the next wait and one more attempt (``attempt_s``, its worst case: every
+    timeout of its client run out) would leave less than ``reserve_s`` before ``deadline``. Any other error
+    propagates at once."""
     attempt = 0
     while True:
         attempt += 1
@@ -54,7 +56,7 @@ def retry_transient(
             if not is_transient(exc):
                 raise
             delay = backoff.delay_s(attempt, rand)
-            out_of_time = deadline is not None and deadline.remaining_s() - delay < reserve_s
+            out_of_time = deadline is not None and deadline.remaining_s() - delay - attempt_s < reserve_s
             if attempt >= backoff.max_attempts or out_of_time:
                 raise RetriesExhausted(what, exc, attempt) from exc
             log(

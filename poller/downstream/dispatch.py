@@ -82,8 +82,11 @@ class Dispatcher:
             self._waited_s += seconds
 
     def close(self) -> None:
+        """End the record threads without waiting: a batch's records are all done by the time ``run``
+        returns, and a record still running after an error that ended the batch must not hold up the
+        hand-over (its outcome is lost; its message comes back after its visibility timeout)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def run(self, messages: Sequence[Message], context: Any, *, may_start: Callable[[], bool]) -> BatchResult:
         """Deliver ``messages``; ``may_start()`` is asked before each record-by-record call."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import threading
 
+from poller.aws.clients import TOKEN_CALL_WORST_S
 from poller.aws.retry import DEFAULT_BACKOFF, Backoff, retry_transient
 from poller.clock import Clock, Deadline, epoch_ms
 from poller.exceptions import RetriesExhausted, TokenLost
@@ -61,32 +62,35 @@ class Lease:
     ) -> None:
         """Heartbeat if due. Sets :attr:`lost` or :attr:`retiring` as the row answers; raises
         :class:`RetriesExhausted` if the heartbeat kept failing (ownership is then unknown)."""
-        with self._lock:
-            if self.ended or not self.due():
+        with self._lock:  # held for the state only, never across a call: a slow DynamoDB must not hold up
+            if self.ended or not self.due():  # the other thread (the keeper's heartbeat, or the loop's)
                 return
-            sent_at = self.clock.monotonic()
-            try:
-                state = retry_transient(
-                    lambda: self.store.heartbeat(
-                        self.step.queue_url,
-                        self.step.token,
-                        loop_id=self.step.loop_id,
-                        generation=self.generation,
-                        now_ms=epoch_ms(self.clock),
-                    ),
-                    what="heartbeat",
-                    clock=self.clock,
-                    rand=self.rand,
-                    deadline=deadline,
-                    reserve_s=reserve_s,
-                    fields=self.log_fields,
-                    backoff=backoff,
-                )
-            except TokenLost as lost:
+        sent_at = self.clock.monotonic()
+        try:
+            state = retry_transient(
+                lambda: self.store.heartbeat(
+                    self.step.queue_url,
+                    self.step.token,
+                    loop_id=self.step.loop_id,
+                    generation=self.generation,
+                    now_ms=epoch_ms(self.clock),
+                ),
+                what="heartbeat",
+                clock=self.clock,
+                rand=self.rand,
+                deadline=deadline,
+                reserve_s=reserve_s,
+                attempt_s=TOKEN_CALL_WORST_S,
+                fields=self.log_fields,
+                backoff=backoff,
+            )
+        except TokenLost as lost:
+            with self._lock:
                 self.lost = lost
-                return
+            return
+        with self._lock:
             self.heartbeats += 1
-            self.confirmed_at = sent_at
+            self.confirmed_at = max(self.confirmed_at, sent_at)
             self.retiring = state.retiring
 
     def heartbeat_from_keeper(self) -> None:

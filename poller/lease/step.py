@@ -7,6 +7,11 @@ from typing import Any
 
 from poller.exceptions import BadLoopEvent
 
+MAX_CARRIED_CLAIM_IDS = 32
+"""A handed-over step carries the claim ids of every invocation of this step that may have landed unseen,
+at most this many (the newest): each hand-over spends a whole invocation, so 32 in a row is DynamoDB out of
+reach for that long; restart revives the row if an older one landed. Far below DynamoDB's 100 ``IN`` operands."""
+
 
 @dataclass(frozen=True)
 class LoopStep:
@@ -17,7 +22,7 @@ class LoopStep:
     token: str
     loop_id: str
     generation: int
-    claim_id: str | None = None  # only on a step handed over after its claim may have landed unseen
+    claim_ids: tuple[str, ...] = ()  # only on a step handed over: claims of this step that may have landed
 
     @classmethod
     def parse(cls, event: Any) -> LoopStep:
@@ -32,20 +37,25 @@ class LoopStep:
         if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
             problems.append(f"generation: expected an integer >= 0, got {generation!r}")
             generation = -1
-        claim_id = event.get("claim_id")
-        if claim_id is not None and (not isinstance(claim_id, str) or not claim_id):
-            problems.append(f"claim_id: expected a non-empty string when present, got {claim_id!r}")
+        claim_ids = event.get("claim_ids", [])
+        if "claim_id" in event:  # the one id an event sent by an older version carries
+            claim_ids = [event["claim_id"]]
+        if not isinstance(claim_ids, list) or not all(isinstance(c, str) and c for c in claim_ids):
+            problems.append(f"claim_ids: expected a list of non-empty strings when present, got {claim_ids!r}")
+            claim_ids = []
         if problems:
             raise BadLoopEvent("bad loop event: " + "; ".join(problems))
-        return cls(event["queue_url"], event["token"], event["loop_id"], generation, claim_id)
+        return cls(event["queue_url"], event["token"], event["loop_id"], generation, tuple(claim_ids))
 
     def next(self) -> LoopStep:
         """The step this one invokes once it has claimed the row."""
-        return replace(self, generation=self.generation + 1, claim_id=None)
+        return replace(self, generation=self.generation + 1, claim_ids=())
 
     def handed_over(self, claim_id: str) -> LoopStep:
-        """This same step again, for a fresh invocation, when this one could not tell if its claim landed."""
-        return replace(self, claim_id=claim_id)
+        """This same step again, for a fresh invocation, when this one could not tell if its claim landed.
+        It keeps the ids this step carried: a claim two hand-overs back may be the one that landed, and
+        the row then holds its id, not the newest."""
+        return replace(self, claim_ids=(*self.claim_ids, claim_id)[-MAX_CARRIED_CLAIM_IDS:])
 
     def payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -54,8 +64,8 @@ class LoopStep:
             "loop_id": self.loop_id,
             "generation": self.generation,
         }
-        if self.claim_id is not None:
-            payload["claim_id"] = self.claim_id
+        if self.claim_ids:
+            payload["claim_ids"] = list(self.claim_ids)
         return payload
 
     def log_fields(self) -> dict[str, object]:

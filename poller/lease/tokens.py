@@ -28,7 +28,7 @@ match the new ``loop_id``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -37,6 +37,7 @@ from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 
+from poller.aws.clients import token_table_settings
 from poller.aws.errors import is_condition_failure
 from poller.exceptions import TokenExists, TokenLost
 from poller.logs import log
@@ -61,10 +62,14 @@ class TokenRow(Model):
 
 
 @cache
-def bind_token_table(table_name: str, *, region: str | None = None, host: str | None = None) -> type[TokenRow]:
-    """The token model bound to one table (``LOOPS_TABLE``). ``host`` overrides the endpoint; by default
-    botocore's (``AWS_ENDPOINT_URL`` included) is used."""
-    meta = type("Meta", (), {"table_name": table_name, "region": region, "host": host})
+def bind_token_table(
+    table_name: str, *, region: str | None = None, host: str | None = None, in_loop: bool = False
+) -> type[TokenRow]:
+    """The token model bound to one table (``LOOPS_TABLE``), with timeouts sized to a loop step (``in_loop``)
+    or to the control plane and the CLI (:func:`~poller.aws.clients.token_table_settings`). ``host``
+    overrides the endpoint; by default botocore's (``AWS_ENDPOINT_URL`` included) is used."""
+    settings = {"table_name": table_name, "region": region, "host": host, **token_table_settings(in_loop=in_loop)}
+    meta = type("Meta", (), settings)
     return type(f"TokenRow[{table_name}]", (TokenRow,), {"Meta": meta, "__module__": __name__})
 
 
@@ -151,20 +156,21 @@ class TokenStore:
         generation: int,
         claim_id: str,
         now_ms: int,
-        inherited_claim_id: str | None = None,
+        inherited_claim_ids: Sequence[str] = (),
     ) -> TokenState:
         """Step ``generation`` of loop ``loop_id`` takes the row: generation becomes ``generation + 1`` and
         ``claim_id`` (fresh per invocation) is recorded.
 
         A request that already landed may be sent again: by botocore after a lost answer (the row then
         holds ``generation + 1`` and this ``claim_id``), or as the handed-over step of an invocation whose
-        claim landed but whose answers were all lost (the row holds ``inherited_claim_id``, which the
-        event carries). Both count as this claim; the claim id then moves on, so a duplicate delivery of
-        the handed-over step still loses."""
+        claim landed but whose answers were all lost (the row holds one of ``inherited_claim_ids``, which
+        the event carries: every hand-over of this step, since any of them may be the one that landed).
+        Both count as this claim; the claim id then moves on, so a duplicate delivery of the handed-over
+        step still loses."""
         row = self.model(queue_url, token)
         ours = _claimed_by(claim_id)
-        if inherited_claim_id is not None:
-            ours = ours | _claimed_by(inherited_claim_id)
+        if inherited_claim_ids:
+            ours = TokenRow.claim_id.is_in(claim_id, *inherited_claim_ids)
         first_try = _owned_by(loop_id) & _at_generation(generation)
         retried = _owned_by(loop_id) & _at_generation(generation + 1) & ours
         try:

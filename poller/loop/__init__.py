@@ -4,7 +4,8 @@ over to the next step."""
 from __future__ import annotations
 
 from poller.loop.outcome import Outcome
-from poller.loop.run import Loop, LoopServices
+from poller.loop.run import Loop
+from poller.loop.services import LoopServices
 
 __all__ = [
     "Loop",

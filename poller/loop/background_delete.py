@@ -1,14 +1,16 @@
 """One job at a time in the background: the loop hands a batch's delete here and goes on to its next
 receive, so the two calls overlap (docs/benchmarks.md: the delete was 14 % of a busy loop's time).
 
-At most one job is in flight: handing over the next one, or leaving the invocation, waits for it first, and
-an error it raised comes out there, in the loop's own thread.
+At most one job is in flight: handing over the next one, or leaving the invocation, waits for it first (for
+as long as the invocation's time allows), and an error it raised comes out there, in the loop's own thread.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from poller.logs import log
 
@@ -30,22 +32,41 @@ class BackgroundDelete:
         self.wait()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix=THREAD_NAME)
-        self._pending = self._pool.submit(job)
+        # In the caller's context (contextvars): what a tracer, or the sandbox's fault injection, knows the
+        # invocation by carries over to the job's thread.
+        self._pending = self._pool.submit(contextvars.copy_context().run, job)
 
-    def wait(self) -> None:
-        """Wait for the job in flight; its error, if any, is raised here (once)."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait for the job in flight, at most ``timeout_s`` seconds (None: as long as it takes); its error,
+        if any, is raised here (once). False if it is still running (it stays in flight)."""
+        pending = self._pending
+        if pending is None:
+            return True
+        try:
+            pending.result(None if timeout_s is None else max(0.0, timeout_s))
+        except FutureTimeout:
+            return False
+        finally:
+            if pending.done():
+                self._pending = None
+        return True
+
+    @property
+    def busy(self) -> bool:
+        """A job is still in flight (one that outlasted the time a wait allowed)."""
+        return self._pending is not None and not self._pending.done()
 
     def close(self) -> None:
-        """Wait for the job in flight; an ``Exception`` it failed with is logged, not raised (the caller is
-        leaving by another way already); a ``BaseException`` (a dying invocation) still comes out."""
+        """End the thread without waiting for a job still in flight (the time for it is up: its messages come
+        back after their visibility timeout); an ``Exception`` a finished job failed with is logged, not
+        raised (the caller is leaving by another way already); a ``BaseException`` (a dying invocation) still
+        comes out."""
         try:
-            self.wait()
+            if not self.busy:
+                self.wait()
         except Exception as exc:
             log("warning", "background_job_failed", error=repr(exc), **self.log_fields)
         finally:
             if self._pool is not None:
-                self._pool.shutdown(wait=True)
+                self._pool.shutdown(wait=False)
                 self._pool = None

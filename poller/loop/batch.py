@@ -14,6 +14,7 @@ from poller.downstream.dispatch import BatchResult, Dispatcher
 from poller.exceptions import RetriesExhausted
 from poller.lease.lease import Lease
 from poller.logs import log
+from poller.loop.fifo import held_back
 from poller.loop.keeper import KeeperThread
 from poller.loop.outcome import Outcome
 from poller.loop.redelivery import redelivery_plan
@@ -71,10 +72,18 @@ class BatchWork:
     def process(self, messages: list[Message], dispatcher: Dispatcher, lease: Lease, received_at: float) -> BatchResult:
         """Dispatch the batch; what was never dispatched is made visible again at once, what failed after its
         retry backoff, both before the next receive (so it can see them)."""
-        keep_alive = KeeperTick(self.sqs, messages, self.queue.visibility_timeout_s, self.clock, lease, received_at)
+        visibility = VisibilityTick(self.sqs, messages, self.queue.visibility_timeout_s, self.clock, received_at)
         interval = min(self.queue.visibility_timeout_s / 3, self.settings.keeper_interval_s)
-        with KeeperThread(keep_alive.tick, interval_s=interval, log_fields=self.fields):
+        # Two threads: the visibility extension never waits on a heartbeat (a slow DynamoDB would let the
+        # messages become visible to another consumer while their handler still runs), nor the other way.
+        with (
+            KeeperThread(lease.heartbeat_from_keeper, interval_s=interval, log_fields=self.fields),
+            KeeperThread(visibility.tick, interval_s=interval, log_fields=self.fields),
+        ):
             result = dispatcher.run(messages, self.context, may_start=self.may_start)
+        if self.queue.ref.fifo:  # a failed record holds back its group's later records (poller/loop/fifo.py)
+            returned = {m["MessageId"] for m in result.returned}
+            result.returned += held_back([m for m in messages if m["MessageId"] not in returned], result.failures)
         if result.returned:
             self.give_back(result.returned)
         self._delay_failed(messages, result)
@@ -179,25 +188,18 @@ def message_ages_ms(messages: list[Message], *, received_ms: float) -> list[floa
     return ages
 
 
-class KeeperTick:
-    """The keeper's tick while a handler runs: keep the heartbeat when due, and every third of the
-    visibility timeout (counted from the receive) push the batch's visibility out again. Each in its own
-    try: a failing SQS call must not stop the heartbeat, nor the other way round."""
+class VisibilityTick:
+    """The visibility keeper's tick while a handler runs: every third of the visibility timeout (counted from
+    the receive) push the batch's visibility out again."""
 
-    def __init__(
-        self, sqs: QueueClient, messages: list[Message], timeout_s: int, clock: Clock, lease: Lease, received_at: float
-    ):
+    def __init__(self, sqs: QueueClient, messages: list[Message], timeout_s: int, clock: Clock, received_at: float):
         self.sqs = sqs
         self.messages = messages
         self.timeout_s = timeout_s
         self.clock = clock
-        self.lease = lease
         self.extended_at = received_at
 
     def tick(self) -> None:
-        try:
-            self.lease.heartbeat_from_keeper()
-        finally:
-            if self.clock.monotonic() - self.extended_at >= self.timeout_s / 3:
-                self.extended_at = self.clock.monotonic()
-                self.sqs.change_visibility(self.messages, self.timeout_s)
+        if self.clock.monotonic() - self.extended_at >= self.timeout_s / 3:
+            self.extended_at = self.clock.monotonic()
+            self.sqs.change_visibility(self.messages, self.timeout_s)

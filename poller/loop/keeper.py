@@ -1,15 +1,18 @@
-"""While a handler runs: a background thread that keeps its messages invisible and the token alive."""
+"""While a handler runs: background threads that keep its messages invisible and its token alive, one for
+each, so that a slow DynamoDB cannot delay a visibility extension (nor a slow SQS a heartbeat)."""
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable
 from types import TracebackType
 
 from poller.logs import log
+from poller.timing import KEEPER_JOIN_S
 
 THREAD_NAME = "sqs-loops-keeper"
-"""The keeper thread's name (the sandbox's fault injection tells a loop's threads by name)."""
+"""The keeper threads' name (the sandbox's fault injection tells a loop's threads by name)."""
 
 
 class KeeperThread:
@@ -21,7 +24,10 @@ class KeeperThread:
         self.interval_s = interval_s
         self.log_fields = log_fields
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+        # In the starter's context (contextvars), as the background delete's jobs: a tracer's, or the
+        # sandbox's notion of which invocation this is, carries over.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._run,), name=THREAD_NAME, daemon=True)
 
     def __enter__(self) -> KeeperThread:
         self._thread.start()
@@ -29,7 +35,11 @@ class KeeperThread:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._stop.set()
-        self._thread.join()
+        # A tick caught in a slow call ends by itself (its client's timeouts bound it; the stop is set): the
+        # batch does not wait for it.
+        self._thread.join(KEEPER_JOIN_S)
+        if self._thread.is_alive():
+            log("warning", "keeper_left_running", **self.log_fields)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

@@ -17,7 +17,8 @@ class Outcome:
     received: int = 0
     succeeded: int = 0
     failed: int = 0
-    returned: int = 0  # received but not dispatched (lease lost or time up mid-batch): visible again at once
+    returned: int = 0  # not dispatched (lease lost or time up mid-batch), or held behind a failed record of its
+    # FIFO group: visible again at once
     heartbeats: int = 0
     loop_counts: int = 0  # Queries of the live loop count (rate-limited queues only)
 

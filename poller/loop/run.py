@@ -7,29 +7,32 @@ claim ──► [ keep lease ─► receive ─► keep lease ─► target (kee
 
 from __future__ import annotations
 
-import random
 import traceback
 import uuid
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from poller.aws.clients import (
+    DYNAMODB_CALL_WORST_S,
+    INVOKE_CALL_WORST_S,
+    TOKEN_CALL_WORST_S,
+    receive_worst_s,
+)
 from poller.aws.retry import Backoff, retry_transient
-from poller.clock import Clock, Deadline, epoch_ms
+from poller.clock import Deadline, epoch_ms
 from poller.config import PollerSettings, QueueConfig
 from poller.downstream.dispatch import Dispatcher
 from poller.downstream.rate import RateShare
 from poller.exceptions import HandlerImportError, InvocationTooShort, QueueUnavailable, RetriesExhausted, TokenLost
 from poller.lease.lease import Lease
-from poller.lease.recursion import Invoker
 from poller.lease.step import LoopStep
-from poller.lease.tokens import TokenStore
 from poller.logs import log
 from poller.loop.background_delete import BackgroundDelete
 from poller.loop.batch import BatchWork
 from poller.loop.outcome import Outcome
+from poller.loop.services import LoopServices
 from poller.metrics import LOOPS_STOPPED, RECURSIONS, with_metrics
-from poller.runs import RunBook, RunCounter
+from poller.runs import RunCounter
 from poller.sqs.client import QueueClient
 from poller.sqs.records import Message, queue_arn
 from poller.targets import make_target
@@ -37,19 +40,6 @@ from poller.timing import RECURSE_RESERVE_S
 
 RECURSION_BACKOFF = Backoff(base_s=0.2, cap_s=2.0, max_attempts=5)
 """Invoking the next step is tried 5 times (within the time left); after that restart revives the token."""
-
-
-@dataclass(frozen=True)
-class LoopServices:
-    """What a loop needs from outside, injected so tests control AWS, time and chance."""
-
-    sqs_client: Any
-    tokens: TokenStore
-    invoker: Invoker
-    region: str
-    clock: Clock
-    rand: random.Random
-    runs: RunBook | None = None  # None: run messages are handled but not counted
 
 
 class Loop:
@@ -74,7 +64,9 @@ class Loop:
         self.function = function
         self.clock = services.clock
         self.deadline = Deadline(context)
-        self.sqs = QueueClient(services.sqs_client, step.queue_url, self.clock, services.rand)
+        self.sqs = QueueClient(
+            services.sqs_client, step.queue_url, self.clock, services.rand, services.sqs_receive_client
+        )
         self.arn = queue_arn(step.queue_url, services.region)
         self.fields: dict[str, object] = {"queue": queue.key, **step.log_fields()}
         self.outcome = Outcome()
@@ -107,6 +99,7 @@ class Loop:
             return self._stop_for_good("unexpected_error", detail)
 
     def _run(self) -> Outcome:
+        self.started_with_s = self.deadline.remaining_s()
         lease = self._claim()
         if lease is None:
             return self._end()
@@ -118,9 +111,10 @@ class Loop:
             deletes = BackgroundDelete(log_fields=self.fields)
             try:
                 self._work(lease, dispatcher, deletes)
-                deletes.wait()  # the last batch's delete: its RetriesExhausted is handled below
-                if self.batches.runs is not None:
-                    self.batches.runs.flush()  # ids the last batch deleted leave the runs' pending sets
+                # The last batch's delete (its RetriesExhausted is handled below), for as long as the time
+                # allows: the next step's invoke comes first (a delete left undone costs duplicates only).
+                if not deletes.wait(timeout_s=self.deadline.remaining_s() - INVOKE_CALL_WORST_S):
+                    log("warning", "delete_abandoned", remaining_s=self.deadline.remaining_s(), **self.fields)
             finally:
                 deletes.close()
                 dispatcher.close()
@@ -151,7 +145,7 @@ class Loop:
                     loop_id=self.step.loop_id,
                     generation=self.step.generation,
                     claim_id=claim_id,
-                    inherited_claim_id=self.step.claim_id,
+                    inherited_claim_ids=self.step.claim_ids,
                     now_ms=epoch_ms(self.clock),
                 ),
                 what="claim",
@@ -159,6 +153,7 @@ class Loop:
                 rand=self.services.rand,
                 deadline=self.deadline,
                 reserve_s=RECURSE_RESERVE_S,
+                attempt_s=TOKEN_CALL_WORST_S,
                 fields=self.fields,
             )
         except TokenLost as lost:
@@ -208,7 +203,13 @@ class Loop:
 
     def _work(self, lease: Lease, dispatcher: Dispatcher, deletes: BackgroundDelete) -> None:
         if not lease.ended and self._poll_wait_s() is None:
-            raise InvocationTooShort(self.deadline.remaining_s(), self.queue.batch_budget_s)
+            if self._spare_s(self.started_with_s) < 1:  # the function's timeout itself is too short
+                raise InvocationTooShort(self.started_with_s, self.queue.batch_budget_s)
+            # The claim's retries used up the time a batch needed: not a configuration error, and no reason
+            # to stop; the next step starts with a whole invocation.
+            self.outcome.reason = "claimed_late"
+            log("warning", "claimed_late", remaining_s=round(self.deadline.remaining_s(), 3), **self.fields)
+            return
         while not lease.ended:
             wait = dispatcher.ready_in_s()
             spare = self.deadline.remaining_s() - self.queue.batch_budget_s - RECURSE_RESERVE_S
@@ -222,9 +223,11 @@ class Loop:
             lease.heartbeat_if_due(deadline=self.deadline, reserve_s=RECURSE_RESERVE_S)
             if lease.ended:
                 return
-            messages = self._retry(partial(self._receive, wait_s), "receive")
+            # FIFO: a retry of a receive whose answer was lost gets the same messages (poller/loop/fifo.py).
+            attempt_id = uuid.uuid4().hex if self.queue.ref.fifo else None
+            messages = self._retry(partial(self._receive, wait_s, attempt_id), "receive", receive_worst_s(wait_s))
             try:
-                deletes.wait()  # the previous batch's delete: if it failed, hand over before touching these
+                self._wait_for_delete(deletes)  # the previous batch's: if it failed, hand over before touching these
             except Exception:
                 self.batches.give_back(messages)
                 raise
@@ -245,10 +248,20 @@ class Loop:
             result = self.batches.process(messages, dispatcher, lease, received_at)
             # The delete runs while the next receive waits; its failure comes out at the wait after that receive.
             deletes.submit(partial(self.batches.delete_done, messages, result, started=received_at))
+            if self.queue.ref.fifo:
+                self._wait_for_delete(deletes)  # the group stays locked until its batch is deleted: no receive before
 
-    def _receive(self, wait_s: int) -> list[Message]:
+    def _wait_for_delete(self, deletes: BackgroundDelete) -> None:
+        """Wait for the batch's delete in flight while the recursion reserve allows; past that, hand over."""
+        if not deletes.wait(timeout_s=self.deadline.remaining_s() - RECURSE_RESERVE_S):
+            raise RetriesExhausted("delete", TimeoutError("a delete outlasted the time left before the reserve"), 1)
+
+    def _receive(self, wait_s: int, attempt_id: str | None) -> list[Message]:
         return self.sqs.receive(
-            max_messages=self._receive_size(), wait_s=wait_s, visibility_timeout_s=self.queue.visibility_timeout_s
+            max_messages=self._receive_size(),
+            wait_s=wait_s,
+            visibility_timeout_s=self.queue.visibility_timeout_s,
+            attempt_id=attempt_id,
         )
 
     def _receive_size(self) -> int:
@@ -271,14 +284,21 @@ class Loop:
     def _poll_wait_s(self) -> int | None:
         """Seconds of long poll that still leave the batch's budget and the recursion reserve, or None
         when the time is up."""
-        spare = self.deadline.remaining_s() - self.queue.batch_budget_s - RECURSE_RESERVE_S
+        spare = self._spare_s(self.deadline.remaining_s())
         if spare < 1:
             return None
         return min(self.queue.wait_time_s, int(spare))
 
+    def _spare_s(self, remaining_s: float) -> float:
+        """Of ``remaining_s``, what is left for a long poll after the batch's budget and the recursion reserve."""
+        return remaining_s - self.queue.batch_budget_s - RECURSE_RESERVE_S
+
     # -- helpers -------------------------------------------------------------------------------------
 
-    def _retry(self, call: Any, what: str) -> Any:
+    def _retry(self, call: Any, what: str, attempt_s: float = 0.0) -> Any:
+        """The loop's retry policy; ``attempt_s``: the worst case of one attempt (a retry starts only if
+        it fits before the recursion reserve). The default is for the background delete and the runs'
+        counting writes, whose wait the loop bounds itself (:meth:`_wait_for_delete`)."""
         return retry_transient(
             call,
             what=what,
@@ -286,8 +306,13 @@ class Loop:
             rand=self.services.rand,
             deadline=self.deadline,
             reserve_s=RECURSE_RESERVE_S,
+            attempt_s=attempt_s,
             fields=self.fields,
         )
+
+    def _fits(self, *calls_s: float) -> bool:
+        """Whether calls whose worst cases are ``calls_s`` still fit in the time left."""
+        return self.deadline.remaining_s() >= sum(calls_s)
 
     def _recurse(self, step: LoopStep) -> None:
         try:
@@ -298,6 +323,7 @@ class Loop:
                 rand=self.services.rand,
                 backoff=RECURSION_BACKOFF,
                 deadline=self.deadline,
+                attempt_s=INVOKE_CALL_WORST_S,
                 fields=self.fields,
             )
         except Exception as exc:
@@ -316,6 +342,7 @@ class Loop:
                     self.step.queue_url, self.step.token, loop_id=self.step.loop_id, if_retiring=True
                 ),
                 "release",
+                TOKEN_CALL_WORST_S,
             )
         except RetriesExhausted as exc:
             log("warning", "handing_over", what=exc.what, error=str(exc.cause), **self.fields)
@@ -345,6 +372,10 @@ class Loop:
             log("warning", "record_error_failed", error=repr(exc), **self.fields)
 
     def _end(self, *, level: str = "info", **extra: object) -> Outcome:
+        # After the recursion, with what time is left: ids the last batch deleted leave the runs' pending
+        # sets (skipped, they only cost bytes on the run's row until a later step forgets them).
+        if self.batches.runs is not None and self._fits(DYNAMODB_CALL_WORST_S):
+            self.batches.runs.flush()
         self.outcome.heartbeats = self.lease.heartbeats if self.lease else 0
         self.outcome.loop_counts = self.rate.counts if self.rate else 0
         # Only _stop_for_good ends at level error: that is a loop stopped for good (counted only then).

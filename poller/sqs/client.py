@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +29,13 @@ class QueueClient:
     queue_url: str
     clock: Clock
     rand: random.Random
+    receive_client: Callable[[int], Any] | None = None
+    """A client for long polls of a given wait (its read timeout follows the wait:
+    :func:`poller.aws.clients.sqs_receive_client`); None: ``client`` for those too."""
 
-    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+    def _call(self, operation: str, *, via: Any = None, **params: Any) -> dict[str, Any]:
         try:
-            result: dict[str, Any] = getattr(self.client, operation)(QueueUrl=self.queue_url, **params)
+            result: dict[str, Any] = getattr(via or self.client, operation)(QueueUrl=self.queue_url, **params)
         except Exception as exc:
             if is_queue_unavailable(exc):
                 code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
@@ -40,14 +43,20 @@ class QueueClient:
             raise
         return result
 
-    def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> list[Message]:
+    def receive(
+        self, *, max_messages: int, wait_s: int, visibility_timeout_s: int, attempt_id: str | None = None
+    ) -> list[Message]:
+        """``attempt_id``: a FIFO queue's ``ReceiveRequestAttemptId``, the same on every retry of one receive."""
+        extra = {} if attempt_id is None else {"ReceiveRequestAttemptId": attempt_id}
         result = self._call(
             "receive_message",
+            via=None if self.receive_client is None else self.receive_client(wait_s),
             MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=wait_s,
             VisibilityTimeout=visibility_timeout_s,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
+            **extra,
         )
         return list(result.get("Messages", []))
 

@@ -27,7 +27,7 @@ def sync_lambda_client(read_timeout_s: int, region: str) -> Any:
         "lambda",
         region_name=region,
         config=BotoConfig(
-            retries={"mode": "standard", "max_attempts": 1},
+            retries={"mode": "standard", "total_max_attempts": 1},  # max_attempts would count retries only
             connect_timeout=CONNECT_TIMEOUT_S,
             read_timeout=read_timeout_s,
         ),

@@ -53,6 +53,41 @@ class HttpForward:
             session = self._local.session = requests.Session()
         return session
 
+    def _bounded_post(self, body: bytes, headers: dict[str, str]) -> requests.Response:
+        """POST within ``connect + timeout_s`` in all. requests' read timeout bounds each socket read, not
+        the answer: a server that trickles its body keeps a request alive for ever. Once the headers are in,
+        a timer shuts the connection down at the deadline (urllib3's ``shutdown``, which unblocks a read in
+        progress; an older urllib3 without it leaves the per-read bound). The status line and headers are
+        bounded per read only."""
+        started = time.monotonic()
+        deadline = started + self.timeout[0] + self.timeout[1]
+        response = self._session().post(
+            self.target.url,
+            data=body,
+            headers=headers,
+            timeout=self.timeout,
+            allow_redirects=False,  # a redirected POST becomes a GET without the body: fail it instead
+            stream=True,
+        )
+        shutdown = getattr(response.raw, "shutdown", None)
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), shutdown) if shutdown else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            response.content  # noqa: B018  # reads the body (now bounded): .json() and .content use it
+        except requests.RequestException as exc:
+            if time.monotonic() < deadline:
+                raise
+            raise requests.Timeout(f"no whole answer within {deadline - started:g} s") from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+            response.close()
+        if time.monotonic() >= deadline:  # a shut-down answer may read as a short one: never trust it
+            raise requests.Timeout(f"no whole answer within {deadline - started:g} s")
+        return response
+
     def send(self, event: dict[str, Any], context: Any, log_fields: dict[str, object]) -> Failures:
         if self.target.per == "batch":
             return self._post(event, json.dumps(event).encode(), {"Content-Type": "application/json"}, log_fields)
@@ -68,13 +103,7 @@ class HttpForward:
     ) -> Failures:
         ids = record_ids(event)
         try:
-            response = self._session().post(
-                self.target.url,
-                data=body,
-                headers={**headers, **self.target.headers},
-                timeout=self.timeout,
-                allow_redirects=False,  # a redirected POST becomes a GET without the body: fail it instead
-            )
+            response = self._bounded_post(body, {**headers, **self.target.headers})
         except requests.RequestException as exc:
             log("warning", "forward_failed", url=self.target.url, error=repr(exc), message_ids=ids, **log_fields)
             return all_failed(event)
