@@ -31,7 +31,7 @@ from sandbox import loopback
 from sandbox.containers import ContainerFailed, ContainerPool, FunctionError, PackagedFunction
 from sandbox.faults import FaultPlan, InvocationCrashed, mark_invocation
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 

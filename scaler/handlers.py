@@ -29,7 +29,7 @@ def control_plane() -> ControlPlane:
     tokens = TokenStore(bind_token_table(table, region=region()))
     invoker = LambdaInvoker(boto3.client("lambda", region_name=region()))
     return ControlPlane(
-        config=load_config(),
+        config=load_config(region=region()),
         prefix=prefix,
         tokens=tokens,
         alarms=AlarmStates(boto3.client("cloudwatch", region_name=region()), prefix),
