@@ -199,6 +199,9 @@ def test_a_run_under_every_fault_loses_nothing_and_converges(tmp_path: Path) -> 
     both = report["processed_and_dlq"]
     assert report["processed"] + report["dlq"] - both == 300, json.dumps(report, indent=1)[-3000:]
     assert report["dlq_not_poison"] + report["poison"] == report["dlq"]
-    assert both <= report["faults_injected"]["crash"] + report["faults_injected"]["sqs_error"]
+    # Each such message needs a fault that kept a handled message's delete from landing (a crash, an SQS
+    # error, a throttled heartbeat that lost the lease, a slow batch outliving it, a dropped hand-over).
+    undeleting = ("crash", "sqs_error", "throttle", "slow", "drop")
+    assert both <= sum(report["faults_injected"][f] for f in undeleting)
     assert set(report["faults_injected"]) == set(faults) and sum(report["faults_injected"].values()) >= 10
     assert report["duplicates"] == sum(report["duplicate_causes"].values())
