@@ -126,6 +126,8 @@ def role_resources(config: Config, prefix: str, names: dict[str, str]) -> dict[s
                     "Statement": [
                         {
                             "Effect": "Allow",
+                            # Lambda's service principal is this name in every partition (China's too),
+                            # so it is not built from ${AWS::URLSuffix}.
                             "Principal": {"Service": ["lambda.amazonaws.com"]},
                             "Action": ["sts:AssumeRole"],
                         }
