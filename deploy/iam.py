@@ -11,11 +11,14 @@ from typing import Any
 
 from poller.aws.arn import Arn
 from poller.config import Config
+from poller.runs import RUNS_PARTITION
 from poller.sqs.queue_ref import QueueRef
 
 SUB = "Fn::Sub"
 TABLE = "TokenTable"
 RUNS_TOPIC = "RunsTopic"
+PRODUCER = "producer"
+"""The key the producers' policy is checked under (tests/test_least_privilege.py), beside the functions'."""
 ROLES = {"poller": "PollerRole", "scaleUp": "ScaleUpRole", "scaleDown": "ScaleDownRole", "restart": "RestartRole"}
 """serverless.yml's function keys and their roles' logical ids."""
 
@@ -145,12 +148,22 @@ def role_resources(config: Config, prefix: str, names: dict[str, str]) -> dict[s
     return out
 
 
-def _producers_policy(config: Config, prefix: str) -> dict[str, Any]:
-    """What a producer needs to send into the configured queues (and their KMS keys); attach it to the role
-    of whatever sends work (a handler's own function, a scheduled job). Output: ProducersPolicyArn."""
+def producer_statements(config: Config) -> list[dict[str, Any]]:
+    """What ``producer.send_messages`` (and ``start_run``) calls: the queue's size limit and the send, on
+    the configured queues; a run's row, in the runs' partition of the table only (``dynamodb:LeadingKeys``)."""
     queues = [_queue_arn(q.ref) for q in config.queues.values()]
-    statements = [allow(["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"], queues)]
-    statements += _kms(config, ["kms:GenerateDataKey", "kms:Decrypt"])
+    runs_only = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [RUNS_PARTITION]}}
+    return [
+        allow(["sqs:GetQueueAttributes", "sqs:SendMessage"], queues),
+        allow(["dynamodb:PutItem", "dynamodb:UpdateItem"], [{"Fn::GetAtt": [TABLE, "Arn"]}], runs_only),
+        *_kms(config, ["kms:GenerateDataKey", "kms:Decrypt"]),
+    ]
+
+
+def _producers_policy(config: Config, prefix: str) -> dict[str, Any]:
+    """What a producer needs; attach it to the role of whatever sends work (a handler's own function, a
+    scheduled job). Output: ProducersPolicyArn."""
+    statements = producer_statements(config)
     return {
         "Type": "AWS::IAM::ManagedPolicy",
         "Properties": {

@@ -1,6 +1,7 @@
 """Each function's role allows exactly what its code calls: every AWS operation the four entry points make
 on moto (recorded by botocore's hooks, tests/aws_calls.py) is allowed by that function's rendered policy,
-and every action that policy grants is one the function's code was seen to make."""
+and every action that policy grants is one the function's code was seen to make. The same for the
+producers' policy and what ``producer.send_messages`` calls."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from aws_calls import Call, Recorder, recording
 from conftest import ACCOUNT, REGION, FakeContext, create_function, make_queue, send
 
 import poller.targets.function
-from deploy.iam import ON_BEHALF, ROLES
+from deploy.iam import ON_BEHALF, PRODUCER, ROLES
 from deploy.render import depth_alarm_properties, render
 from poller import handler as entry
 from poller.config import load_config
@@ -112,7 +113,9 @@ def _exercise(stack: dict[str, Any], tokens: TokenStore, sqs: Any, recorder: Rec
     scale-down on the rendered alarm, and restart reviving a dead loop and republishing a run's notice."""
     orders, reports = stack["urls"]["orders"], stack["urls"]["reports"]
     book = RunBook.from_environment(REGION)
-    send_messages(sqs, orders, ["fast", "slow"], run=start_run("nightly", book=book), book=book)
+    with recorder.as_function(PRODUCER):  # a producer's own code: sending into a run
+        producer_sqs = boto3.client("sqs", region_name=REGION)
+        send_messages(producer_sqs, orders, ["fast", "slow"], run=start_run("nightly", book=book), book=book)
     send(sqs, orders, ["bad"])
     send(sqs, reports, ["report"])
 
@@ -222,7 +225,8 @@ def test_each_function_is_allowed_exactly_what_its_code_calls(
         ]
         for function, role in ROLES.items()
     }
-    assert sorted(policies) == sorted(recorder.calls) == ["poller", "restart", "scaleDown", "scaleUp"]
+    policies[PRODUCER] = resources["ProducersPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert sorted(policies) == sorted(recorder.calls) == ["poller", "producer", "restart", "scaleDown", "scaleUp"]
     for function, statements in policies.items():
         calls = recorder.calls[function]
         for call in set(calls):
@@ -239,4 +243,4 @@ def test_each_function_is_allowed_exactly_what_its_code_calls(
         assert not unused, f"{function}: its policy grants {sorted(unused)}, which its code never called"
     # What SQS asks KMS with the function's rights: the poller decrypts what it receives, with that key only.
     kms = {f: [s["Resource"] for s in statements if set(s["Action"]) & ON_BEHALF] for f, statements in policies.items()}
-    assert kms == {"poller": [[KEY]], "scaleUp": [], "scaleDown": [], "restart": []}
+    assert kms == {"poller": [[KEY]], "scaleUp": [], "scaleDown": [], "restart": [], PRODUCER: [[KEY]]}
