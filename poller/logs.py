@@ -27,7 +27,8 @@ def log(level: str, event: str, **fields: object) -> None:
 
 
 def configure_logging() -> None:
-    """Show our lines at ``$SQS_LOOPS_LOG_LEVEL`` (default INFO): the Lambda runtime's root logger drops
+    """Show our lines at ``$SQS_LOOPS_LOG_LEVEL``, else Lambda's ``$AWS_LAMBDA_LOG_LEVEL`` (the deployment's
+    ``poller.log_level``), else INFO: the Lambda runtime's root logger drops
     INFO by default, and a loop must show one line per batch. In Lambda the lines go to stdout bare."""
     LOGGER.setLevel(_python_level(os.environ.get(LOG_LEVEL_ENV) or os.environ.get(LAMBDA_LOG_LEVEL_ENV) or "INFO"))
     if LOGGER.handlers:

@@ -181,6 +181,8 @@ def test_the_poller_s_async_invokes_and_logs(resources: dict[str, Any]) -> None:
     for config in configs.values():
         assert (config["MaximumRetryAttempts"], config["FunctionName"]) == (0, {"Ref": "PollerLambdaFunction"})
         assert config["MaximumEventAgeInSeconds"] == 60 + 20 + 20  # heartbeat + longest poll + margin
+    restart = props(resources, "RestartLambdaEvConf")
+    assert (restart["MaximumRetryAttempts"], restart["MaximumEventAgeInSeconds"]) == (0, 60)  # the next minute's wins
     poller = props(resources, "PollerLambdaFunction")
     assert poller["ReservedConcurrentExecutions"] == 40
     for name in ("Poller", "ScaleUp", "ScaleDown", "Restart"):
