@@ -131,7 +131,10 @@ def _exercise(stack: dict[str, Any], tokens: TokenStore, sqs: Any, recorder: Rec
     tokens.create(reports, "slot-0001", loop_id="L1", now_ms=int(time.time() * 1000))
     arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{POLLER}"
     with recorder.as_function("poller"):
-        entry.handler(_step(orders, "slot-0001"), FakeContext(8, arn=arn))
+        # 1 s of long poll + 3 s of handler budget + 3 s to recurse: 11 s leaves 4 s to start the batch
+        # on a loaded machine; the step then polls on until its time is up.
+        entry.handler(_step(orders, "slot-0001"), FakeContext(11, arn=arn))
+        assert {"bad", "fast", "slow"} <= set(sample_handlers.bodies())  # the paths below need all three
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", stack["worker"])  # the function target's endpoint only
         poller.targets.function.sync_lambda_client(2, REGION)
         monkeypatch.delenv("AWS_ENDPOINT_URL_LAMBDA")
