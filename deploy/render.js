@@ -21,8 +21,11 @@ function python() {
 module.exports = async ({ resolveVariable }) => {
   if (!rendered) {
     const prefix = `${await resolveVariable('self:service')}-${await resolveVariable('sls:stage')}`;
+    // The deployment's region: a queue of another region is refused (docs/config.md).
+    const region = await resolveVariable('self:provider.region');
+    const args = ['-m', 'deploy.render', '--prefix', prefix, '--root', root, '--region', region];
     try {
-      const out = execFileSync(python(), ['-m', 'deploy.render', '--prefix', prefix, '--root', root], {
+      const out = execFileSync(python(), args, {
         cwd: root,
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,8 +2,9 @@
 
 ``serverless.yml`` pulls this in through ``deploy/render.js`` on every ``serverless package`` or ``deploy``,
 so ``queues.yml`` (or ``$SQS_LOOPS_CONFIG``) is the one source of truth; the sandbox creates its alarms
-from the same rendering. The output is JSON: ``resources`` (CloudFormation resources), ``iam`` (role
-statements), ``config_path`` (the config file, relative to the project root, to ship and point
+from the same rendering. The output is JSON: ``resources`` (CloudFormation resources, the functions' roles
+among them: deploy/iam.py), ``extensions`` (properties added to the Framework's functions), ``roles`` (function
+key -> its role's ARN), ``log_level``, ``config_path`` (the config file, relative to the project root, to ship and point
 ``SQS_LOOPS_CONFIG`` at), ``package_patterns`` (our code, the config and the handlers' packages),
 ``poller_timeout_s`` and ``tracing`` (X-Ray on every function: ``poller.tracing``). The dashboard and the
 operator's alarms come from deploy/dashboard.py and deploy/alerts.py.
@@ -20,14 +21,14 @@ from typing import Any
 
 from deploy.alerts import alert_resources
 from deploy.dashboard import dashboard_resources
+from deploy.functions import function_extensions, function_names, poller_invoke_configs
+from deploy.iam import role_arns, role_resources
+from deploy.packaging import package_patterns
 from poller.config import Config, QueueConfig, config_path, load_config
 from poller.exceptions import ConfigError
-from poller.sqs.queue_ref import QueueRef
 from scaler.alarms.names import depth_alarm_names
 
 NAMESPACE = "SqsLoops"
-SHIPPED_PACKAGES = ("poller", "scaler", "producer")
-"""Our packages that run in Lambda; deploy/, ops/, sandbox/ and testing/ never go into the zip."""
 METRIC_PERIOD_S = 60  # SQS metrics arrive at 1-minute granularity
 DLQ_RETENTION_S = 14 * 24 * 3600  # the longest SQS keeps a message: time to look and redrive
 RUNAWAY_INVOCATIONS_PER_LOOP = 10
@@ -55,26 +56,19 @@ def render(config: Config, *, prefix: str, root: Path) -> dict[str, Any]:
     resources.update(_health_alarms(config, prefix))
     resources.update(alert_resources(config, prefix, logical_id))
     resources.update(dashboard_resources(config, prefix))
+    resources.update(role_resources(config, prefix, function_names(prefix)))
+    resources.update(poller_invoke_configs(config))
     shipped = _shipped_path(Path(config.path), root)
     return {
         "resources": resources,
+        "extensions": function_extensions(config),
+        "roles": role_arns(),
         "tracing": config.poller.tracing,
-        "iam": _iam_statements(config, prefix),
+        "log_level": config.poller.log_level,
         "config_path": shipped,
-        "package_patterns": _package_patterns(config, shipped),
+        "package_patterns": package_patterns(config, shipped, root),
         "poller_timeout_s": config.poller.timeout_s,
     }
-
-
-def _package_patterns(config: Config, shipped_config: str) -> list[str]:
-    """What goes into the zip: our code, the config, and the top-level package (or module) of every
-    configured handler, so that adding a queue with a new handler needs no edit of serverless.yml."""
-    handlers = [q.handler for q in config.queues.values() if q.handler is not None]
-    handler_roots = sorted({h.split(".", 1)[0] for h in handlers} - set(SHIPPED_PACKAGES))
-    patterns = ["!**", *(f"{package}/**" for package in SHIPPED_PACKAGES), shipped_config]
-    for top in handler_roots:
-        patterns += [f"{top}/**", f"{top}.py"]
-    return [*patterns, "!**/__pycache__/**", "!**/*.pyc"]
 
 
 def _check_logical_ids(config: Config) -> None:
@@ -180,6 +174,8 @@ def _queue_resources(queue: QueueConfig, prefix: str) -> dict[str, Any]:
         }
         if fifo:
             dlq_props["FifoQueue"] = queue_props["FifoQueue"] = True
+        if queue.kms_key:  # the DLQ holds the same messages: the same key
+            dlq_props["KmsMasterKeyId"] = queue_props["KmsMasterKeyId"] = queue.kms_key
         out[f"{lid}DeadLetterQueue"] = {"Type": "AWS::SQS::Queue", "Properties": dlq_props}
         out[f"{lid}Queue"] = {"Type": "AWS::SQS::Queue", "Properties": queue_props}
     if queue.dlq_name is not None:
@@ -275,77 +271,16 @@ def _alert(
     }
 
 
-def _queue_arn(name_or_url: str) -> Any:
-    ref = QueueRef.parse(name_or_url)
-    return {SUB: ref.arn_in(partition="${AWS::Partition}", region="${AWS::Region}", account_id="${AWS::AccountId}")}
-
-
-def _function_arns(name_or_arn: str) -> list[Any]:
-    """A forwarding target's ARN, and its qualified versions (an alias or version given, or not)."""
-    if name_or_arn.startswith("arn:"):
-        base = ":".join(name_or_arn.split(":")[:7])
-        return [base, base + ":*"]
-    name = name_or_arn.split(":", 1)[0]
-    arn = f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{name}"
-    return [{SUB: arn}, {SUB: arn + ":*"}]
-
-
-def _iam_statements(config: Config, prefix: str) -> list[dict[str, Any]]:
-    queues = [_queue_arn(q.queue) for q in config.queues.values()]
-    dlqs = [_queue_arn(q.dlq or q.dlq_name) for q in config.queues.values() if q.dlq_name is not None]
-    function = f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{prefix}-poller"
-    targets: list[Any] = []  # forwarding targets (function: in the config), each once
-    for queue in config.queues.values():
-        targets += [arn for arn in _function_arns(queue.function or "") if queue.function and arn not in targets]
-    return [
-        {
-            "Effect": "Allow",
-            "Action": [
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:DeleteItem",
-                "dynamodb:Query",
-                "dynamodb:Scan",
-            ],
-            "Resource": [{"Fn::GetAtt": [TABLE, "Arn"]}],
-        },
-        {
-            "Effect": "Allow",
-            "Action": [
-                "sqs:ReceiveMessage",
-                "sqs:DeleteMessage",
-                "sqs:ChangeMessageVisibility",
-                "sqs:GetQueueAttributes",
-                "sqs:GetQueueUrl",
-            ],
-            "Resource": queues,
-        },
-        *([{"Effect": "Allow", "Action": ["sqs:GetQueueAttributes"], "Resource": dlqs}] if dlqs else []),
-        {
-            "Effect": "Allow",
-            "Action": ["lambda:InvokeFunction"],
-            "Resource": [{SUB: function}, {SUB: function + ":*"}, *targets],
-        },
-        {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": [{"Ref": RUNS_TOPIC}]},
-        {
-            "Effect": "Allow",
-            "Action": ["cloudwatch:DescribeAlarms"],
-            "Resource": [
-                {SUB: f"arn:${{AWS::Partition}}:cloudwatch:${{AWS::Region}}:${{AWS::AccountId}}:alarm:{prefix}-*"}
-            ],
-        },
-    ]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.render", description=__doc__.splitlines()[0])
     parser.add_argument("--prefix", required=True, help="LOOPS_PREFIX: <service>-<stage>")
     parser.add_argument("--config", help="config file (default: $SQS_LOOPS_CONFIG, else queues.yml)")
     parser.add_argument("--root", default=".", help="project root the config is shipped from (default: .)")
+    parser.add_argument("--region", help="the deployment's region: a queue, DLQ or KMS key elsewhere is refused")
     args = parser.parse_args(argv)
     try:
-        rendered = render(load_config(args.config or config_path()), prefix=args.prefix, root=Path(args.root))
+        config = load_config(args.config or config_path(), region=args.region)
+        rendered = render(config, prefix=args.prefix, root=Path(args.root))
     except ConfigError as exc:
         print(f"sqs-loops config error: {exc}", file=sys.stderr)
         return 2

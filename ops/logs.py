@@ -22,7 +22,7 @@ FOLLOW_POLL_S = 2.0
 """How often --follow looks for new lines: CloudWatch Logs shows a line a few seconds after it is written."""
 _SINCE = re.compile(r"^([0-9]+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_LEVEL_STYLE = {"debug": "dim", "info": "green", "warning": "yellow", "error": "bold red"}
+_LEVEL_STYLE = {"debug": "dim", "info": "green", "warn": "yellow", "warning": "yellow", "error": "bold red"}
 # Members a person does not need to read: the EMF block, its dimension and its metric copies of the fields.
 _QUIET = {"_aws", "level", "event", "queue", DEPLOYMENT, *(m.name for m in ALL_METRICS)}
 

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 import boto3
 
+from poller.aws.arn import partition_of
 from poller.clock import SYSTEM_CLOCK, Clock
 from poller.runs import RunBook, RunStatus, sns_publisher
 from producer import list_runs, run_status
@@ -46,7 +47,7 @@ def cli_book(args: argparse.Namespace, *, publish: bool = False) -> RunBook:
     publisher = None
     if publish:
         account = boto3.client("sts", **kwargs).get_caller_identity()["Account"]
-        topic = f"arn:aws:sns:{args.region}:{account}:{args.prefix}-runs"
+        topic = f"arn:{partition_of(args.region)}:sns:{args.region}:{account}:{args.prefix}-runs"
         publisher = sns_publisher(boto3.client("sns", **kwargs), topic)
     return RunBook.of(dynamodb, f"{args.prefix}-tokens", publish=publisher)
 

@@ -27,7 +27,8 @@ from poller.runs import RunBook
 
 @cache
 def _config() -> Config:
-    return load_config()
+    # A queue of another region is refused here too, not only at deploy time (docs/config.md).
+    return load_config(region=region())
 
 
 @cache

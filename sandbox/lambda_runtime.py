@@ -27,12 +27,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from poller.aws.limits import LAMBDA_SYNC_PAYLOAD_BYTES
 from poller.logs import LOGGER, log
 from sandbox import loopback
 from sandbox.containers import ContainerFailed, ContainerPool, FunctionError, PackagedFunction
 from sandbox.faults import FaultPlan, Invocation, InvocationCrashed, begin_invocation, release_killed
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 
@@ -119,7 +120,11 @@ class LocalLambda:
         name = unquote(parts[3]).split(":")
         function = name[6] if len(name) >= 7 else name[0]  # an ARN (maybe qualified) or a name
         length = int(request.headers.get("Content-Length") or 0)
-        payload = json.loads(request.rfile.read(length) or b"{}")
+        body = request.rfile.read(length)
+        if len(body) > LAMBDA_SYNC_PAYLOAD_BYTES:  # as Lambda answers a request payload over its limit
+            message = f"Request must be smaller than {LAMBDA_SYNC_PAYLOAD_BYTES} bytes for the InvokeFunction operation"
+            return _reply(request, 413, {"Type": "User", "message": message}, "RequestTooLargeException")
+        payload = json.loads(body or b"{}")
         if function not in self.functions:
             return _reply(
                 request,

@@ -28,7 +28,7 @@ def control_plane() -> ControlPlane:
     tokens = TokenStore(bind_token_table(table, region=region()))
     invoker = LambdaInvoker(control_client("lambda", region()))
     return ControlPlane(
-        config=load_config(),
+        config=load_config(region=region()),
         prefix=prefix,
         tokens=tokens,
         alarms=AlarmStates(control_client("cloudwatch", region()), prefix),

@@ -1,4 +1,4 @@
-"""A control plane on moto: two queues with depth alarms named per the contract, the token table, and a
+"""A control plane on moto: two queues with the depth alarms the stack renders, the token table, and a
 recording invoker in place of Lambda's async Invoke."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 from conftest import ACCOUNT, REGION, RecordingInvoker
 
+from deploy.render import depth_alarm_properties
 from poller.clock import SYSTEM_CLOCK, Clock
 from poller.config import Config, parse_config
 from poller.lease.tokens import TokenState, TokenStore
@@ -54,38 +55,12 @@ def url_of(key: str) -> str:
 
 
 def put_depth_alarms(cloudwatch: Any, config: Config, prefix: str = PREFIX) -> None:
-    """Depth alarms as the deployment defines them: visible + in flight, by metric math."""
+    """The depth alarms the stack renders (deploy/render.py), put into moto as CloudFormation would make
+    them; only the topics' Refs are replaced by the topics' ARNs."""
     for queue in config.queues.values():
         for name, step in zip(depth_alarm_names(prefix, queue), queue.scale_steps, strict=True):
-            metrics = [
-                {
-                    "Id": mid,
-                    "MetricStat": {
-                        "Metric": {
-                            "Namespace": "AWS/SQS",
-                            "MetricName": metric,
-                            "Dimensions": [{"Name": "QueueName", "Value": queue.queue_name}],
-                        },
-                        "Period": 60,
-                        "Stat": "Maximum",
-                    },
-                    "ReturnData": False,
-                }
-                for mid, metric in (
-                    ("visible", "ApproximateNumberOfMessagesVisible"),
-                    ("inflight", "ApproximateNumberOfMessagesNotVisible"),
-                )
-            ]
-            metrics.append({"Id": "depth", "Expression": "visible + inflight", "Label": "depth", "ReturnData": True})
-            cloudwatch.put_metric_alarm(
-                AlarmName=name,
-                Metrics=metrics,
-                EvaluationPeriods=1,
-                Threshold=float(step.depth),
-                ComparisonOperator="GreaterThanOrEqualToThreshold",
-                AlarmActions=[UP_TOPIC],
-                OKActions=[DOWN_TOPIC],
-            )
+            props = depth_alarm_properties(queue, name, step.depth)
+            cloudwatch.put_metric_alarm(**props, AlarmActions=[UP_TOPIC], OKActions=[DOWN_TOPIC])
 
 
 @dataclass

@@ -20,42 +20,81 @@ from ops.cost import (
     rates_from_bench,
 )
 
+# us-east-1 list prices, written here from AWS's pricing pages (not read from ops/cost.py), so that a wrong
+# figure in the model fails these tests:
+LAMBDA_REQUEST = 0.20 / 1e6  # aws.amazon.com/lambda/pricing: $0.20 per 1M requests
+LAMBDA_GB_S_ARM = 0.0000133334  # same page: arm64, first 7.5 billion GB-s a month
+LAMBDA_GB_S_X86 = 0.0000166667  # same page: x86, first 6 billion GB-s a month
+SQS_REQUEST = 0.40 / 1e6  # aws.amazon.com/sqs/pricing: standard queue, $0.40 per 1M requests (after 1M free)
+DYNAMODB_WRITE = 0.625 / 1e6  # aws.amazon.com/dynamodb/pricing/on-demand: $0.625 per 1M write request units
+ALARM_MONTH = 0.10  # aws.amazon.com/cloudwatch/pricing: standard resolution alarm, per month
+CUSTOM_METRIC_MONTH = 0.30  # same page: per metric a month, first 10,000 metrics
+EPU_HOUR = 0.00925  # AWS-FACTS.md: provisioned SQS event poller unit, per hour (us-east-1, Nov 2025)
+MONTH_MINUTES = 30 * 24 * 60  # the model's month: 30 days
+
 PRICES = Prices()
-GB_S_256_ARM = 0.0000133334 / 4  # USD per second of a 256 MB arm64 function
+GB_S_256_ARM = LAMBDA_GB_S_ARM / 4  # USD per second of a 256 MB arm64 function
 
 
-def by_design(workload: Workload, rates: CallRates = SQS_LOOPS) -> dict[str, Estimate]:
-    return {e.design: e for e in estimate(workload, PRICES, rates)}
+def by_design(workload: Workload, rates: CallRates = SQS_LOOPS, prices: Prices = PRICES) -> dict[str, Estimate]:
+    return {e.design: e for e in estimate(workload, prices, rates)}
 
 
-def test_an_idle_loop_costs_a_month_of_duration_plus_its_polls_heartbeats_and_alarms() -> None:
+def test_the_model_s_prices_are_the_price_list_s() -> None:
+    assert (PRICES.lambda_request, PRICES.gb_s_arm64, PRICES.gb_s_x86) == (
+        pytest.approx(LAMBDA_REQUEST),
+        LAMBDA_GB_S_ARM,
+        LAMBDA_GB_S_X86,
+    )
+    assert (PRICES.sqs_request, PRICES.dynamodb_write) == (pytest.approx(SQS_REQUEST), pytest.approx(DYNAMODB_WRITE))
+    assert (PRICES.alarm_month, PRICES.custom_metric_month) == (ALARM_MONTH, CUSTOM_METRIC_MONTH)
+    assert MONTH_S == MONTH_MINUTES * 60
+
+
+def test_an_idle_loop_costs_what_its_design_says_a_month_of_waiting_costs() -> None:
+    """Derived from the design, not from the model's measured rates: a 20-s long poll is 3 receives a
+    minute, a 75-s heartbeat 0.8 writes, and one 900-s invocation a claim and a recursion per 15 minutes;
+    the loop is billed every second of the month; 2 depth alarms and the loop-stopped one, and 3 metrics
+    that still get data at rest. The measured rates (bench/) may differ a little: within 0.5 %."""
+    duration = MONTH_MINUTES * 60 * 0.25 * LAMBDA_GB_S_ARM
+    calls = MONTH_MINUTES * (3 * SQS_REQUEST + (60 / 75 + 1 / 15) * DYNAMODB_WRITE + (1 / 15) * LAMBDA_REQUEST)
+    expected = duration + calls + 3 * ALARM_MONTH + 3 * CUSTOM_METRIC_MONTH
     ours = by_design(Workload())["sqs-loops"]
-    minutes = MONTH_S / 60
-    calls = minutes * (3.011 * 0.40 + 0.789 * 0.625 + 0.072 * 0.20) / 1e6
-    # Two depth alarms and the loop-stopped alarm; the three metrics a resting queue still sends.
-    assert ours.at_rest_per_queue_month == pytest.approx(MONTH_S * GB_S_256_ARM + calls + 3 * 0.10 + 3 * 0.30)
-    assert 9.8 < ours.at_rest_per_queue_month < 10.0  # docs/deploy.md: about $10
+    assert ours.at_rest_per_queue_month == pytest.approx(expected, rel=0.005)
+    assert 9.8 < expected < 10.0  # docs/deploy.md: about $10
     plain = by_design(Workload(custom_metrics_per_queue=0))["sqs-loops"]  # poller.metrics: false
-    assert plain.at_rest_per_queue_month == pytest.approx(MONTH_S * GB_S_256_ARM + calls + 2 * 0.10)
+    assert plain.at_rest_per_queue_month == pytest.approx(duration + calls + 2 * ALARM_MONTH, rel=0.005)
     busy = by_design(Workload(messages_per_day=1e6))["sqs-loops"]
+    # Busy, every metric gets data: 15 custom metrics, and the loop-stopped alarm.
     assert busy.month - by_design(Workload(messages_per_day=1e6, custom_metrics_per_queue=0))["sqs-loops"].month == (
-        pytest.approx(15 * 0.30 + 0.10)
+        pytest.approx(15 * CUSTOM_METRIC_MONTH + ALARM_MONTH)
     )
 
 
 def test_the_on_demand_trigger_at_rest_pays_only_its_pollers_empty_receives() -> None:
+    """AWS-FACTS.md: at rest its 5 pollers long-poll for 20 s, about $0.26 a month."""
     trigger = by_design(Workload())["trigger (on-demand)"]
-    assert trigger.at_rest_per_queue_month == pytest.approx(15 * MONTH_S / 60 * 0.40 / 1e6)
+    assert trigger.at_rest_per_queue_month == pytest.approx(5 * 3 * MONTH_MINUTES * SQS_REQUEST)
+    assert trigger.at_rest_per_queue_month == pytest.approx(0.26, abs=0.005)
+
+
+def test_provisioned_mode_at_rest_at_the_list_price_of_an_epu() -> None:
+    """AWS-FACTS.md: the 2-poller floor is about $13.5 a month per mapping (two EPUs all month)."""
+    provisioned = by_design(Workload(), prices=Prices(epu_hour=EPU_HOUR))["trigger (provisioned)"]
+    assert provisioned.at_rest_per_queue_month == pytest.approx(2 * EPU_HOUR * MONTH_MINUTES / 60 + 0.2592, rel=1e-3)
+    assert 13.3 < provisioned.at_rest_per_queue_month < 13.7
 
 
 def test_per_million_messages_by_hand() -> None:
     w = Workload(handler_ms=100, call_ms=15)
     designs = by_design(w)
     # The trigger: 100 ms of duration per batch of 10, one receive, one delete and one invocation per batch.
-    trigger = 1e5 * 0.1 * GB_S_256_ARM + 1e5 * (2 * 0.40 + 0.20) / 1e6
+    trigger = 1e5 * 0.1 * GB_S_256_ARM + 1e5 * (2 * SQS_REQUEST + LAMBDA_REQUEST)
     assert designs["trigger (on-demand)"].per_million == pytest.approx(trigger)
     # The 2016 design waits for 12 calls per batch and pays a delete per message and an invocation per batch.
-    recursive = 1e5 * (0.1 + 12 * 0.015) * GB_S_256_ARM + 1e6 * (1.1 * 0.40 + 0.1 * 0.625 + 0.1 * 0.20) / 1e6
+    recursive = 1e5 * (0.1 + 12 * 0.015) * GB_S_256_ARM + 1e6 * (
+        1.1 * SQS_REQUEST + 0.1 * DYNAMODB_WRITE + 0.1 * LAMBDA_REQUEST
+    )
     assert designs["2016 design"].per_million == pytest.approx(recursive)
     assert designs["sqs-loops"].per_million < designs["2016 design"].per_million / 4
 
@@ -66,7 +105,7 @@ def test_a_busy_deployment_is_billed_for_its_busy_time_not_twice() -> None:
     busy_s = 200_000_000 * 30 * (0.1 + 2 * 0.015) / 10
     assert busy_s > MONTH_S  # more than one loop's month: the loops scaled up
     assert ours.month > busy_s * GB_S_256_ARM
-    assert ours.month < busy_s * GB_S_256_ARM * 1.1 + 6e9 * 0.2 * 0.40 / 1e6 * 1.1
+    assert ours.month < busy_s * GB_S_256_ARM * 1.1 + 6e9 * 0.2 * SQS_REQUEST * 1.1
 
 
 def test_where_each_is_cheaper() -> None:

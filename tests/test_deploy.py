@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import one_serverless_at_a_time
 
-from deploy.render import SHIPPED_PACKAGES
+from deploy.packaging import SHIPPED_PACKAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVERLESS = ROOT / "node_modules" / ".bin" / "serverless"
@@ -111,7 +111,6 @@ def test_functions_schedule_and_table(resources: dict[str, Any]) -> None:
         "SQS_LOOPS_CONFIG": FIXTURE,
         "LOOPS_RUNS_TOPIC": {"Ref": "RunsTopic"},  # the runs' notices (docs/runs.md)
     }
-    assert props(resources, "PollerLambdaEvConf")["MaximumRetryAttempts"] == 0
     assert props(resources, "RestartEventsRuleSchedule1")["ScheduleExpression"] == "rate(1 minute)"
     handlers = {props(resources, f"{n}LambdaFunction")["Handler"] for n in ("ScaleUp", "ScaleDown", "Restart")}
     assert handlers == {"scaler.handlers.scale_up", "scaler.handlers.scale_down", "scaler.handlers.restart"}
@@ -124,23 +123,29 @@ def test_functions_schedule_and_table(resources: dict[str, Any]) -> None:
     assert props(resources, "ScaleUpSnsSubscriptionSqsloopsciscaleup")["TopicArn"] == {"Ref": "ScaleUpTopic"}
 
 
-def test_iam_is_scoped(resources: dict[str, Any]) -> None:
-    statements = [
-        s
-        for policy in props(resources, "IamRoleLambdaExecution")["Policies"]
-        for s in policy["PolicyDocument"]["Statement"]
-    ]
-    for statement in statements:
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        assert not any(a == "*" or a.endswith(":*") for a in actions), statement
-        if set(actions) <= XRAY_ACTIONS:
-            continue  # X-Ray has no resource-level permissions: the Framework's own statement for tracing
-        assert statement["Resource"] != "*" and "*" not in statement["Resource"], statement
-    by_action = {a: s for s in statements for a in s["Action"]}
+def _statements(resources: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    return [s for policy in props(resources, role)["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+
+
+def test_each_function_has_its_own_scoped_role(resources: dict[str, Any]) -> None:
+    assert "IamRoleLambdaExecution" not in resources  # no role shared by every function
+    functions = {k: r for k, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    assert {k: r["Properties"]["Role"] for k, r in functions.items()} == {
+        f"{name}LambdaFunction": {"Fn::Sub": f"${{{name}Role.Arn}}"}
+        for name in ("Poller", "ScaleUp", "ScaleDown", "Restart")
+    }
+    for role in ("PollerRole", "ScaleUpRole", "ScaleDownRole", "RestartRole"):
+        for statement in _statements(resources, role):
+            actions = statement["Action"]
+            assert not any(a == "*" or a.endswith(":*") for a in actions), statement
+            if set(actions) <= XRAY_ACTIONS:
+                continue  # X-Ray has no resource-level permissions
+            assert "*" not in statement["Resource"], statement
+    by_action = {a: s for s in _statements(resources, "PollerRole") for a in s["Action"]}
     queues = json.dumps(by_action["sqs:ReceiveMessage"]["Resource"])
     for arn in (
         ":sqs:${AWS::Region}:${AWS::AccountId}:orders-prod",
-        ":sqs:eu-west-1:210987654321:billing-events",
+        ":sqs:us-east-1:210987654321:billing-events",  # another account of the region, by URL
         "thumbnails-dev",
     ):
         assert arn in queues
@@ -148,7 +153,41 @@ def test_iam_is_scoped(resources: dict[str, Any]) -> None:
     invocable = json.dumps(by_action["lambda:InvokeFunction"]["Resource"])
     assert f"function:{PREFIX}-poller" in invocable
     assert "function:reports-worker" in invocable and "function:reports-worker:*" in invocable  # function: target
-    assert f"alarm:{PREFIX}-*" in json.dumps(by_action["cloudwatch:DescribeAlarms"]["Resource"])
+    logs = json.dumps(by_action["logs:PutLogEvents"]["Resource"])
+    assert f"log-group:/aws/lambda/{PREFIX}-poller:*" in logs and "scaleUp" not in logs
+    restart = {a for s in _statements(resources, "RestartRole") for a in s["Action"]}
+    assert "sqs:ReceiveMessage" not in restart and "cloudwatch:DescribeAlarms" in restart
+
+
+def test_kms_keys_are_granted_for_those_keys_only(resources: dict[str, Any]) -> None:
+    decrypt = [s for s in _statements(resources, "PollerRole") if "kms:Decrypt" in s["Action"]]
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert [s["Resource"] for s in decrypt] == [[key], ["arn:aws:kms:us-east-1:123456789012:key/*"]]
+    assert decrypt[1]["Condition"] == {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/thumbnails"}}
+    assert (
+        props(resources, "ThumbnailsQueue")["KmsMasterKeyId"] == "arn:aws:kms:us-east-1:123456789012:alias/thumbnails"
+    )
+    producers = props(resources, "ProducersPolicy")["PolicyDocument"]["Statement"]
+    assert {a for s in producers for a in s["Action"]} >= {"sqs:SendMessage", "kms:GenerateDataKey"}
+
+
+def test_the_poller_s_async_invokes_and_logs(resources: dict[str, Any]) -> None:
+    configs = {
+        props(resources, k)["Qualifier"]: props(resources, k)
+        for k, r in resources.items()
+        if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+    }
+    assert sorted(configs) == ["$LATEST", "live"]  # poller.aliases: [live]
+    for config in configs.values():
+        assert (config["MaximumRetryAttempts"], config["FunctionName"]) == (0, {"Ref": "PollerLambdaFunction"})
+        assert config["MaximumEventAgeInSeconds"] == 60 + 20 + 20  # heartbeat + longest poll + margin
+    restart = props(resources, "RestartLambdaEvConf")
+    assert (restart["MaximumRetryAttempts"], restart["MaximumEventAgeInSeconds"]) == (0, 60)  # the next minute's wins
+    poller = props(resources, "PollerLambdaFunction")
+    assert poller["ReservedConcurrentExecutions"] == 40
+    for name in ("Poller", "ScaleUp", "ScaleDown", "Restart"):
+        logging_config = props(resources, f"{name}LambdaFunction")["LoggingConfig"]
+        assert logging_config == {"LogFormat": "JSON", "ApplicationLogLevel": "WARN", "SystemLogLevel": "WARN"}
 
 
 def test_the_package_holds_the_code_config_and_requirements_but_not_boto3(
@@ -163,6 +202,11 @@ def test_the_package_holds_the_code_config_and_requirements_but_not_boto3(
     assert not tops & {"boto3", "botocore", "dateutil", "docs", "node_modules", ".venv"}
     assert not tops & {"rich", "markdown_it", "pygments"}  # the CLI's terminal library stays out of the zip
     assert any(n.startswith("yaml/_yaml.cpython-312-aarch64") for n in names)  # built for the function's platform
+    # Only what the functions import: no urllib3 shadowing the runtime's (its botocore's), no scripts, no
+    # metadata of packages left out, and no bytecode of the packaging machine's Python.
+    assert not tops & {"urllib3", "bin", "jmespath", "six.py", "s3transfer"}
+    assert not [n for n in names if ".dist-info/" in n.split("/")[0] + "/"], sorted(t for t in tops if "dist-info" in t)
+    assert not [n for n in names if n.endswith(".pyc")]
     with capsys.disabled():
         print(f"\ndeployment package: {archive.stat().st_size / 1e6:.2f} MB zipped, {len(names)} files")
 

@@ -81,7 +81,7 @@ def test_the_stack_is_deployed_and_what_moto_skipped_is_filled_in_from_it(box: S
     assert deployment.fill.not_filled == {}
     filled = deployment.fill.filled
     assert filled["JobsDepthAlarm1"] == "AWS::CloudWatch::Alarm"
-    assert filled["PollerLambdaEvConf"] == "AWS::Lambda::EventInvokeConfig"
+    assert filled["PollerEventInvokeConfig"] == "AWS::Lambda::EventInvokeConfig"  # deploy/functions.py
     assert "AWS::SNS::Subscription" in filled.values() and "AWS::Logs::MetricFilter" in filled.values()
     # What was filled in is what the template says, resolved against the stack.
     cloudwatch = client(box, "cloudwatch")
@@ -93,8 +93,9 @@ def test_the_stack_is_deployed_and_what_moto_skipped_is_filled_in_from_it(box: S
     endpoints = [s["Endpoint"] for s in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]]
     assert endpoints == [f"arn:aws:lambda:{box.region}:{box.account}:function:{STACK}-scaleUp"]
     lambda_ = client(box, "lambda")  # moto's Lambda, not the local runtime
-    retries = lambda_.get_function_event_invoke_config(FunctionName=f"{STACK}-poller")["MaximumRetryAttempts"]
-    assert retries == 0
+    invoke_config = lambda_.get_function_event_invoke_config(FunctionName=f"{STACK}-poller")
+    assert invoke_config["MaximumRetryAttempts"] == 0
+    assert 60 <= invoke_config["MaximumEventAgeInSeconds"] < 21600  # not Lambda's 6 hours
     # The functions as deployed: handler, timeout and environment come from moto's Lambda.
     poller = deployment.functions[f"{STACK}-poller"]
     assert (poller.handler, poller.timeout_s) == ("poller.handler.handler", 15.0)

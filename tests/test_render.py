@@ -83,5 +83,7 @@ def test_the_runs_topic_and_the_right_to_publish_to_it() -> None:
     config = parse_config("queues:\n  jobs: {queue: jobs, handler: app.orders.handle}\n", source="t.yml")
     rendered = render(config, prefix="svc-dev", root=Path("."))
     assert rendered["resources"]["RunsTopic"]["Properties"] == {"TopicName": "svc-dev-runs"}
-    publish = [s for s in rendered["iam"] if "sns:Publish" in s["Action"]]
-    assert publish == [{"Effect": "Allow", "Action": ["sns:Publish"], "Resource": [{"Ref": "RunsTopic"}]}]
+    for role in ("PollerRole", "RestartRole"):  # a loop publishes a run's notice; restart republishes a lost one
+        statements = rendered["resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        publish = [s for s in statements if "sns:Publish" in s["Action"]]
+        assert publish == [{"Effect": "Allow", "Action": ["sns:Publish"], "Resource": [{"Ref": "RunsTopic"}]}]

@@ -192,6 +192,16 @@ def test_a_run_under_every_fault_loses_nothing_and_converges(tmp_path: Path) -> 
         "never_above_max_loops": True,
     }, json.dumps(report, indent=1)[-3000:]
     assert report["lost"] == 0 and report["double_owned"] == 0 and report["ok"]
-    assert report["processed"] + report["dlq_not_poison"] + report["poison"] == 300
+    # Accounted by id: every message was processed or is in a DLQ (or both). Both is no loss and no
+    # double count: a message handled once whose delete did not land (a crash after the handler, an SQS
+    # error on the delete) comes back, and may reach the DLQ when its later receives fail or crash too.
+    # (Adding processed and dlq_not_poison counted such a message twice: the 301 != 300 seen now and then.)
+    both = report["processed_and_dlq"]
+    assert report["processed"] + report["dlq"] - both == 300, json.dumps(report, indent=1)[-3000:]
+    assert report["dlq_not_poison"] + report["poison"] == report["dlq"]
+    # Each such message needs a fault that kept a handled message's delete from landing (a crash, an SQS
+    # error, a throttled heartbeat that lost the lease, a slow batch outliving it, a dropped hand-over).
+    undeleting = ("crash", "sqs_error", "throttle", "slow", "drop")
+    assert both <= sum(report["faults_injected"][f] for f in undeleting)
     assert set(report["faults_injected"]) == set(faults) and sum(report["faults_injected"].values()) >= 10
     assert report["duplicates"] == sum(report["duplicate_causes"].values())

@@ -16,3 +16,10 @@ LAMBDA_MAX_TIMEOUT_S = 900
 
 SQS_MAX_RETENTION_S = 14 * 24 * 60 * 60
 """SQS keeps a message at most 14 days (MessageRetentionPeriod)."""
+
+LAMBDA_MIN_EVENT_AGE_S = 60
+LAMBDA_MAX_EVENT_AGE_S = 6 * 60 * 60
+"""MaximumEventAgeInSeconds of an async invoke config: 60 to 21600 (the default, 6 hours)."""
+
+LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
+"""A synchronous (RequestResponse) Invoke's request payload is at most 6 MB."""

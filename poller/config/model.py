@@ -36,6 +36,11 @@ class PollerSettings:
     covers slow AWS calls, retried heartbeats and clock skew between a loop and restart (default 20).
     ``tracing``: turn on X-Ray active tracing for the stack's functions (default false).
     ``metrics``: write metrics in EMF on the log lines (default true; each is a billed custom metric).
+    ``log_level``: the functions' application log level in Lambda's JSON log format (default INFO).
+    ``reserved_concurrency``: concurrent executions reserved for (and capping) the poller (default None:
+    the account's unreserved pool). At least the sum of ``max_loops`` (docs/config.md#reserved-concurrency).
+    ``aliases``: aliases of the poller that loops are started under; each gets the poller's async invoke
+    config (no retries, a bounded event age) as ``$LATEST`` does (default none).
     """
 
     timeout_s: int = LAMBDA_MAX_TIMEOUT_S
@@ -43,6 +48,9 @@ class PollerSettings:
     lease_margin_s: int = 20
     tracing: bool = False  # X-Ray active tracing on every function of the stack (deploy/render.py)
     metrics: bool = True  # metrics in EMF on the log lines (poller/metrics/), the dashboard's own graphs
+    log_level: str = "INFO"  # Lambda's ApplicationLogLevel for every function (deploy/functions.py)
+    reserved_concurrency: int | None = None  # the poller's ReservedConcurrentExecutions
+    aliases: tuple[str, ...] = ()  # poller aliases loops may run under: each gets the async invoke config
 
     @property
     def keeper_interval_s(self) -> float:
@@ -100,6 +108,7 @@ class QueueConfig:
     rate_limit: float | None = None  # messages a second, for all loops of the queue together
     concurrency: int = 1  # records of one batch dispatched at once inside a loop (1: the batch in one call)
     retry_backoff: RetryBackoff | None = None  # None: a failed message returns after its visibility timeout
+    kms_key: str | None = None  # ARN of the KMS key (or alias) the queue is encrypted with: IAM for that key
 
     @property
     def batch_budget_s(self) -> float:

@@ -21,7 +21,13 @@ from poller.aws.limits import (
     SQS_MAX_VISIBILITY_S,
     SQS_MAX_WAIT_S,
 )
-from poller.config.checks import batch_fits_invocation, lease_covers_keeper, no_shared_queues
+from poller.config.checks import (
+    batch_fits_invocation,
+    lease_covers_keeper,
+    no_shared_queues,
+    queues_in_region,
+    reserved_covers_loops,
+)
 from poller.config.downstream import DownstreamFields
 from poller.config.fields import queue_name_or_url
 from poller.config.model import TARGET_FIELDS, Config, PollerSettings, QueueConfig, ScaleStep
@@ -30,6 +36,14 @@ from poller.exceptions import ConfigError, shown
 CONFIG_ENV = "SQS_LOOPS_CONFIG"
 DEFAULT_CONFIG_FILE = "queues.yml"
 
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+"""Lambda's ApplicationLogLevel values (LoggingConfig of the JSON log format)."""
+# A KMS key ARN (key/<id>) or alias ARN (alias/<name>); SQS takes either as KmsMasterKeyId.
+_KMS_KEY = re.compile(
+    r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key/[A-Za-z0-9-]{1,128}|alias/[A-Za-z0-9/_-]{1,250})$"
+)
+# A Lambda alias name: 1-128 letters, digits, '-' or '_', not only digits (that is a version).
+_ALIAS = re.compile(r"^(?!^[0-9]+$)[A-Za-z0-9_-]{1,128}$")
 _QUEUE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _DOTTED_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 _QUEUE_FIELDS = {f for f in QueueConfig.__dataclass_fields__ if f != "key"}
@@ -43,14 +57,18 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read and validate a config file (default: :func:`config_path`)."""
+def load_config(path: str | os.PathLike[str] | None = None, *, region: str | None = None) -> Config:
+    """Read and validate a config file (default: :func:`config_path`). With ``region`` (the deployment's),
+    a queue, DLQ or KMS key of another region is refused (:func:`~poller.config.checks.queues_in_region`)."""
     where = Path(path) if path is not None else config_path()
     try:
         text = where.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read the config file: {exc.strerror or exc}") from exc
-    return parse_config(text, source=str(where))
+    config = parse_config(text, source=str(where))
+    if region is not None:
+        queues_in_region(config, region)
+    return config
 
 
 def parse_config(text: str, *, source: str = DEFAULT_CONFIG_FILE) -> Config:
@@ -92,6 +110,7 @@ class _Parser(DownstreamFields):
             merged = {**inherited, **own}
             queues[key] = self.queue(key, merged, where, poller)
         no_shared_queues(queues, self.fail)
+        reserved_covers_loops(poller, queues, self.fail)
         return Config(path=self.source, poller=poller, queues=MappingProxyType(queues))
 
     def poller(self, raw: Any) -> PollerSettings:
@@ -105,7 +124,24 @@ class _Parser(DownstreamFields):
             switches[name] = data.get(name, getattr(base, name))
             if not isinstance(switches[name], bool):
                 raise self.fail(f"poller.{name}", f"expected true or false, got {shown(switches[name])}")
-        settings = PollerSettings(timeout_s=timeout, heartbeat_s=heartbeat, lease_margin_s=margin, **switches)
+        level = data.get("log_level", base.log_level)
+        if level not in LOG_LEVELS:
+            raise self.fail("poller.log_level", f"expected one of {', '.join(LOG_LEVELS)}, got {shown(level)}")
+        reserved = data.get("reserved_concurrency")
+        if reserved is not None:
+            reserved = self.integer(reserved, "poller.reserved_concurrency", 1)
+        aliases = data.get("aliases", [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) and _ALIAS.match(a) for a in aliases):
+            raise self.fail("poller.aliases", f"expected a list of Lambda alias names, got {shown(aliases)}")
+        settings = PollerSettings(
+            timeout_s=timeout,
+            aliases=tuple(aliases),
+            heartbeat_s=heartbeat,
+            lease_margin_s=margin,
+            log_level=level,
+            reserved_concurrency=reserved,
+            **switches,
+        )
         lease_covers_keeper(settings, self.fail)
         return settings
 
@@ -163,7 +199,7 @@ class _Parser(DownstreamFields):
 
     def queue_resources(self, settings: QueueConfig, data: dict[str, Any], where: str) -> QueueConfig:
         """The keys that say what the stack makes around the queue: ``create``, ``max_receive_count``, ``dlq``,
-        ``max_age_s`` (its age alarm)."""
+        ``max_age_s`` (its age alarm), ``kms_key`` (its encryption key's permissions)."""
         create = data.get("create", False)
         if not isinstance(create, bool):
             raise self.fail(f"{where}.create", f"expected true or false, got {shown(create)}")
@@ -183,7 +219,14 @@ class _Parser(DownstreamFields):
         if max_age is not None:
             # SQS keeps a message at most 14 days: an older limit could never fire.
             max_age = self.integer(max_age, f"{where}.max_age_s", 1, SQS_MAX_RETENTION_S)
-        return replace(settings, create=create, max_receive_count=receives, dlq=dlq, max_age_s=max_age)
+        kms_key = data.get("kms_key")
+        if kms_key is not None and (not isinstance(kms_key, str) or not _KMS_KEY.match(kms_key)):
+            raise self.fail(
+                f"{where}.kms_key",
+                "expected the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>) or of an alias "
+                f"(...:alias/<name>), got {shown(kms_key)}",
+            )
+        return replace(settings, create=create, max_receive_count=receives, dlq=dlq, max_age_s=max_age, kms_key=kms_key)
 
     def scale_steps(self, raw: Any, where: str, min_loops: int, max_loops: int) -> tuple[ScaleStep, ...]:
         if not isinstance(raw, list):

@@ -8,14 +8,16 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from poller.aws.arn import Arn
+from poller.aws.arn import Arn, dns_suffix_of, partition_of
 from poller.exceptions import BadQueueRef
 
 # SQS queue names: 1-80 of alphanumerics, hyphens and underscores; FIFO queues end in ".fifo".
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}(\.fifo)?$")
 _ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
-# https://sqs.<region>.amazonaws.com/... (and the legacy https://<region>.queue.amazonaws.com/...)
-_HOST_REGION = (re.compile(r"^sqs\.([a-z0-9-]+)\.amazonaws\.com"), re.compile(r"^([a-z0-9-]+)\.queue\.amazonaws\.com"))
+# https://sqs.<region>.<dns suffix>/... (and the legacy https://<region>.queue.<dns suffix>/...), in any
+# partition: amazonaws.com, amazonaws.com.cn, c2s.ic.gov, ...
+_REGION = r"([a-z]{2}(?:-[a-z]+)+-[0-9]+)"
+_HOST_REGION = (re.compile(rf"^sqs\.{_REGION}\."), re.compile(rf"^{_REGION}\.queue\."))
 NO_ACCOUNT = "000000000000"
 """The account of an ARN built from a bare name with no account known (the event's ``eventSourceARN``)."""
 
@@ -86,11 +88,14 @@ class QueueRef:
         """The queue's URL: the one given, or the name's URL in ``region`` and ``account_id``."""
         if self.url is not None:
             return self.url
-        return f"https://sqs.{self.region or region}.amazonaws.com/{self.account or account_id}/{self.name}"
+        where = self.region or region
+        return f"https://sqs.{where}.{dns_suffix_of(where)}/{self.account or account_id}/{self.name}"
 
-    def arn_in(self, *, region: str, account_id: str, partition: str = "aws") -> str:
-        """``arn:<partition>:sqs:<region>:<account>:<name>``, the reference's own region and account first."""
-        return f"arn:{partition}:sqs:{self.region or region}:{self.account or account_id}:{self.name}"
+    def arn_in(self, *, region: str, account_id: str, partition: str | None = None) -> str:
+        """``arn:<partition>:sqs:<region>:<account>:<name>``, the reference's own region and account first;
+        the partition is the region's unless given (a template's ``${AWS::Partition}``)."""
+        where = self.region or region
+        return f"arn:{partition or partition_of(where)}:sqs:{where}:{self.account or account_id}:{self.name}"
 
     def beside(self, name: str) -> QueueRef:
         """Another queue in the same place (a dead-letter queue beside its source)."""

@@ -14,7 +14,7 @@ Message = dict[str, Any]
 
 
 def queue_arn(queue_url: str, region: str) -> str:
-    """``arn:aws:sqs:<region>:<account>:<name>`` from a queue URL, without an AWS call."""
+    """``arn:<partition>:sqs:<region>:<account>:<name>`` from a queue URL, without an AWS call."""
     return QueueRef.of_url(queue_url).arn_in(region=region, account_id=NO_ACCOUNT)
 
 
