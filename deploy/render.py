@@ -294,6 +294,9 @@ def _iam_statements(config: Config, prefix: str) -> list[dict[str, Any]]:
     queues = [_queue_arn(q.queue) for q in config.queues.values()]
     dlqs = [_queue_arn(q.dlq or q.dlq_name) for q in config.queues.values() if q.dlq_name is not None]
     function = f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{prefix}-poller"
+    # Loops ask scale_up for growth (docs/scaling.md#two-paths); restart reads every queue's depth with
+    # the sqs:GetQueueAttributes below.
+    scale_up = f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{prefix}-scaleUp"
     targets: list[Any] = []  # forwarding targets (function: in the config), each once
     for queue in config.queues.values():
         targets += [arn for arn in _function_arns(queue.function or "") if queue.function and arn not in targets]
@@ -325,7 +328,7 @@ def _iam_statements(config: Config, prefix: str) -> list[dict[str, Any]]:
         {
             "Effect": "Allow",
             "Action": ["lambda:InvokeFunction"],
-            "Resource": [{SUB: function}, {SUB: function + ":*"}, *targets],
+            "Resource": [{SUB: function}, {SUB: function + ":*"}, {SUB: scale_up}, *targets],
         },
         {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": [{"Ref": RUNS_TOPIC}]},
         {

@@ -44,6 +44,7 @@ _ENV = (
     "LOOPS_TABLE",
     "LOOPS_PREFIX",
     "POLLER_FUNCTION",
+    "SCALE_UP_FUNCTION",
     "SQS_LOOPS_CONFIG",
     "LOOPS_RUNS_TOPIC",
 )
@@ -85,6 +86,7 @@ def reset_cached_clients() -> None:
     import poller.handler
     import scaler.handlers
     from poller.lease.tokens import bind_token_table
+    from scaler.holds import bind_hold_table
     from scaler.overrides import bind_override_table
 
     poller.handler._config.cache_clear()
@@ -93,6 +95,7 @@ def reset_cached_clients() -> None:
     scaler.handlers.run_book.cache_clear()
     bind_token_table.cache_clear()
     bind_override_table.cache_clear()
+    bind_hold_table.cache_clear()
 
 
 @dataclass
@@ -180,6 +183,7 @@ class Sandbox:
             LOOPS_TABLE=f"{self.prefix}-tokens",
             LOOPS_PREFIX=self.prefix,
             POLLER_FUNCTION=f["poller"],
+            SCALE_UP_FUNCTION=f["scale_up"],
             SQS_LOOPS_CONFIG=str(self.config_path),
         )
         self._network.update(

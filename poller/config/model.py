@@ -36,6 +36,8 @@ class PollerSettings:
     covers slow AWS calls, retried heartbeats and clock skew between a loop and restart (default 20).
     ``tracing``: turn on X-Ray active tracing for the stack's functions (default false).
     ``metrics``: write metrics in EMF on the log lines (default true; each is a billed custom metric).
+    ``depth_reads``: the control plane reads every queue's depth and loops ask for growth (default true;
+    false is the alarm-only path, kept for comparisons: docs/scaling.md#two-paths).
     """
 
     timeout_s: int = LAMBDA_MAX_TIMEOUT_S
@@ -43,6 +45,7 @@ class PollerSettings:
     lease_margin_s: int = 20
     tracing: bool = False  # X-Ray active tracing on every function of the stack (deploy/render.py)
     metrics: bool = True  # metrics in EMF on the log lines (poller/metrics/), the dashboard's own graphs
+    depth_reads: bool = True  # restart and scale_up read depths, loops ask for growth (docs/scaling.md)
 
     @property
     def keeper_interval_s(self) -> float:
@@ -100,6 +103,9 @@ class QueueConfig:
     rate_limit: float | None = None  # messages a second, for all loops of the queue together
     concurrency: int = 1  # records of one batch dispatched at once inside a loop (1: the batch in one call)
     retry_backoff: RetryBackoff | None = None  # None: a failed message returns after its visibility timeout
+    # Loops are added at once but removed only once the depth has stayed below their step this long
+    # (docs/scaling.md#cool-down): 300 s, as Application Auto Scaling's and KEDA's default cool-downs.
+    scale_in_cooldown_s: int = 300
 
     @property
     def batch_budget_s(self) -> float:
