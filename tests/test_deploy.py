@@ -107,6 +107,7 @@ def test_functions_schedule_and_table(resources: dict[str, Any]) -> None:
     assert poller["Environment"]["Variables"] == {
         "LOOPS_TABLE": f"{PREFIX}-tokens",
         "POLLER_FUNCTION": f"{PREFIX}-poller",
+        "SCALE_UP_FUNCTION": f"{PREFIX}-scaleUp",
         "LOOPS_PREFIX": PREFIX,
         "SQS_LOOPS_CONFIG": FIXTURE,
         "LOOPS_RUNS_TOPIC": {"Ref": "RunsTopic"},  # the runs' notices (docs/runs.md)
@@ -147,6 +148,8 @@ def test_iam_is_scoped(resources: dict[str, Any]) -> None:
     assert by_action["dynamodb:UpdateItem"]["Resource"] == [{"Fn::GetAtt": ["TokenTable", "Arn"]}]
     invocable = json.dumps(by_action["lambda:InvokeFunction"]["Resource"])
     assert f"function:{PREFIX}-poller" in invocable
+    assert f"function:{PREFIX}-scaleUp" in invocable  # loops ask scale_up for growth (docs/scaling.md)
+    assert "sqs:GetQueueAttributes" in by_action and by_action["sqs:GetQueueAttributes"]["Resource"]  # depth reads
     assert "function:reports-worker" in invocable and "function:reports-worker:*" in invocable  # function: target
     assert f"alarm:{PREFIX}-*" in json.dumps(by_action["cloudwatch:DescribeAlarms"]["Resource"])
 
