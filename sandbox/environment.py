@@ -31,6 +31,7 @@ from sandbox.deployed import Deployment, check_faults, deploy, deployed_prefix
 from sandbox.faults import FaultPlan, TokenTrace
 from sandbox.lambda_runtime import ACCOUNT, REGION, LocalFunction, LocalLambda, forward_log
 from sandbox.resources import create_existing_queues, create_resources
+from sandbox.sqs_metrics import MetricTimings
 
 _ENV = (
     "AWS_ENDPOINT_URL",
@@ -56,6 +57,13 @@ class Timings:
 
     alarm_period_s: float = 3.0
     restart_period_s: float = 4.0
+    # SQS's metrics as CloudWatch gets them (sandbox/sqs_metrics.py, docs/operations.md), AWS's / 20.
+    metric_lag_s: float = 3.0
+    dormant_after_s: float = 1080.0
+    resume_after_s: float = 45.0
+
+    def metrics(self) -> MetricTimings:
+        return MetricTimings(self.alarm_period_s, self.metric_lag_s, self.dormant_after_s, self.resume_after_s)
 
 
 class Ticker:
@@ -221,7 +229,9 @@ class Sandbox:
             topics = create_resources(self.config, prefix=self.prefix, root=self.root, region=self.region)
             # As serverless.yml sets it (a deployed stack's functions get it from their own environment).
             os.environ["LOOPS_RUNS_TOPIC"] = topics[f"{self.prefix}-runs"]
-        self.evaluator = AlarmEvaluator(self.prefix, self.region, self.account, self._deliver, self.faults)
+        self.evaluator = AlarmEvaluator(
+            self.prefix, self.region, self.account, self._deliver, self.faults, self.timings.metrics()
+        )
         self._tickers = [
             Ticker("alarm-evaluator", self.timings.alarm_period_s, self.evaluator.evaluate),
             Ticker("restart-schedule", self.timings.restart_period_s, self.run_restart),
