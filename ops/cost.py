@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +32,41 @@ class Prices:
     gb_s_x86: float = 0.0000166667
     sqs_request: float = 0.40 / 1e6
     dynamodb_write: float = 0.625 / 1e6
+    dynamodb_read: float = 0.125 / 1e6
     alarm_month: float = 0.10
     custom_metric_month: float = 0.30  # the first 10,000; billed for each hour a metric receives data
     epu_hour: float = 0.185
 
 
 RESTING_METRICS_PER_QUEUE = 3
-"""Metrics a resting queue still sends every hour: Recursions (each loop step) and restart's LiveLoops and
-WantedLoops (each minute); the others get data only while messages flow (poller/metrics/names.py)."""
+"""Metrics a resting queue with loops (``min_loops`` >= 1) still sends every hour: Recursions (each loop
+step) and restart's LiveLoops and WantedLoops (each minute). A queue at rest with no loops (``min_loops: 0``)
+sends none: restart writes the two gauges only while a queue has or wants loops (scaler/control.py)."""
+
+RESTART_RUNS_PER_MONTH = MINUTES_PER_MONTH
+"""restart runs every minute, for the whole deployment."""
+RESTART_DEPTH_READS = 1
+"""GetQueueAttributes calls restart makes per queue and run (docs/scaling.md#two-paths)."""
+RESTART_TOKEN_READS = 2
+"""Consistent token queries per queue and run (revive, then reconcile): one read unit each on a small queue."""
+RESTART_MS_PER_QUEUE = 2.0
+"""restart's billed time per configured queue: about 3 calls of 15 ms, 32 queues at once, rounded up
+(``python -m bench``: restart_1000_s, docs/benchmarks.md)."""
+RESTART_BASE_MS = 300.0
+"""restart's time whatever the queue count: DescribeAlarms pages, the overrides and cool-down queries,
+the orphan scan (measured in the same benchmark)."""
+RESTART_MEMORY_MB = 256  # serverless.yml's memorySize for every function
+
+
+def control_plane_per_queue(w: Workload, p: Prices) -> float:
+    """One queue's share of restart a month: its depth read and token queries each minute, its share of
+    restart's duration and invocations."""
+    reads = RESTART_RUNS_PER_MONTH * (RESTART_DEPTH_READS * p.sqs_request + RESTART_TOKEN_READS * p.dynamodb_read)
+    gb_s = (p.gb_s_arm64 if w.arch == "arm64" else p.gb_s_x86) * RESTART_MEMORY_MB / 1024
+    own_ms = RESTART_MS_PER_QUEUE + RESTART_BASE_MS / w.queues
+    duration = RESTART_RUNS_PER_MONTH * own_ms / 1000 * gb_s
+    invocations = RESTART_RUNS_PER_MONTH * p.lambda_request / w.queues
+    return reads + duration + invocations
 
 
 @dataclass(frozen=True)
@@ -136,13 +163,14 @@ def _always_on(name: str, rates: CallRates, busy_s_per_message: float, w: Worklo
         # With metrics on, each queue also has its loop-stopped alarm; at rest only the resting metrics get
         # data (and are billed), in a busy month every one (an upper bound: billing is by the hour).
         alarms = w.alarms_per_queue + (1 if w.custom_metrics_per_queue else 0)
-        resting = min(RESTING_METRICS_PER_QUEUE, w.custom_metrics_per_queue)
+        resting = min(RESTING_METRICS_PER_QUEUE if w.loops else 0, w.custom_metrics_per_queue)
         busy = w.custom_metrics_per_queue if w.messages_per_day else resting
-        at_rest += alarms * p.alarm_month + resting * p.custom_metric_month
-        month += (alarms * p.alarm_month + busy * p.custom_metric_month) * w.queues
+        control = control_plane_per_queue(w, p)
+        at_rest += alarms * p.alarm_month + resting * p.custom_metric_month + control
+        month += (alarms * p.alarm_month + busy * p.custom_metric_month + control) * w.queues
         notes.append(
-            f"includes the depth and loop-stopped alarms and {busy} custom metrics a queue ({resting} at rest);"
-            " restart (one per deployment) adds < $0.10 a month"
+            f"includes the depth and loop-stopped alarms, {busy} custom metrics a queue ({resting} at rest) and "
+            f"a queue's share of restart (depth read and token queries each minute): ${control:.3f} a month"
         )
     return Estimate(name, per_million, at_rest, month, notes)
 
@@ -209,6 +237,15 @@ def break_even_epu_hour(w: Workload, p: Prices | None = None, rates: CallRates =
     ours, _, provisioned, _ = estimate(w, p, rates)
     epus = math.ceil(w.provisioned_pollers / w.pollers_per_epu)
     return max(0.0, ours.at_rest_per_queue_month - provisioned.at_rest_per_queue_month) / (epus * HOURS_PER_MONTH)
+
+
+def as_json(estimates: list[Estimate], w: Workload, break_even: float) -> dict[str, Any]:
+    """What ``sqs-loops cost --json`` prints: the workload, each design's figures (USD), the break-even."""
+    return {
+        "workload": asdict(w),
+        "designs": [asdict(e) for e in estimates],
+        "break_even_epu_hour": round(break_even, 6),
+    }
 
 
 def table(estimates: list[Estimate], w: Workload) -> str:

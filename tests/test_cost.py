@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from ops.cost import (
     Prices,
     Workload,
     break_even_epu_hour,
+    control_plane_per_queue,
     estimate,
     rates_from_bench,
 )
@@ -32,15 +34,38 @@ def test_an_idle_loop_costs_a_month_of_duration_plus_its_polls_heartbeats_and_al
     ours = by_design(Workload())["sqs-loops"]
     minutes = MONTH_S / 60
     calls = minutes * (3.011 * 0.40 + 0.789 * 0.625 + 0.072 * 0.20) / 1e6
-    # Two depth alarms and the loop-stopped alarm; the three metrics a resting queue still sends.
-    assert ours.at_rest_per_queue_month == pytest.approx(MONTH_S * GB_S_256_ARM + calls + 3 * 0.10 + 3 * 0.30)
-    assert 9.8 < ours.at_rest_per_queue_month < 10.0  # docs/deploy.md: about $10
+    # Two depth alarms and the loop-stopped alarm; the three metrics a resting queue still sends; restart.
+    restart = control_plane_per_queue(Workload(), PRICES)
+    assert ours.at_rest_per_queue_month == pytest.approx(MONTH_S * GB_S_256_ARM + calls + 3 * 0.10 + 3 * 0.30 + restart)
+    assert 9.8 < ours.at_rest_per_queue_month < 10.1  # docs/deploy.md: about $10
     plain = by_design(Workload(custom_metrics_per_queue=0))["sqs-loops"]  # poller.metrics: false
-    assert plain.at_rest_per_queue_month == pytest.approx(MONTH_S * GB_S_256_ARM + calls + 2 * 0.10)
+    assert plain.at_rest_per_queue_month == pytest.approx(MONTH_S * GB_S_256_ARM + calls + 2 * 0.10 + restart)
     busy = by_design(Workload(messages_per_day=1e6))["sqs-loops"]
     assert busy.month - by_design(Workload(messages_per_day=1e6, custom_metrics_per_queue=0))["sqs-loops"].month == (
         pytest.approx(15 * 0.30 + 0.10)
     )
+
+
+def test_a_resting_queue_without_loops_pays_alarms_and_its_share_of_restart_only() -> None:
+    """min_loops 0: no loop, no gauge; a depth read and two token queries a minute, and restart's time."""
+    w = Workload(loops=0, messages_per_day=0, queues=10, alarms_per_queue=2, custom_metrics_per_queue=0)
+    minutes = MONTH_S / 60
+    reads = minutes * (0.40 + 2 * 0.125) / 1e6
+    # restart's time: 2 ms per queue plus a tenth of its 300 ms base; a tenth of its invocations.
+    duration = minutes * (0.002 + 0.3 / 10) * GB_S_256_ARM + minutes * 0.20 / 1e6 / 10
+    assert control_plane_per_queue(w, PRICES) == pytest.approx(reads + duration)
+    ours = by_design(w)["sqs-loops"]
+    assert ours.at_rest_per_queue_month == pytest.approx(2 * 0.10 + control_plane_per_queue(w, PRICES))
+    metrics_on = by_design(replace(w, custom_metrics_per_queue=15))["sqs-loops"]
+    # With metrics on: the loop-stopped alarm, but no custom metric (nothing sends one while it rests).
+    assert metrics_on.at_rest_per_queue_month == pytest.approx(ours.at_rest_per_queue_month + 0.10)
+
+
+def test_cost_json_carries_every_design(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cost", "--loops", "0", "--messages-per-day", "0", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert [d["design"] for d in figures["designs"]][0] == "sqs-loops"
+    assert figures["workload"]["loops"] == 0 and figures["designs"][0]["at_rest_per_queue_month"] > 0
 
 
 def test_the_on_demand_trigger_at_rest_pays_only_its_pollers_empty_receives() -> None:
