@@ -64,7 +64,7 @@ def test_a_resting_queue_without_loops_pays_alarms_and_its_share_of_restart_only
 def test_cost_json_carries_every_design(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cost", "--loops", "0", "--messages-per-day", "0", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
-    assert [d["design"] for d in figures["designs"]][0] == "sqs-loops"
+    assert figures["designs"][0]["design"] == "sqs-loops"
     assert figures["workload"]["loops"] == 0 and figures["designs"][0]["at_rest_per_queue_month"] > 0
 
 
