@@ -49,9 +49,10 @@ RESTART_DEPTH_READS = 1
 """GetQueueAttributes calls restart makes per queue and run (docs/scaling.md#two-paths)."""
 RESTART_TOKEN_READS = 2
 """Consistent token queries per queue and run (revive, then reconcile): one read unit each on a small queue."""
-RESTART_MS_PER_QUEUE = 2.0
-"""restart's billed time per configured queue: about 3 calls of 15 ms, 32 queues at once, rounded up
-(``python -m bench``: restart_1000_s, docs/benchmarks.md)."""
+RESTART_MS_PER_QUEUE = 10.0
+"""restart's billed time per configured queue: 1,000 resting queues took 10 s with 15 ms added to every call,
+32 at once (``python -m bench``: restart_1000_s, docs/benchmarks.md; the moto server was the bottleneck,
+three 15-ms calls on 32 threads would take 1.4 ms a queue)."""
 RESTART_BASE_MS = 300.0
 """restart's time whatever the queue count: DescribeAlarms pages, the overrides and cool-down queries,
 the orphan scan (measured in the same benchmark)."""
