@@ -161,16 +161,17 @@ def _always_on(name: str, rates: CallRates, busy_s_per_message: float, w: Worklo
     month = loop_s * _gb_s(w, p) + _requests(rates, p, messages=messages, idle_minutes=idle_minutes)
     notes = []
     if name == "sqs-loops":
-        # With metrics on, each queue also has its loop-stopped alarm; at rest only the resting metrics get
+        # With metrics on, the deployment also has its loop-stopped alarm; at rest only the resting metrics get
         # data (and are billed), in a busy month every one (an upper bound: billing is by the hour).
-        alarms = w.alarms_per_queue + (1 if w.custom_metrics_per_queue else 0)
+        # The loop-stopped alarm is one per deployment (deploy/alerts.py): each queue pays its share.
+        alarms = w.alarms_per_queue + (1 / w.queues if w.custom_metrics_per_queue else 0)
         resting = min(RESTING_METRICS_PER_QUEUE if w.loops else 0, w.custom_metrics_per_queue)
         busy = w.custom_metrics_per_queue if w.messages_per_day else resting
         control = control_plane_per_queue(w, p)
         at_rest += alarms * p.alarm_month + resting * p.custom_metric_month + control
         month += (alarms * p.alarm_month + busy * p.custom_metric_month + control) * w.queues
         notes.append(
-            f"includes the depth and loop-stopped alarms, {busy} custom metrics a queue ({resting} at rest) and "
+            f"includes the depth alarms and a share of the loop-stopped alarm, {busy} custom metrics a queue ({resting} at rest) and "
             f"a queue's share of restart (depth read and token queries each minute): ${control:.3f} a month"
         )
     return Estimate(name, per_million, at_rest, month, notes)
