@@ -212,11 +212,15 @@ class ControlPlane:
         self, queue: QueueConfig, url: str, decision: Decision | None, pinned: dict[str, int] | None
     ) -> dict[str, Any]:
         wanted = None if decision is None else decision.wanted
-        changes = self.reconciler.revive(url, stale_after_s=self.config.stale_after_s, wanted=wanted)
+        # One consistent read of the rows serves both: revive only takes rows over (same slots) or releases
+        # them, so what scale needs is the rows read less the released ones.
+        rows = list(self.tokens.tokens_of(url))
+        changes = self.reconciler.revive(url, stale_after_s=self.config.stale_after_s, wanted=wanted, rows=rows)
         live = None
         if decision is not None:
+            kept = [row for row in rows if row.token not in changes.released]
             # The cool-down's memory unreadable: grow, but shrink nothing on a count that forgot it.
-            scaled = self.reconciler.scale(url, decision.wanted, shrink=decision.held is not None)
+            scaled = self.reconciler.scale(url, decision.wanted, shrink=decision.held is not None, rows=kept)
             live = scaled.live
             changes.extend(scaled)
         result = {
