@@ -47,12 +47,13 @@ RESTART_RUNS_PER_MONTH = MINUTES_PER_MONTH
 """restart runs every minute, for the whole deployment."""
 RESTART_DEPTH_READS = 1
 """GetQueueAttributes calls restart makes per queue and run (docs/scaling.md#two-paths)."""
-RESTART_TOKEN_READS = 2
-"""Consistent token queries per queue and run (revive, then reconcile): one read unit each on a small queue."""
+RESTART_TOKEN_READS = 1
+"""Consistent token queries per queue and run (one read serves revive and reconcile): one read unit on a
+small queue."""
 RESTART_MS_PER_QUEUE = 10.0
-"""restart's billed time per configured queue: 1,000 resting queues took 10 s with 15 ms added to every call,
+"""restart's billed time per configured queue: 1,000 resting queues took 8 s with 15 ms added to every call,
 32 at once (``python -m bench``: restart_1000_s, docs/benchmarks.md; the moto server was the bottleneck,
-three 15-ms calls on 32 threads would take 1.4 ms a queue)."""
+two 15-ms calls on 32 threads would take 0.9 ms a queue): rounded up."""
 RESTART_BASE_MS = 150.0
 """restart's time whatever the queue count: DescribeAlarms pages, the overrides and cool-down queries,
 the orphan scan (one queue took 0.16 s warm, with 15 ms added to every call, in the same benchmark)."""

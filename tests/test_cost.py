@@ -47,10 +47,10 @@ def test_an_idle_loop_costs_a_month_of_duration_plus_its_polls_heartbeats_and_al
 
 
 def test_a_resting_queue_without_loops_pays_alarms_and_its_share_of_restart_only() -> None:
-    """min_loops 0: no loop, no gauge; a depth read and two token queries a minute, and restart's time."""
+    """min_loops 0: no loop, no gauge; a depth read and a token query a minute, and restart's time."""
     w = Workload(loops=0, messages_per_day=0, queues=10, alarms_per_queue=2, custom_metrics_per_queue=0)
     minutes = MONTH_S / 60
-    reads = minutes * (0.40 + 2 * 0.125) / 1e6
+    reads = minutes * (0.40 + 0.125) / 1e6
     # restart's time: 10 ms per queue plus a tenth of its 150 ms base; a tenth of its invocations.
     duration = minutes * (0.010 + 0.15 / 10) * GB_S_256_ARM + minutes * 0.20 / 1e6 / 10
     assert control_plane_per_queue(w, PRICES) == pytest.approx(reads + duration)
