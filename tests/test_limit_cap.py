@@ -15,6 +15,7 @@ from scaler.limit_cap import cap_loops, limit_cap
 from scaler.wanted import capped, combined_loops
 
 CONFIG = """
+poller: {heartbeat_s: 30}
 queues:
   emails:
     queue: emails
@@ -24,9 +25,10 @@ queues:
     min_loops: 1
     max_loops: 4
     scale_steps:
-      - {depth: 100, loops: 2}
-      - {depth: 1000, loops: 4}
+      - {depth: 10, loops: 2}
+      - {depth: 50, loops: 4}
 """
+"""The demo's ``emails`` queue (also the moto tests')."""
 QUEUE = parse_config(CONFIG, source="cap-test.yml").queues["emails"]
 NOW_MS = 1_800_000_000_000
 

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from conftest import ACCOUNT, REGION, FakeClock, log_events, send
 from scaler_rig import PlaneRig, build_plane
+from test_limit_cap import CONFIG
 
 from poller.clock import epoch_ms
 from poller.growth_request import growth_request
@@ -19,20 +20,6 @@ from poller.lease.step import LoopStep
 from poller.lease.tokens import TokenStore
 from scaler.control import UP
 
-CONFIG = """
-poller: {heartbeat_s: 30}
-queues:
-  emails:
-    queue: emails
-    handler: app.emails.handle
-    rate_limit: 30
-    concurrency: 4
-    min_loops: 1
-    max_loops: 4
-    scale_steps:
-      - {depth: 10, loops: 2}
-      - {depth: 50, loops: 4}
-"""
 URL = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/emails"
 COOLDOWN_S = 300
 
