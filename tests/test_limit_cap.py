@@ -68,9 +68,19 @@ def test_a_loop_says_nothing_before_it_has_done_enough_work() -> None:
     pace = Pace(0.0)
     assert pace.figures() is None
     pace.batch(handed=1, waited_s=0.0, now=0.2)
+    pace.batch(handed=0, waited_s=0.0, now=30.0)  # time enough, but one record says too little
     assert pace.figures() is None
-    pace.batch(handed=0, waited_s=0.0, now=30.0)  # a cycle with nothing handed over still counts as time
-    assert pace.figures() is not None
+    pace.batch(handed=9, waited_s=0.0, now=30.5)
+    figures = pace.figures()
+    assert figures is not None and figures.wait == 0.0
+
+
+def test_a_loop_that_mostly_waits_still_reports() -> None:
+    pace = Pace(0.0)
+    for second in range(1, 121):  # a share of 1 a second, 10 ms of work each: 1 % of the time working
+        pace.batch(handed=1, waited_s=0.99, now=float(second))
+    figures = pace.figures()
+    assert figures is not None and figures.rps == pytest.approx(100, rel=0.01) and figures.wait > 0.98
 
 
 def test_a_slower_handler_shows_in_the_pace_within_a_minute() -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import ACCOUNT, REGION, FakeClock, log_events, send
+import sample_handlers
+from conftest import ACCOUNT, REGION, FakeClock, LoopRig, log_events, send
 from scaler_rig import PlaneRig, build_plane
 from test_limit_cap import CONFIG
 
@@ -19,6 +20,7 @@ from poller.lease.pace import PaceFigures
 from poller.lease.step import LoopStep
 from poller.lease.tokens import TokenStore
 from scaler.control import UP
+from scaler.limit_cap import cap_loops
 
 URL = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/emails"
 COOLDOWN_S = 300
@@ -136,3 +138,20 @@ def test_a_growth_request_adds_no_loop_past_the_cap(rig: PlaneRig, clock: FakeCl
     report_pace(rig, clock, rps=15, wait=0.0)  # the handler slowed: 33/s needs three loops of 15/s
     [result] = rig.plane.on_alarm_event(request, UP, region=REGION, account_id=ACCOUNT)
     assert result["wanted"] == 3 and len(rig.live("emails")) == 3
+
+
+def test_a_rate_limited_loop_writes_its_pace_with_its_heartbeats(rig_factory: Any) -> None:
+    clock = FakeClock()
+    # 4 a second for the one loop; its handler takes 25 ms a record: unwaited it could do 40 a second.
+    rig: LoopRig = rig_factory(clock=clock, poller="poller: {heartbeat_s: 2}", rate_limit=4, max_loops=1)
+    send(rig.sqs, rig.url, [f"m{n}" for n in range(60)])
+    sample_handlers.use(lambda event, context: clock.advance(0.025 * len(event["Records"])))
+
+    rig.run(rig.create_token(), budget_s=12)
+
+    row = rig.tokens.get(rig.url, rig.token)
+    assert row is not None and row.pace is not None and row.pace_at is not None
+    assert 30 <= row.pace.rps <= 40.5  # 40/s, less anything else the loop did between its waits
+    assert row.pace.wait > 0.8  # the share binds: 4/s of a possible 40/s
+    cap = cap_loops(4, [row.pace.rps])
+    assert cap is not None and cap.loops == 1

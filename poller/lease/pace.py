@@ -24,8 +24,11 @@ from dataclasses import dataclass
 PACE_WINDOW_S = 60.0
 """Time constant of the fading sums: a cycle this old counts for 1/e of a new one."""
 
-MIN_WORK_S = 1.0
-"""Below this much unwaited time (faded) the figures say too little to report."""
+MIN_RECORDS = 5.0
+MIN_SPAN_S = 2.0
+"""Below this many records handed over, or this much time seen (both faded), the figures say too little
+to report. Not a minimum of unwaited time: a loop that waits 99 % for a small share works only a fraction
+of a second a minute, and its figures matter most."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,6 @@ class Pace:
         """The figures now, or None while too little work was seen to tell."""
         with self._lock:
             work_s = self._span_s - self._waited_s
-            if work_s < MIN_WORK_S or self._handed <= 0:
+            if self._handed < MIN_RECORDS or self._span_s < MIN_SPAN_S or work_s <= 0:
                 return None
             return PaceFigures(rps=round(self._handed / work_s, 2), wait=round(self._waited_s / self._span_s, 3))
