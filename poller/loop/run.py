@@ -118,6 +118,7 @@ class Loop:
             finally:
                 deletes.close()
                 dispatcher.close()
+                self.batches.close()
             if lease.lost is not None:
                 self.outcome.reason = lease.lost.reason
                 return self._end()
