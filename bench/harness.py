@@ -19,6 +19,7 @@ from poller.lease.tokens import TokenStore, bind_token_table
 from poller.logs import LOGGER
 from poller.loop.run import Loop, Outcome
 from poller.loop.services import LoopServices
+from poller.timing import RECURSE_RESERVE_S
 
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:sqs-loops-bench-poller"
 PRODUCTION_POLLER = "poller: {timeout_s: 900}"
@@ -35,6 +36,10 @@ class BenchContext:
     """A Lambda context whose deadline counts down on ``clock``; ``stop()`` makes it now, as the Lambda
     runtime's timeout would (the loop then finishes its batch and recurses)."""
 
+    STOP_LEFT_S = RECURSE_RESERVE_S + 1.0
+    """What ``stop()`` leaves: no room for another batch, room for the last delete and the recursion (with
+    none, the last delete was abandoned and the trial's count of handled messages raced it)."""
+
     def __init__(self, budget_s: float, *, clock: Clock = SYSTEM_CLOCK, on_batch: Callable[[list[Any]], None] | None):
         self.clock = clock
         self.end = clock.monotonic() + budget_s
@@ -45,7 +50,7 @@ class BenchContext:
         self.memory_limit_in_mb = 256
 
     def stop(self) -> None:
-        self.end = self.clock.monotonic()
+        self.end = min(self.end, self.clock.monotonic() + self.STOP_LEFT_S)
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.end - self.clock.monotonic()) * 1000))
