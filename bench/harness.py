@@ -96,7 +96,11 @@ def loop_services(*, clock: Clock = SYSTEM_CLOCK, counter: CallCounter | None = 
     if counter is not None:
         counter.watch(services.sqs_client)
         counter.watch(services.tokens.model._get_connection().connection.client)
-    return replace(services, invoker=invoker, clock=clock, rand=random.Random(7))
+    # As deployed, loops may ask scale_up for growth: the depth checks that costs are counted (the bench's
+    # queue has no steps, so no request is ever sent).
+    return replace(
+        services, invoker=invoker, clock=clock, rand=random.Random(7), scale_up_function="sqs-loops-bench-scaleUp"
+    )
 
 
 def run_step(step: LoopStep, config: Config, services: LoopServices, context: BenchContext) -> Outcome:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from poller.config import Config, QueueConfig
-from poller.metrics import DEPLOYMENT, LOOPS_STOPPED, NAMESPACE, QUEUE
+from poller.metrics import DEPLOYMENT, LOOPS_STOPPED, NAMESPACE
 
 ALERTS_TOPIC = "AlertsTopic"
 AGE_PERIOD_S = 60  # SQS metrics arrive per minute
@@ -27,8 +27,8 @@ def alert_resources(config: Config, prefix: str, logical_id: Any) -> dict[str, A
         lid = logical_id(queue.key)
         if queue.max_age_s is not None:
             out[f"{lid}AgeAlarm"] = _age_alarm(queue, prefix)
-        if config.poller.metrics:  # its metric comes from the loops' EMF lines
-            out[f"{lid}LoopStoppedAlarm"] = _stopped_alarm(queue, prefix)
+    if config.poller.metrics:  # its metric comes from the loops' EMF lines
+        out["LoopStoppedAlarm"] = _stopped_alarm(prefix)
     out["RestartFailingAlarm"] = _alarm(
         name=f"{prefix}-restart-failing",
         description=(
@@ -69,17 +69,20 @@ def _age_alarm(queue: QueueConfig, prefix: str) -> dict[str, Any]:
     )
 
 
-def _stopped_alarm(queue: QueueConfig, prefix: str) -> dict[str, Any]:
+def _stopped_alarm(prefix: str) -> dict[str, Any]:
+    """One alarm for every queue of the deployment (LoopsStopped by deployment alone): $0.10 a month in all
+    rather than per queue, so that a queue at rest costs no alarm of its own but its depth steps. Which
+    queue: the metric by queue on the dashboard, or `sqs-loops status`."""
     return _alarm(
-        name=f"{prefix}-{queue.key}-loop-stopped",
+        name=f"{prefix}-loop-stopped",
         description=(
-            f"sqs-loops: a loop of queue {queue.key} stopped for good (its token row's last_error says why: "
+            "sqs-loops: a loop stopped for good (its token row's last_error says why, and which queue: "
             "`sqs-loops status`); restart retries it every 5 minutes"
         ),
         metric={
             "Namespace": NAMESPACE,
             "MetricName": LOOPS_STOPPED.name,
-            "Dimensions": [{"Name": DEPLOYMENT, "Value": prefix}, {"Name": QUEUE, "Value": queue.key}],
+            "Dimensions": [{"Name": DEPLOYMENT, "Value": prefix}],
             "Statistic": "Sum",
             "Period": STOPPED_PERIOD_S,
             "EvaluationPeriods": 1,

@@ -58,28 +58,34 @@ def function_statements(config: Config, prefix: str) -> dict[str, list[dict[str,
     for queue in config.queues.values():
         targets += [arn for arn in _function_arns(queue.function or "") if queue.function and arn not in targets]
     reads = ["dynamodb:GetItem", "dynamodb:Query"]  # a queue's rows, its override (pin, pause)
+    depth = allow(["sqs:GetQueueAttributes"], queues)  # depth reads (docs/scaling.md#two-paths)
+    scale_up = [_here("lambda", f"function:{prefix}-scaleUp")]  # loops ask it for growth
     return {
         "poller": [
             allow(["dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:GetItem"], table),
             allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], queues),
-            allow(["lambda:InvokeFunction"], poller + targets),
+            allow(["lambda:InvokeFunction"], poller + targets + scale_up),
             allow(["sns:Publish"], [{"Ref": RUNS_TOPIC}]),
+            depth,
             *_kms(config, ["kms:Decrypt"]),
         ],
         "scaleUp": [
             allow([*reads, "dynamodb:PutItem", "dynamodb:UpdateItem"], table),  # start, or keep on a retiring loop
             allow(["cloudwatch:DescribeAlarms"], alarms),
             allow(["lambda:InvokeFunction"], poller),
+            depth,
         ],
         "scaleDown": [
-            allow([*reads, "dynamodb:UpdateItem"], table),  # retire
+            allow([*reads, "dynamodb:PutItem", "dynamodb:UpdateItem"], table),  # retire; the cool-down's row
             allow(["cloudwatch:DescribeAlarms"], alarms),
+            depth,
         ],
         "restart": [
             allow([*reads, "dynamodb:Scan", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], table),
             allow(["cloudwatch:DescribeAlarms"], alarms),
             allow(["lambda:InvokeFunction"], poller),
             allow(["sns:Publish"], [{"Ref": RUNS_TOPIC}]),
+            depth,
         ],
     }
 

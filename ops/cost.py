@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +32,43 @@ class Prices:
     gb_s_x86: float = 0.0000166667
     sqs_request: float = 0.40 / 1e6
     dynamodb_write: float = 0.625 / 1e6
+    dynamodb_read: float = 0.125 / 1e6
     alarm_month: float = 0.10
     custom_metric_month: float = 0.30  # the first 10,000; billed for each hour a metric receives data
     epu_hour: float = 0.185
 
 
 RESTING_METRICS_PER_QUEUE = 3
-"""Metrics a resting queue still sends every hour: Recursions (each loop step) and restart's LiveLoops and
-WantedLoops (each minute); the others get data only while messages flow (poller/metrics/names.py)."""
+"""Metrics a resting queue with loops (``min_loops`` >= 1) still sends every hour: Recursions (each loop
+step) and restart's LiveLoops and WantedLoops (each minute). A queue at rest with no loops (``min_loops: 0``)
+sends none: restart writes the two gauges only while a queue has or wants loops (scaler/control.py)."""
+
+RESTART_RUNS_PER_MONTH = MINUTES_PER_MONTH
+"""restart runs every minute, for the whole deployment."""
+RESTART_DEPTH_READS = 1
+"""GetQueueAttributes calls restart makes per queue and run (docs/scaling.md#two-paths)."""
+RESTART_TOKEN_READS = 1
+"""Consistent token queries per queue and run (one read serves revive and reconcile): one read unit on a
+small queue."""
+RESTART_MS_PER_QUEUE = 10.0
+"""restart's billed time per configured queue: 1,000 resting queues took 8 s with 15 ms added to every call,
+32 at once (``python -m bench``: restart_1000_s, docs/benchmarks.md; the moto server was the bottleneck,
+two 15-ms calls on 32 threads would take 0.9 ms a queue): rounded up."""
+RESTART_BASE_MS = 150.0
+"""restart's time whatever the queue count: DescribeAlarms pages, the overrides and cool-down queries,
+the orphan scan (one queue took 0.16 s warm, with 15 ms added to every call, in the same benchmark)."""
+RESTART_MEMORY_MB = 256  # serverless.yml's memorySize for every function
+
+
+def control_plane_per_queue(w: Workload, p: Prices) -> float:
+    """One queue's share of restart a month: its depth read and token queries each minute, its share of
+    restart's duration and invocations."""
+    reads = RESTART_RUNS_PER_MONTH * (RESTART_DEPTH_READS * p.sqs_request + RESTART_TOKEN_READS * p.dynamodb_read)
+    gb_s = (p.gb_s_arm64 if w.arch == "arm64" else p.gb_s_x86) * RESTART_MEMORY_MB / 1024
+    own_ms = RESTART_MS_PER_QUEUE + RESTART_BASE_MS / w.queues
+    duration = RESTART_RUNS_PER_MONTH * own_ms / 1000 * gb_s
+    invocations = RESTART_RUNS_PER_MONTH * p.lambda_request / w.queues
+    return reads + duration + invocations
 
 
 @dataclass(frozen=True)
@@ -59,7 +88,9 @@ class CallRates:
 # batch deletes, 12 DynamoDB writes (claim and heartbeats) and 1 recursion; on an empty queue, over 125.55
 # minutes: 378 long polls, 99 DynamoDB writes, 9 recursions (an invocation polls ~837 s: it keeps
 # handler_timeout_s + 3 s).
-SQS_LOOPS = CallRates(0.2, 0.00072, 0.00006, 3.011, 0.789, 0.072)
+# Since issue 13, a loop at full backlog also reads the depth every 6 s: 139 GetQueueAttributes more in
+# that invocation (0.0083 a message, quick bench on the branch).
+SQS_LOOPS = CallRates(0.2083, 0.00072, 0.00006, 3.011, 0.789, 0.072)
 # The 2016 recursive design, measured by the same benchmark: per receive one heartbeat, one receive, one
 # delete per message and one recursion (a new invocation).
 RECURSIVE_2016 = CallRates(1.1, 0.1, 0.1, 3.0, 3.0, 3.0)
@@ -133,16 +164,18 @@ def _always_on(name: str, rates: CallRates, busy_s_per_message: float, w: Worklo
     month = loop_s * _gb_s(w, p) + _requests(rates, p, messages=messages, idle_minutes=idle_minutes)
     notes = []
     if name == "sqs-loops":
-        # With metrics on, each queue also has its loop-stopped alarm; at rest only the resting metrics get
+        # With metrics on, the deployment also has its loop-stopped alarm; at rest only the resting metrics get
         # data (and are billed), in a busy month every one (an upper bound: billing is by the hour).
-        alarms = w.alarms_per_queue + (1 if w.custom_metrics_per_queue else 0)
-        resting = min(RESTING_METRICS_PER_QUEUE, w.custom_metrics_per_queue)
+        # The loop-stopped alarm is one per deployment (deploy/alerts.py): each queue pays its share.
+        alarms = w.alarms_per_queue + (1 / w.queues if w.custom_metrics_per_queue else 0)
+        resting = min(RESTING_METRICS_PER_QUEUE if w.loops else 0, w.custom_metrics_per_queue)
         busy = w.custom_metrics_per_queue if w.messages_per_day else resting
-        at_rest += alarms * p.alarm_month + resting * p.custom_metric_month
-        month += (alarms * p.alarm_month + busy * p.custom_metric_month) * w.queues
+        control = control_plane_per_queue(w, p)
+        at_rest += alarms * p.alarm_month + resting * p.custom_metric_month + control
+        month += (alarms * p.alarm_month + busy * p.custom_metric_month + control) * w.queues
         notes.append(
-            f"includes the depth and loop-stopped alarms and {busy} custom metrics a queue ({resting} at rest);"
-            " restart (one per deployment) adds < $0.10 a month"
+            f"includes the depth alarms and a share of the loop-stopped alarm, {busy} custom metrics a queue ({resting} at rest) and "
+            f"a queue's share of restart (depth read and token queries each minute): ${control:.3f} a month"
         )
     return Estimate(name, per_million, at_rest, month, notes)
 
@@ -209,6 +242,15 @@ def break_even_epu_hour(w: Workload, p: Prices | None = None, rates: CallRates =
     ours, _, provisioned, _ = estimate(w, p, rates)
     epus = math.ceil(w.provisioned_pollers / w.pollers_per_epu)
     return max(0.0, ours.at_rest_per_queue_month - provisioned.at_rest_per_queue_month) / (epus * HOURS_PER_MONTH)
+
+
+def as_json(estimates: list[Estimate], w: Workload, break_even: float) -> dict[str, Any]:
+    """What ``sqs-loops cost --json`` prints: the workload, each design's figures (USD), the break-even."""
+    return {
+        "workload": asdict(w),
+        "designs": [asdict(e) for e in estimates],
+        "break_even_epu_hour": round(break_even, 6),
+    }
 
 
 def table(estimates: list[Estimate], w: Workload) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ops.cost import SQS_LOOPS, Prices, Workload, break_even_epu_hour, estimate, rates_from_bench, table
+from ops.cost import SQS_LOOPS, Prices, Workload, as_json, break_even_epu_hour, estimate, rates_from_bench, table
 
 _WORKLOAD_HELP = {
     "messages_per_day": "messages a day over all queues",
@@ -45,15 +46,18 @@ def add_cost_command(commands: Any) -> None:
     cost.add_argument(
         "--bench-json", type=Path, help="take sqs-loops' call rates from a `python -m bench --json` result"
     )
+    cost.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
 
 def run_cost(args: argparse.Namespace) -> int:
     workload = Workload(**{name: getattr(args, name) for name in _WORKLOAD_HELP})
     prices = replace(Prices(), epu_hour=args.epu_hour_usd)
     rates = rates_from_bench(args.bench_json) if args.bench_json else SQS_LOOPS
-    print(table(estimate(workload, prices, rates), workload))
-    print(
-        f"provisioned mode costs more at rest than sqs-loops above ${break_even_epu_hour(workload, prices, rates):.4f} "
-        "per EPU hour"
-    )
+    estimates = estimate(workload, prices, rates)
+    break_even = break_even_epu_hour(workload, prices, rates)
+    if args.json:
+        print(json.dumps(as_json(estimates, workload, break_even), indent=2))
+        return 0
+    print(table(estimates, workload))
+    print(f"provisioned mode costs more at rest than sqs-loops above ${break_even:.4f} per EPU hour")
     return 0

@@ -12,7 +12,7 @@ from functools import cache, partial
 from typing import Any
 
 from poller.aws.clients import async_lambda_client, sqs_client, sqs_receive_client
-from poller.aws.environment import LOOPS_TABLE, POLLER_FUNCTION, region, required
+from poller.aws.environment import LOOPS_TABLE, POLLER_FUNCTION, SCALE_UP_FUNCTION, region, required
 from poller.clock import SYSTEM_CLOCK
 from poller.config import Config, load_config
 from poller.exceptions import BadLoopEvent, ConfigError, UnknownQueue
@@ -43,6 +43,7 @@ def _services() -> LoopServices:
         clock=SYSTEM_CLOCK,
         rand=random.Random(),
         runs=RunBook.from_environment(region()),
+        scale_up_function=os.environ.get(SCALE_UP_FUNCTION) or None,
     )
 
 

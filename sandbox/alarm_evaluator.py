@@ -1,6 +1,7 @@
 """An alarm evaluator, since moto evaluates none: it reads the alarm definitions back from CloudWatch,
-computes their SQS metrics from the queues, sets the new state and delivers the notification to the
-subscribed function as SNS would (an async invoke with an SNS event).
+takes their SQS metrics from the stand-in's published datapoints (sandbox/sqs_metrics.py: one a period,
+late, none from a dormant queue), sets the new state and delivers the notification to the subscribed
+function as SNS would (an async invoke with an SNS event).
 
 It understands the alarms the rendering makes: a single SQS metric, or the sum of SQS metrics (depth =
 visible + in flight). Alarms on other metrics (Lambda's, our log-derived ones) get no data here."""
@@ -16,8 +17,8 @@ from typing import Any
 import boto3
 
 from poller.logs import log
-from poller.sqs.queue_ref import QueueRef
 from sandbox.faults import FaultPlan
+from sandbox.sqs_metrics import METRICS, MetricTimings, SqsMetrics, install_activity_hook
 from testing.events import alarm_message, sns_event
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {
@@ -25,11 +26,6 @@ COMPARE: dict[str, Callable[[float, float], bool]] = {
     "GreaterThanThreshold": operator.gt,
     "LessThanThreshold": operator.lt,
     "LessThanOrEqualToThreshold": operator.le,
-}
-SQS_ATTRIBUTE = {
-    "ApproximateNumberOfMessagesVisible": "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible": "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed": "ApproximateNumberOfMessagesDelayed",
 }
 
 
@@ -40,10 +36,12 @@ class AlarmEvaluator:
     account: str
     deliver: Callable[[str, dict[str, Any]], None]  # (topic name, SNS event)
     faults: FaultPlan = field(default_factory=FaultPlan)  # notify_dup, notify_lost
+    metric_timings: MetricTimings = field(default_factory=MetricTimings)
 
     def __post_init__(self) -> None:
         self.cloudwatch = boto3.client("cloudwatch", region_name=self.region)
-        self.sqs = boto3.client("sqs", region_name=self.region)
+        install_activity_hook()
+        self.metrics = SqsMetrics(account=self.account, region=self.region, timings=self.metric_timings)
         self.states: dict[str, str] = {}
         self.changes: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
@@ -52,7 +50,9 @@ class AlarmEvaluator:
         """One evaluation period: every alarm of the deployment, once."""
         with self._lock:
             pages = self.cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=self.prefix + "-")
-            for alarm in (a for page in pages for a in page["MetricAlarms"]):
+            alarms = [a for page in pages for a in page["MetricAlarms"]]
+            self.metrics.collect(name for alarm in alarms for name in _queue_names(alarm))
+            for alarm in alarms:
                 value = self._value(alarm)
                 self.states[alarm["AlarmName"]] = alarm["StateValue"]
                 if value is None:
@@ -80,25 +80,39 @@ class AlarmEvaluator:
                 self.deliver(topic_arn.rsplit(":", 1)[-1], sns_event([message], topic_arn=topic_arn))
 
     def _value(self, alarm: dict[str, Any]) -> float | None:
-        stats = [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m]
-        if not stats and alarm.get("MetricName"):
-            stats = [
-                {
-                    "Namespace": alarm.get("Namespace"),
-                    "MetricName": alarm["MetricName"],
-                    "Dimensions": alarm.get("Dimensions", []),
-                }
-            ]
+        """The alarm's metric (or the sum of its metric-math parts) from published datapoints; None when
+        any part has no data (a dormant queue, or none published yet) or is not an SQS metric."""
         total = 0.0
+        stats = _metrics_of(alarm)
         for metric in stats:
             queue = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}.get("QueueName")
-            attribute = SQS_ATTRIBUTE.get(metric["MetricName"])
-            if metric.get("Namespace") != "AWS/SQS" or queue is None or attribute is None:
+            if metric.get("Namespace") != "AWS/SQS" or queue is None or metric["MetricName"] not in METRICS:
                 return None
-            total += self._queue_attribute(queue, attribute)
+            value = self.metrics.latest(queue, metric["MetricName"])
+            if value is None:
+                return None
+            total += value
         return total if stats else None
 
-    def _queue_attribute(self, queue_name: str, attribute: str) -> float:
-        url = QueueRef(name=queue_name).url_in(region=self.region, account_id=self.account)
-        attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[attribute])["Attributes"]
-        return float(attrs[attribute])
+
+def _metrics_of(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    stats = [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m]
+    if not stats and alarm.get("MetricName"):
+        stats = [
+            {
+                "Namespace": alarm.get("Namespace"),
+                "MetricName": alarm["MetricName"],
+                "Dimensions": alarm.get("Dimensions", []),
+            }
+        ]
+    return stats
+
+
+def _queue_names(alarm: dict[str, Any]) -> list[str]:
+    return [
+        d["Value"]
+        for metric in _metrics_of(alarm)
+        if metric.get("Namespace") == "AWS/SQS"
+        for d in metric.get("Dimensions", [])
+        if d["Name"] == "QueueName"
+    ]

@@ -31,6 +31,7 @@ from sandbox.deployed import Deployment, check_faults, deploy, deployed_prefix
 from sandbox.faults import FaultPlan, TokenTrace
 from sandbox.lambda_runtime import ACCOUNT, REGION, LocalFunction, LocalLambda, forward_log
 from sandbox.resources import create_existing_queues, create_resources
+from sandbox.sqs_metrics import MetricTimings
 
 _ENV = (
     "AWS_ENDPOINT_URL",
@@ -44,6 +45,7 @@ _ENV = (
     "LOOPS_TABLE",
     "LOOPS_PREFIX",
     "POLLER_FUNCTION",
+    "SCALE_UP_FUNCTION",
     "SQS_LOOPS_CONFIG",
     "LOOPS_RUNS_TOPIC",
 )
@@ -55,6 +57,13 @@ class Timings:
 
     alarm_period_s: float = 3.0
     restart_period_s: float = 4.0
+    # SQS's metrics as CloudWatch gets them (sandbox/sqs_metrics.py, docs/operations.md), AWS's / 20.
+    metric_lag_s: float = 3.0
+    dormant_after_s: float = 1080.0
+    resume_after_s: float = 45.0
+
+    def metrics(self) -> MetricTimings:
+        return MetricTimings(self.alarm_period_s, self.metric_lag_s, self.dormant_after_s, self.resume_after_s)
 
 
 class Ticker:
@@ -85,6 +94,7 @@ def reset_cached_clients() -> None:
     import poller.handler
     import scaler.handlers
     from poller.lease.tokens import bind_token_table
+    from scaler.holds import bind_hold_table
     from scaler.overrides import bind_override_table
 
     poller.handler._config.cache_clear()
@@ -93,6 +103,7 @@ def reset_cached_clients() -> None:
     scaler.handlers.run_book.cache_clear()
     bind_token_table.cache_clear()
     bind_override_table.cache_clear()
+    bind_hold_table.cache_clear()
 
 
 @dataclass
@@ -180,6 +191,7 @@ class Sandbox:
             LOOPS_TABLE=f"{self.prefix}-tokens",
             LOOPS_PREFIX=self.prefix,
             POLLER_FUNCTION=f["poller"],
+            SCALE_UP_FUNCTION=f["scale_up"],
             SQS_LOOPS_CONFIG=str(self.config_path),
         )
         self._network.update(
@@ -217,7 +229,9 @@ class Sandbox:
             topics = create_resources(self.config, prefix=self.prefix, root=self.root, region=self.region)
             # As serverless.yml sets it (a deployed stack's functions get it from their own environment).
             os.environ["LOOPS_RUNS_TOPIC"] = topics[f"{self.prefix}-runs"]
-        self.evaluator = AlarmEvaluator(self.prefix, self.region, self.account, self._deliver, self.faults)
+        self.evaluator = AlarmEvaluator(
+            self.prefix, self.region, self.account, self._deliver, self.faults, self.timings.metrics()
+        )
         self._tickers = [
             Ticker("alarm-evaluator", self.timings.alarm_period_s, self.evaluator.evaluate),
             Ticker("restart-schedule", self.timings.restart_period_s, self.run_restart),

@@ -1,7 +1,9 @@
-"""The control plane's decisions: what an alarm change or a scheduled tick does to each queue."""
+"""The control plane's decisions: what an alarm change, a loop's growth request or a scheduled tick does
+to each queue (docs/scaling.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +23,28 @@ from poller.metrics import (
 from scaler.alarms.events import AlarmChange, alarm_changes
 from scaler.alarms.names import parse_depth_alarm
 from scaler.alarms.states import AlarmStates
+from scaler.depth import QueueDepths, in_parallel
 from scaler.exceptions import BadAlarmEvent, ForeignAlarm
+from scaler.growth import growth_queue, is_growth_request
+from scaler.holds import HoldStore
 from scaler.overrides import OverrideStore
-from scaler.reconcile import Reconciler
-from scaler.wanted import ALARM, wanted_loops
+from scaler.reconcile import Changes, Reconciler
+from scaler.wanted import ALARM, combined_loops, rule_loops
 
 UP, DOWN = "up", "down"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A queue's wanted count and what it came from (for the log line)."""
+
+    wanted: int
+    depth: int | None  # None: not read (alarm-only path) or the read failed
+    held: int | None  # what the cool-down holds; None: its memory could not be read (then nothing shrinks)
+    rule: int  # max(alarm rule, depth rule) now
+
+    def fields(self) -> dict[str, Any]:
+        return {"wanted": self.wanted, "depth": self.depth, "held": self.held, "rule": self.rule}
 
 
 @dataclass(frozen=True)
@@ -37,12 +55,19 @@ class ControlPlane:
     alarms: AlarmStates
     overrides: OverrideStore
     reconciler: Reconciler
+    depths: QueueDepths | None = None  # None: the alarm-only path (no depth reads)
+    holds: HoldStore | None = None  # None: no cool-down (loops are removed as soon as the rule allows)
 
     # -- scale_up / scale_down ---------------------------------------------------------------------
 
-    def on_alarm_event(self, event: Any, direction: str) -> list[dict[str, Any]]:
-        """Handle every alarm change in an SNS or direct alarm event; returns one summary per change.
+    def on_alarm_event(
+        self, event: Any, direction: str, *, region: str = "", account_id: str = ""
+    ) -> list[dict[str, Any]]:
+        """Handle every alarm change in an SNS or direct alarm event, or a loop's growth request (scale_up
+        only; ``region`` and ``account_id`` name its queue's URL); returns one summary per change.
         Malformed, foreign and irrelevant changes are logged and skipped; AWS failures raise."""
+        if is_growth_request(event):
+            return [self._on_growth_request(event, direction, region=region, account_id=account_id)]
         results = []
         for change in alarm_changes(event):
             if isinstance(change, BadAlarmEvent):
@@ -75,25 +100,74 @@ class ControlPlane:
             log("info", "alarm_ignored", direction=direction, queue=queue.key, why=why, **summary)
             return {**summary, "action": "ignored", "why": why}
         url = queue.queue_url(region=change.region, account_id=change.account_id)
-        wanted = wanted_loops(queue, self.alarms.of_queue(queue, newer=change), self.overrides.pinned_for(queue.key))
-        changes = self.reconciler.scale(url, wanted, grow=direction == UP, shrink=direction == DOWN)
-        fields = {"direction": direction, "queue": queue.key, "wanted": wanted, **changes.as_dict(), **summary}
-        metrics = {
-            LOOPS_STARTED: len(changes.started) or None,
-            LOOPS_RETIRED: len(changes.retired) or None,
-            LIVE_LOOPS: changes.live,
-            WANTED_LOOPS: wanted,
-        }
-        log("info", "scaled", **self._with_metrics(fields, metrics))
-        return {**summary, "action": "scaled", "queue": queue.key, "wanted": wanted, **changes.as_dict()}
+        return self._scale_one(queue, url, direction, self.alarms.of_queue(queue, newer=change), summary)
+
+    def _on_growth_request(
+        self, event: dict[str, Any], direction: str, *, region: str, account_id: str
+    ) -> dict[str, Any]:
+        summary: dict[str, Any] = {"request": "growth", "loop_id": event.get("loop_id")}
+        try:
+            if direction != UP:
+                raise BadAlarmEvent("a growth request goes to scale_up, not scale_down")
+            queue = growth_queue(event, self.config)
+        except BadAlarmEvent as exc:
+            log("warning", "growth_request_dropped", direction=direction, error=str(exc), **summary)
+            return {**summary, "action": "dropped", "error": str(exc)}
+        # Our own URL for the queue, not the event's: nothing in the request is trusted but which queue.
+        url = queue.queue_url(region=region, account_id=account_id)
+        return self._scale_one(queue, url, UP, self.alarms.of_queue(queue), summary)
+
+    def _scale_one(
+        self, queue: QueueConfig, url: str, direction: str, states: dict[int, str], summary: dict[str, Any]
+    ) -> dict[str, Any]:
+        now = epoch_ms(self.reconciler.clock)
+        seen = self.holds.of(queue.key) if self.holds is not None else {}
+        decision = self._decide(queue, url, states, self.overrides.pinned_for(queue.key), seen, now)
+        # An alarm's OK never takes a queue below what the depth or the cool-down still want: the
+        # decision holds both, and scale_down only shrinks to it.
+        changes = self.reconciler.scale(url, decision.wanted, grow=direction == UP, shrink=direction == DOWN)
+        fields = {"direction": direction, "queue": queue.key, **decision.fields(), **changes.as_dict(), **summary}
+        log("info", "scaled", **self._with_metrics(fields, self._metrics(changes, decision.wanted)))
+        return {**summary, "action": "scaled", "queue": queue.key, **decision.fields(), **changes.as_dict()}
+
+    def _decide(
+        self,
+        queue: QueueConfig,
+        url: str,
+        states: dict[int, str] | None,
+        pinned: int | None,
+        seen: dict[int, int] | None,
+        now_ms: int,
+    ) -> Decision:
+        """``max(alarm rule, depth rule, cool-down)`` for one queue, remembering the rule's count for the
+        cool-down. ``seen``: the cool-down's memory of the queue (None: unreadable)."""
+        depth = self._read_depth(queue, url)
+        rule = rule_loops(queue, states, depth)
+        held = 0 if self.holds is None else None
+        if seen is not None and self.holds is not None:
+            held = self.holds.held(queue, seen, now_ms=now_ms)
+            if pinned is None:
+                self.holds.record(queue, rule, now_ms=now_ms, seen=seen)
+        wanted = combined_loops(queue, states, depth, held=held or 0, pinned=pinned)
+        return Decision(wanted=wanted, depth=depth, held=held, rule=rule)
+
+    def _read_depth(self, queue: QueueConfig, url: str) -> int | None:
+        if self.depths is None or not self.config.poller.depth_reads:
+            return None
+        try:
+            return self.depths.depth(url)
+        except Exception as exc:  # the alarms decide alone until the next read
+            log("warning", "depth_read_failed", queue=queue.key, queue_url=url, error=repr(exc))
+            return None
 
     # -- restart -------------------------------------------------------------------------------------
 
     def restart(self, *, region: str, account_id: str) -> dict[str, Any]:
         """Revive dead loops and move every queue to its wanted count; release rows of queues that are no
-        longer configured. Reviving needs no alarm data: if CloudWatch cannot be read, dead loops are still
-        revived and only the reconcile waits for the next run. One failure does not stop the rest; the
-        first is raised at the end, so it shows in the function's errors."""
+        longer configured. Queues are handled many at once (scaler/depth.py). Reviving needs no alarm
+        data: if CloudWatch cannot be read, dead loops are still revived and only the reconcile waits for
+        the next run. One failure does not stop the rest; the first is raised at the end, so it shows in
+        the function's errors."""
         failures: list[tuple[str, Exception]] = []
 
         def attempt(what: str, call: Any) -> Any:
@@ -106,15 +180,25 @@ class ControlPlane:
 
         states = attempt("read alarm states", lambda: self.alarms.of_all(self.config))
         pinned = attempt("read overrides", self.overrides.pinned)
-        report: dict[str, Any] = {}
-        configured = set()
-        for key, queue in self.config.queues.items():
-            url = queue.queue_url(region=region, account_id=account_id)
-            configured.add(url)
-            wanted = None if states is None or pinned is None else wanted_loops(queue, states[key], pinned.get(key))
-            report[key] = attempt(key, lambda q=queue, u=url, w=wanted: self._restart_queue(q, u, w, pinned))
-        urls = attempt("list queues with tokens", self.tokens.queue_urls) or set()
-        for url in sorted(urls - configured):
+        holds = attempt("read cool-downs", self.holds.all) if self.holds is not None else {}
+        now = epoch_ms(self.reconciler.clock)
+        queues = list(self.config.queues.items())
+        urls = {key: queue.queue_url(region=region, account_id=account_id) for key, queue in queues}
+
+        def one(key: str, queue: QueueConfig) -> Callable[[], Any]:
+            def call() -> dict[str, Any]:
+                decision = None
+                if states is not None and pinned is not None:
+                    seen = None if holds is None else holds.get(key, {})
+                    decision = self._decide(queue, urls[key], states[key], pinned.get(key), seen, now)
+                return self._restart_queue(queue, urls[key], decision, pinned)
+
+            return lambda: attempt(key, call)
+
+        results = in_parallel(one(key, queue) for key, queue in queues)
+        report: dict[str, Any] = dict(zip((key for key, _ in queues), results, strict=True))
+        listed = attempt("list queues with tokens", self.tokens.queue_urls) or set()
+        for url in sorted(listed - set(urls.values())):
             released = attempt(url, lambda u=url: self.reconciler.release_all(u))
             if released is not None:
                 log("warning", "orphan_tokens_released", queue_url=url, tokens=released.released)
@@ -125,28 +209,44 @@ class ControlPlane:
         return report
 
     def _restart_queue(
-        self, queue: QueueConfig, url: str, wanted: int | None, pinned: dict[str, int] | None
+        self, queue: QueueConfig, url: str, decision: Decision | None, pinned: dict[str, int] | None
     ) -> dict[str, Any]:
-        changes = self.reconciler.revive(url, stale_after_s=self.config.stale_after_s, wanted=wanted)
+        wanted = None if decision is None else decision.wanted
+        # One consistent read of the rows serves both: revive only takes rows over (same slots) or releases
+        # them, so what scale needs is the rows read less the released ones.
+        rows = list(self.tokens.tokens_of(url))
+        changes = self.reconciler.revive(url, stale_after_s=self.config.stale_after_s, wanted=wanted, rows=rows)
         live = None
-        if wanted is not None:
-            scaled = self.reconciler.scale(url, wanted)
+        if decision is not None:
+            kept = [row for row in rows if row.token not in changes.released]
+            # The cool-down's memory unreadable: grow, but shrink nothing on a count that forgot it.
+            scaled = self.reconciler.scale(url, decision.wanted, shrink=decision.held is not None, rows=kept)
             live = scaled.live
             changes.extend(scaled)
-        result = {"wanted": wanted, "pinned": (pinned or {}).get(queue.key), **changes.as_dict()}
-        # One line per queue and run, changes or not: the live and wanted counts are gauges the dashboard
-        # graphs every minute. Counts of changes only when there were some (a custom metric is billed for
-        # each hour it gets data, so a resting queue pays for the two gauges alone).
-        metrics = {
+        result = {
+            **(decision.fields() if decision else {"wanted": None}),
+            "pinned": (pinned or {}).get(queue.key),
+            **changes.as_dict(),
+        }
+        fields = {"queue": queue.key, "changed": changes.any(), **result}
+        metrics = self._metrics(changes, wanted, live=live)
+        log("info", "reconciled", **self._with_metrics(fields, metrics))
+        return result
+
+    @staticmethod
+    def _metrics(changes: Changes, wanted: int | None, *, live: int | None = None) -> dict[Metric, int | None]:
+        """Counts of changes only when there were some. The live and wanted gauges only while a queue has
+        or wants loops, and once more on the run that took it to zero: a custom metric is billed for each
+        hour it gets data, and a resting queue must cost nothing (docs/cost.md)."""
+        live = changes.live if live is None else live
+        active = bool(live or wanted or changes.any())
+        return {
             LOOPS_STARTED: len(changes.started) or None,
             LOOPS_REVIVED: len(changes.revived) or None,
             LOOPS_RETIRED: len(changes.retired) or None,
-            LIVE_LOOPS: live,
-            WANTED_LOOPS: wanted,
+            LIVE_LOOPS: live if active else None,
+            WANTED_LOOPS: wanted if active else None,
         }
-        fields = {"queue": queue.key, "changed": changes.any(), **result}
-        log("info", "reconciled", **self._with_metrics(fields, metrics))
-        return result
 
     def _with_metrics(self, fields: dict[str, Any], metrics: dict[Metric, int | None]) -> dict[str, object]:
         timestamp = epoch_ms(self.reconciler.clock)

@@ -18,6 +18,8 @@ from poller.logs import configure_logging, log
 from poller.runs import RunBook
 from scaler.alarms.states import AlarmStates
 from scaler.control import DOWN, UP, ControlPlane
+from scaler.depth import QueueDepths, depth_client
+from scaler.holds import HoldStore, bind_hold_table
 from scaler.overrides import OverrideStore, bind_override_table
 from scaler.reconcile import Reconciler
 
@@ -34,13 +36,17 @@ def control_plane() -> ControlPlane:
         alarms=AlarmStates(control_client("cloudwatch", region()), prefix),
         overrides=OverrideStore(bind_override_table(table, region=region())),
         reconciler=Reconciler(tokens, invoker, required(POLLER_FUNCTION), SYSTEM_CLOCK),
+        depths=QueueDepths(depth_client(region())),
+        holds=HoldStore(bind_hold_table(table, region=region())),
     )
 
 
 def scale_up(event: Any, context: Any) -> list[dict[str, Any]]:
-    """An alarm went into ALARM: add loops up to the queue's wanted count."""
+    """An alarm went into ALARM, or a loop asked for growth: add loops up to the queue's wanted count."""
     configure_logging()
-    return control_plane().on_alarm_event(event, UP)
+    arn = Arn.parse(getattr(context, "invoked_function_arn", "") or "")
+    # A growth request's queue is named in this function's own account and region.
+    return control_plane().on_alarm_event(event, UP, region=region(), account_id=arn.account if arn else "")
 
 
 def scale_down(event: Any, context: Any) -> list[dict[str, Any]]:

@@ -82,11 +82,20 @@ class Reconciler:
         self.clock = clock
         self.new_loop_id = new_loop_id
 
-    def scale(self, queue_url: str, wanted: int, *, grow: bool = True, shrink: bool = True) -> Changes:
+    def scale(
+        self,
+        queue_url: str,
+        wanted: int,
+        *,
+        grow: bool = True,
+        shrink: bool = True,
+        rows: list[TokenState] | None = None,
+    ) -> Changes:
         """Give ``queue_url`` slots 1..``wanted`` (when ``grow``) and retire every other row (when
-        ``shrink``). Idempotent: a second call with the same count changes nothing."""
+        ``shrink``). Idempotent: a second call with the same count changes nothing. ``rows``: the queue's
+        rows as just read (restart reads them once for revive and scale); by default they are read here."""
         changes = Changes()
-        rows = list(self.tokens.tokens_of(queue_url))
+        rows = list(self.tokens.tokens_of(queue_url)) if rows is None else rows
         by_slot = {slot_number(row.token): row for row in rows}
         if grow:
             for number in range(1, wanted + 1):
@@ -104,13 +113,15 @@ class Reconciler:
         changes.live = kept + len(changes.started) + len(changes.unretired) - len(changes.retired)
         return changes
 
-    def revive(self, queue_url: str, *, stale_after_s: int, wanted: int | None = None) -> Changes:
+    def revive(
+        self, queue_url: str, *, stale_after_s: int, wanted: int | None = None, rows: list[TokenState] | None = None
+    ) -> Changes:
         """Take over every row whose loop looks dead, and start a new loop on it. A row is dead when its
         last heartbeat (or, before the first one, its creation) is older than ``stale_after_s``. A dead row
         that was retiring, or that lies above the ``wanted`` count (when known), is released instead."""
         changes = Changes()
         now = epoch_ms(self.clock)
-        for row in self.tokens.tokens_of(queue_url):
+        for row in self.tokens.tokens_of(queue_url) if rows is None else rows:
             seen_at = row.last_used if row.last_used is not None else row.created_at or 0
             if now - seen_at <= stale_after_s * 1000:
                 continue

@@ -1,12 +1,21 @@
-"""How many loops a queue should have: the scaling rule, with no AWS in it."""
+"""How many loops a queue should have: the scaling rule, with no AWS in it.
+
+Two readings of the same ``scale_steps`` feed it: the depth alarms' states (what CloudWatch saw) and a
+fresh depth read (what the control plane saw itself, docs/scaling.md#two-paths); the larger count wins,
+and so does a count still held by the cool-down (:mod:`scaler.cooldown`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from poller.config import QueueConfig
+from poller.config.scaling import depth_loops
 
 ALARM = "ALARM"
+
+
+def _clamp(queue: QueueConfig, loops: int) -> int:
+    return max(queue.min_loops, min(queue.max_loops, loops))
 
 
 def wanted_loops(queue: QueueConfig, step_states: Mapping[int, str], pinned: int | None = None) -> int:
@@ -19,4 +28,26 @@ def wanted_loops(queue: QueueConfig, step_states: Mapping[int, str], pinned: int
     for number, step in enumerate(queue.scale_steps, start=1):
         if step_states.get(number) == ALARM:
             loops = step.loops
-    return max(queue.min_loops, min(queue.max_loops, loops))
+    return _clamp(queue, loops)
+
+
+def combined_loops(
+    queue: QueueConfig,
+    step_states: Mapping[int, str] | None,
+    depth: int | None,
+    *,
+    held: int = 0,
+    pinned: int | None = None,
+) -> int:
+    """``max(alarm rule, depth rule, held)`` within ``[min_loops, max_loops]``; a pin wins over all.
+    ``None`` for the alarm states or the depth: that reading failed, and the other decides alone."""
+    if pinned is not None:
+        return wanted_loops(queue, {}, pinned)
+    return _clamp(queue, max(rule_loops(queue, step_states, depth), held))
+
+
+def rule_loops(queue: QueueConfig, step_states: Mapping[int, str] | None, depth: int | None) -> int:
+    """``max(alarm rule, depth rule)`` now, without the cool-down: the count the cool-down remembers."""
+    by_alarms = wanted_loops(queue, step_states) if step_states is not None else queue.min_loops
+    by_depth = depth_loops(queue, depth) if depth is not None else queue.min_loops
+    return max(by_alarms, by_depth)

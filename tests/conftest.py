@@ -199,7 +199,7 @@ def rig_factory(sqs: Any, tokens: TokenStore) -> Any:
 
 def create_function(name: str) -> None:
     iam = boto3.client("iam", region_name=REGION)
-    role = iam.create_role(RoleName="poller", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("poller.py", "")

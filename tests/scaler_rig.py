@@ -17,6 +17,8 @@ from poller.lease.tokens import TokenState, TokenStore
 from scaler.alarms.names import depth_alarm_names
 from scaler.alarms.states import AlarmStates
 from scaler.control import ControlPlane
+from scaler.depth import QueueDepths
+from scaler.holds import HoldStore, bind_hold_table
 from scaler.overrides import OverrideStore, bind_override_table
 from scaler.reconcile import Reconciler
 from testing.events import alarm_message, sns_event
@@ -94,7 +96,11 @@ class PlaneRig:
         return [r.token for r in self.rows(key) if not r.retiring]
 
 
-def build_plane(tokens: TokenStore, clock: Clock = SYSTEM_CLOCK, config_text: str = CONFIG) -> PlaneRig:
+def build_plane(
+    tokens: TokenStore, clock: Clock = SYSTEM_CLOCK, config_text: str = CONFIG, *, reads: bool = False
+) -> PlaneRig:
+    """``reads``: the control plane reads depths (from real moto queues it creates) and keeps cool-downs;
+    without, the alarm-only path with no cool-down."""
     config = parse_config(config_text, source="scaler-test.yml")
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     put_depth_alarms(cloudwatch, config)
@@ -110,5 +116,11 @@ def build_plane(tokens: TokenStore, clock: Clock = SYSTEM_CLOCK, config_text: st
         alarms=AlarmStates(cloudwatch, PREFIX),
         overrides=overrides,
         reconciler=Reconciler(tokens, invoker, POLLER, clock),
+        depths=QueueDepths(boto3.client("sqs", region_name=REGION)) if reads else None,
+        holds=HoldStore(bind_hold_table(tokens.model.Meta.table_name, region=REGION)) if reads else None,
     )
+    if reads:
+        sqs = boto3.client("sqs", region_name=REGION)
+        for queue in config.queues.values():
+            sqs.create_queue(QueueName=queue.queue_name)
     return PlaneRig(plane, cloudwatch, tokens, overrides, invoker, config)

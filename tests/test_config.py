@@ -111,6 +111,11 @@ BAD = [
     (QUEUE + "    wait_time_s: 21\n", r"queues\.orders\.wait_time_s: expected an integer from 1 to 20"),
     (QUEUE + "    visibility_timeout_s: 2\n", r"visibility_timeout_s: expected an integer from 3 to 43200"),
     (
+        QUEUE + "    scale_in_cooldown_s: -1\n",
+        r"queues\.orders\.scale_in_cooldown_s: expected an integer from 0 to 86400",
+    ),
+    ("poller: {depth_reads: sometimes}\n" + QUEUE, r"poller\.depth_reads: expected true or false, got 'sometimes'"),
+    (
         QUEUE + "    handler_timeout_s: 890\n",
         r"handler_timeout_s: wait_time_s \(20\) \+ a batch's budget \(890 s: handler_timeout_s 890",
     ),

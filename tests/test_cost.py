@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from ops.cost import (
     Prices,
     Workload,
     break_even_epu_hour,
+    control_plane_per_queue,
     estimate,
     rates_from_bench,
 )
@@ -27,6 +29,7 @@ LAMBDA_GB_S_ARM = 0.0000133334  # same page: arm64, first 7.5 billion GB-s a mon
 LAMBDA_GB_S_X86 = 0.0000166667  # same page: x86, first 6 billion GB-s a month
 SQS_REQUEST = 0.40 / 1e6  # aws.amazon.com/sqs/pricing: standard queue, $0.40 per 1M requests (after 1M free)
 DYNAMODB_WRITE = 0.625 / 1e6  # aws.amazon.com/dynamodb/pricing/on-demand: $0.625 per 1M write request units
+DYNAMODB_READ = 0.125 / 1e6  # same page: $0.125 per 1M read request units
 ALARM_MONTH = 0.10  # aws.amazon.com/cloudwatch/pricing: standard resolution alarm, per month
 CUSTOM_METRIC_MONTH = 0.30  # same page: per metric a month, first 10,000 metrics
 EPU_HOUR = 0.00925  # AWS-FACTS.md: provisioned SQS event poller unit, per hour (us-east-1, Nov 2025)
@@ -60,15 +63,41 @@ def test_an_idle_loop_costs_what_its_design_says_a_month_of_waiting_costs() -> N
     calls = MONTH_MINUTES * (3 * SQS_REQUEST + (60 / 75 + 1 / 15) * DYNAMODB_WRITE + (1 / 15) * LAMBDA_REQUEST)
     expected = duration + calls + 3 * ALARM_MONTH + 3 * CUSTOM_METRIC_MONTH
     ours = by_design(Workload())["sqs-loops"]
-    assert ours.at_rest_per_queue_month == pytest.approx(expected, rel=0.005)
-    assert 9.8 < expected < 10.0  # docs/deploy.md: about $10
+    # restart's share of the control plane (its depth read and token query each minute): next test.
+    restart = control_plane_per_queue(Workload(), PRICES)
+    assert ours.at_rest_per_queue_month == pytest.approx(expected + restart, rel=0.005)
+    assert 9.8 < expected + restart < 10.1  # docs/deploy.md: about $10
     plain = by_design(Workload(custom_metrics_per_queue=0))["sqs-loops"]  # poller.metrics: false
-    assert plain.at_rest_per_queue_month == pytest.approx(duration + calls + 2 * ALARM_MONTH, rel=0.005)
+    assert plain.at_rest_per_queue_month == pytest.approx(duration + calls + 2 * ALARM_MONTH + restart, rel=0.005)
     busy = by_design(Workload(messages_per_day=1e6))["sqs-loops"]
     # Busy, every metric gets data: 15 custom metrics, and the loop-stopped alarm.
     assert busy.month - by_design(Workload(messages_per_day=1e6, custom_metrics_per_queue=0))["sqs-loops"].month == (
         pytest.approx(15 * CUSTOM_METRIC_MONTH + ALARM_MONTH)
     )
+
+
+def test_a_resting_queue_without_loops_pays_alarms_and_its_share_of_restart_only() -> None:
+    """min_loops 0: no loop, no gauge; a depth read and a token query a minute, and restart's time."""
+    w = Workload(loops=0, messages_per_day=0, queues=10, alarms_per_queue=2, custom_metrics_per_queue=0)
+    minutes = MONTH_S / 60
+    reads = minutes * (SQS_REQUEST + DYNAMODB_READ)
+    # restart's time: 10 ms per queue plus a tenth of its 150 ms base; a tenth of its invocations.
+    duration = minutes * (0.010 + 0.15 / 10) * GB_S_256_ARM + minutes * LAMBDA_REQUEST / 10
+    assert control_plane_per_queue(w, PRICES) == pytest.approx(reads + duration)
+    ours = by_design(w)["sqs-loops"]
+    assert ours.at_rest_per_queue_month == pytest.approx(2 * ALARM_MONTH + control_plane_per_queue(w, PRICES))
+    metrics_on = by_design(replace(w, custom_metrics_per_queue=15))["sqs-loops"]
+    # With metrics on: a tenth of the deployment's loop-stopped alarm, and no custom metric (nothing sends
+    # one while it rests): the target of issue 13, under the trigger's $0.26.
+    assert metrics_on.at_rest_per_queue_month == pytest.approx(ours.at_rest_per_queue_month + 0.01)
+    assert metrics_on.at_rest_per_queue_month <= 0.25
+
+
+def test_cost_json_carries_every_design(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cost", "--loops", "0", "--messages-per-day", "0", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["designs"][0]["design"] == "sqs-loops"
+    assert figures["workload"]["loops"] == 0 and figures["designs"][0]["at_rest_per_queue_month"] > 0
 
 
 def test_the_on_demand_trigger_at_rest_pays_only_its_pollers_empty_receives() -> None:

@@ -107,6 +107,7 @@ def test_functions_schedule_and_table(resources: dict[str, Any]) -> None:
     assert poller["Environment"]["Variables"] == {
         "LOOPS_TABLE": f"{PREFIX}-tokens",
         "POLLER_FUNCTION": f"{PREFIX}-poller",
+        "SCALE_UP_FUNCTION": f"{PREFIX}-scaleUp",
         "LOOPS_PREFIX": PREFIX,
         "SQS_LOOPS_CONFIG": FIXTURE,
         "LOOPS_RUNS_TOPIC": {"Ref": "RunsTopic"},  # the runs' notices (docs/runs.md)
@@ -152,6 +153,8 @@ def test_each_function_has_its_own_scoped_role(resources: dict[str, Any]) -> Non
     assert by_action["dynamodb:UpdateItem"]["Resource"] == [{"Fn::GetAtt": ["TokenTable", "Arn"]}]
     invocable = json.dumps(by_action["lambda:InvokeFunction"]["Resource"])
     assert f"function:{PREFIX}-poller" in invocable
+    assert f"function:{PREFIX}-scaleUp" in invocable  # loops ask scale_up for growth (docs/scaling.md)
+    assert "sqs:GetQueueAttributes" in by_action and by_action["sqs:GetQueueAttributes"]["Resource"]  # depth reads
     assert "function:reports-worker" in invocable and "function:reports-worker:*" in invocable  # function: target
     logs = json.dumps(by_action["logs:PutLogEvents"]["Resource"])
     assert f"log-group:/aws/lambda/{PREFIX}-poller:*" in logs and "scaleUp" not in logs
@@ -234,14 +237,15 @@ def test_the_dashboard_and_the_operators_alarms_are_in_the_stack(resources: dict
         alerts,
     )
     assert not [name for name in alarms if name.endswith("-too-old") and name != f"{PREFIX}-orders-too-old"]
-    for key in ("orders", "billing", "thumbnails", "reports"):
-        stopped = alarms[f"{PREFIX}-{key}-loop-stopped"]
-        assert (stopped["Namespace"], stopped["MetricName"], stopped["AlarmActions"]) == (
-            "SqsLoops",
-            "LoopsStopped",
-            alerts,
-        )
-        assert {d["Name"]: d["Value"] for d in stopped["Dimensions"]} == {"deployment": PREFIX, "queue": key}
+    # One loop-stopped alarm for the deployment (a resting queue pays no alarm of its own).
+    stopped = alarms[f"{PREFIX}-loop-stopped"]
+    assert (stopped["Namespace"], stopped["MetricName"], stopped["AlarmActions"]) == (
+        "SqsLoops",
+        "LoopsStopped",
+        alerts,
+    )
+    assert {d["Name"]: d["Value"] for d in stopped["Dimensions"]} == {"deployment": PREFIX}
+    assert not [name for name in alarms if name.endswith("-loop-stopped") and name != f"{PREFIX}-loop-stopped"]
     failing = alarms[f"{PREFIX}-restart-failing"]
     assert failing["Dimensions"] == [{"Name": "FunctionName", "Value": f"{PREFIX}-restart"}]
     (dashboard,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Dashboard"]

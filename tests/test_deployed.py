@@ -102,6 +102,7 @@ def test_the_stack_is_deployed_and_what_moto_skipped_is_filled_in_from_it(box: S
     assert poller.environment == {
         "LOOPS_TABLE": f"{STACK}-tokens",
         "POLLER_FUNCTION": f"{STACK}-poller",
+        "SCALE_UP_FUNCTION": f"{STACK}-scaleUp",  # loops ask it for growth (docs/scaling.md)
         "LOOPS_PREFIX": STACK,
         "SQS_LOOPS_CONFIG": FIXTURE.as_posix(),
         "LOOPS_RUNS_TOPIC": f"arn:aws:sns:{box.region}:{box.account}:{STACK}-runs",  # the runs' notices

@@ -18,6 +18,7 @@ import sample_handlers
 from aws_calls import Call, Recorder, recording
 from conftest import ACCOUNT, REGION, FakeContext, create_function, make_queue, send
 
+import poller.loop.growth
 import poller.targets.function
 from deploy.iam import ON_BEHALF, PRODUCER, ROLES
 from deploy.render import depth_alarm_properties, render
@@ -33,6 +34,7 @@ from testing.events import alarm_message, sns_event
 
 PREFIX = "sqs-loops-test"
 POLLER = f"{PREFIX}-poller"
+SCALE_UP = f"{PREFIX}-scaleUp"
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 CONFIG = f"""
 poller: {{heartbeat_s: 2, lease_margin_s: 1}}
@@ -49,6 +51,7 @@ queues:
     min_loops: 1
     max_loops: 4
     scale_steps: [{{depth: 5, loops: 3}}]
+    scale_in_cooldown_s: 0  # scale-down retires at once: the second scale-up keeps on what it retired
   reports:
     queue: reports-dev
     function: reports-worker
@@ -71,6 +74,7 @@ def stack(sqs: Any, tokens: TokenStore, tmp_path: Path, monkeypatch: pytest.Monk
     urls = {"orders": make_queue(sqs, "orders-prod", dlq_after=3), "reports": make_queue(sqs, "reports-dev")}
     topic = boto3.client("sns", region_name=REGION).create_topic(Name=f"{PREFIX}-runs")["TopicArn"]
     create_function(POLLER)
+    create_function(SCALE_UP)
     config = load_config(config_file)
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     for queue in config.queues.values():
@@ -81,6 +85,7 @@ def stack(sqs: Any, tokens: TokenStore, tmp_path: Path, monkeypatch: pytest.Monk
         "LOOPS_TABLE": tokens.model.Meta.table_name,
         "LOOPS_PREFIX": PREFIX,
         "POLLER_FUNCTION": POLLER,
+        "SCALE_UP_FUNCTION": SCALE_UP,
         "LOOPS_RUNS_TOPIC": topic,
     }.items():
         monkeypatch.setenv(name, value)
@@ -141,6 +146,11 @@ def _exercise(stack: dict[str, Any], tokens: TokenStore, sqs: Any, recorder: Rec
         entry.handler(_step(reports, "slot-0001"), FakeContext(14, arn=arn))
         # The same step delivered twice (async Invoke is at least once): its claim loses and reads why.
         assert entry.handler(_step(orders, "slot-0001"), FakeContext(8, arn=arn))["recursed"] is False
+        # A backlog: two full batches, then the depth check (made due at once) asks scale_up for growth.
+        monkeypatch.setattr(poller.loop.growth, "GROWTH_CHECK_S", 0.0)
+        send(sqs, orders, ["fast"] * 25)
+        tokens.create(orders, "slot-0002", loop_id="L2", now_ms=int(time.time() * 1000))
+        entry.handler({**_step(orders, "slot-0002"), "loop_id": "L2"}, FakeContext(8, arn=arn))
     assert any(r["body"] == "report" for r in sample_handlers.seen)
 
     def alarm_moves(new: str, old: str) -> dict[str, Any]:

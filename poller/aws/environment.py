@@ -9,6 +9,7 @@ from poller.exceptions import ConfigError
 LOOPS_TABLE = "LOOPS_TABLE"  # the token table's name
 POLLER_FUNCTION = "POLLER_FUNCTION"  # name or ARN of the loop function
 LOOPS_PREFIX = "LOOPS_PREFIX"  # <service>-<stage>: prefix of every alarm and topic name
+SCALE_UP_FUNCTION = "SCALE_UP_FUNCTION"  # optional: name of scale_up, which loops ask for growth
 
 
 def region() -> str:

@@ -41,6 +41,8 @@ class PollerSettings:
     the account's unreserved pool). At least the sum of ``max_loops`` (docs/config.md#reserved-concurrency).
     ``aliases``: aliases of the poller that loops are started under; each gets the poller's async invoke
     config (no retries, a bounded event age) as ``$LATEST`` does (default none).
+    ``depth_reads``: the control plane reads every queue's depth and loops ask for growth (default true;
+    false is the alarm-only path, kept for comparisons: docs/scaling.md#two-paths).
     """
 
     timeout_s: int = LAMBDA_MAX_TIMEOUT_S
@@ -51,6 +53,7 @@ class PollerSettings:
     log_level: str = "INFO"  # Lambda's ApplicationLogLevel for every function (deploy/functions.py)
     reserved_concurrency: int | None = None  # the poller's ReservedConcurrentExecutions
     aliases: tuple[str, ...] = ()  # poller aliases loops may run under: each gets the async invoke config
+    depth_reads: bool = True  # restart and scale_up read depths, loops ask for growth (docs/scaling.md)
 
     @property
     def keeper_interval_s(self) -> float:
@@ -109,6 +112,9 @@ class QueueConfig:
     concurrency: int = 1  # records of one batch dispatched at once inside a loop (1: the batch in one call)
     retry_backoff: RetryBackoff | None = None  # None: a failed message returns after its visibility timeout
     kms_key: str | None = None  # ARN of the KMS key (or alias) the queue is encrypted with: IAM for that key
+    # Loops are added at once but removed only once the depth has stayed below their step this long
+    # (docs/scaling.md#cool-down): 300 s, as Application Auto Scaling's and KEDA's default cool-downs.
+    scale_in_cooldown_s: int = 300
 
     @property
     def batch_budget_s(self) -> float:

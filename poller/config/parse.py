@@ -120,7 +120,7 @@ class _Parser(DownstreamFields):
         heartbeat = self.integer(data.get("heartbeat_s", base.heartbeat_s), "poller.heartbeat_s", 1)
         margin = self.integer(data.get("lease_margin_s", base.lease_margin_s), "poller.lease_margin_s", 1)
         switches = {}
-        for name in ("tracing", "metrics"):
+        for name in ("tracing", "metrics", "depth_reads"):
             switches[name] = data.get(name, getattr(base, name))
             if not isinstance(switches[name], bool):
                 raise self.fail(f"poller.{name}", f"expected true or false, got {shown(switches[name])}")
@@ -190,6 +190,10 @@ class _Parser(DownstreamFields):
             ),
             handler_timeout_s=self.integer(
                 data.get("handler_timeout_s", base.handler_timeout_s), f"{where}.handler_timeout_s", 1
+            ),
+            # Up to a day: longer would keep a woken queue's loops (and their cost) for nothing.
+            scale_in_cooldown_s=self.integer(
+                data.get("scale_in_cooldown_s", base.scale_in_cooldown_s), f"{where}.scale_in_cooldown_s", 0, 86400
             ),
         )
         settings = self.queue_resources(settings, data, where)

@@ -29,6 +29,7 @@ from poller.lease.step import LoopStep
 from poller.logs import log
 from poller.loop.background_delete import BackgroundDelete
 from poller.loop.batch import BatchWork
+from poller.loop.growth import GrowthWatch
 from poller.loop.outcome import Outcome
 from poller.loop.services import LoopServices
 from poller.metrics import LOOPS_STOPPED, RECURSIONS, with_metrics
@@ -86,6 +87,15 @@ class Loop:
             runs=None
             if services.runs is None
             else RunCounter(services.runs, sqs=self.sqs, queue=queue, retry=self._retry, log_fields=self.fields),
+        )
+        self.growth = GrowthWatch(
+            queue=queue,
+            sqs=self.sqs,
+            invoker=services.invoker,
+            scale_up_function=services.scale_up_function if settings.depth_reads else None,
+            count_loops=lambda: services.tokens.count(step.queue_url),
+            clock=self.clock,
+            log_fields=self.fields,
         )
 
     # -- the invocation ------------------------------------------------------------------------------
@@ -247,6 +257,7 @@ class Loop:
                 self.batches.give_back(messages)
                 return
             result = self.batches.process(messages, dispatcher, lease, received_at)
+            self.growth.after_batch(full=len(messages) >= self._receive_size())
             # The delete runs while the next receive waits; its failure comes out at the wait after that receive.
             deletes.submit(partial(self.batches.delete_done, messages, result, started=received_at))
             if self.queue.ref.fifo:

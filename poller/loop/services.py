@@ -26,3 +26,4 @@ class LoopServices:
     rand: random.Random
     runs: RunBook | None = None  # None: run messages are handled but not counted
     sqs_receive_client: Callable[[int], Any] | None = None  # by wait (s); None: sqs_client for long polls too
+    scale_up_function: str | None = None  # None: the loop never asks for growth (poller/loop/growth.py)

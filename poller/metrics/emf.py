@@ -46,6 +46,7 @@ def with_metrics(
     if not enabled:
         return out
     named: list[dict[str, str]] = []
+    wide: list[dict[str, str]] = []  # also by deployment alone (Metric.per_deployment)
     for metric, value in values.items():
         if value is None or (isinstance(value, Sequence) and not value):
             continue
@@ -56,6 +57,8 @@ def with_metrics(
         else:
             out[metric.name] = round(float(value), 1) if isinstance(value, float) else value
         named.append({"Name": metric.name, "Unit": metric.unit})
+        if metric.per_deployment:
+            wide.append(named[-1])
     if not named:
         return out
     if len(named) > MAX_METRICS_PER_DIRECTIVE:
@@ -65,6 +68,7 @@ def with_metrics(
     out[DEPLOYMENT] = deployment()
     out["_aws"] = {
         "Timestamp": timestamp_ms,
-        "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [list(DIMENSIONS)], "Metrics": named}],
+        "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [list(DIMENSIONS)], "Metrics": named}]
+        + ([{"Namespace": NAMESPACE, "Dimensions": [[DEPLOYMENT]], "Metrics": wide}] if wide else []),
     }
     return out

@@ -33,6 +33,7 @@ class Metric:
     unit: str
     event: str
     meaning: str
+    per_deployment: bool = False  # also sent with the deployment dimension alone (one alarm for all queues)
 
 
 # -- from each batch line (poller/loop/batch.py) -------------------------------------------------------
@@ -67,6 +68,9 @@ LOOPS_STOPPED = Metric(
     COUNT,
     "loop_end",
     "invocations that stopped for good (queue gone, handler not importable, ...): the row keeps last_error",
+    # One loop-stopped alarm per deployment reads it by deployment: a queue at rest pays no alarm of its
+    # own, and the metric gets data only when a loop stops.
+    per_deployment=True,
 )
 
 # -- from the control plane's reconciled / scaled lines (scaler/control.py) ---------------------------
