@@ -26,9 +26,11 @@ PRODUCTION_POLLER = "poller: {timeout_s: 900}"
 """The settings a deployment gets by default (docs/config.md): the heartbeat is the default's."""
 
 
-def bench_config(queue_url: str, *, poller: str = PRODUCTION_POLLER, **settings: object) -> Config:
+def bench_config(
+    queue_url: str, *, poller: str = PRODUCTION_POLLER, handler: str = "bench.handlers.noop", **settings: object
+) -> Config:
     lines = "".join(f"    {k}: {v}\n" for k, v in settings.items())
-    text = f"{poller}\nqueues:\n  bench:\n    queue: {queue_url}\n    handler: bench.handlers.noop\n{lines}"
+    text = f"{poller}\nqueues:\n  bench:\n    queue: {queue_url}\n    handler: {handler}\n{lines}"
     return parse_config(text, source="bench")
 
 
