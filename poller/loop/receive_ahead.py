@@ -34,6 +34,11 @@ AHEAD_WAIT_S = 1
 short one can be waited for and given back when the step stops. (A wait of 0 would sample only some of
 SQS's servers and could come back empty with messages in the queue.)"""
 
+WORTH_AHEAD_S = 0.005
+"""A receive ahead starts only after a batch that took at least this long (from the receive to the next):
+below, the handler leaves nothing to overlap, and handing the receive to another thread only costs CPU
+(on loopback with a no-op handler: 0.93 of the hand-written loop with it, docs/benchmarks.md)."""
+
 Retry = Callable[[Callable[[], Any], str, float], Any]
 
 
@@ -64,10 +69,15 @@ class Receiver:
         self._kept: AbstractContextManager[None] | None = None
         self.extended_at = 0.0  # when the batch received ahead was received, or last made invisible again
         self.ahead_received = 0  # messages received ahead, for the end line and the tests
+        self._batch_started: float | None = None  # when the batch in hand was handed to the handler
+        self._last_batch_s = WORTH_AHEAD_S  # how long the last batch took (the first one: assumed worth it)
 
     def receive(self, wait_s: int, attempt_id: str | None) -> tuple[list[Message], float]:
         """The next batch, and when its visibility timeout last started (the batch's keeper counts from it).
         A receive ahead that failed for good raises its RetriesExhausted here, as a receive now would."""
+        if self._batch_started is not None:
+            self._last_batch_s = self.clock.monotonic() - self._batch_started
+            self._batch_started = None
         if self._ahead is not None:
             messages = self._collect(None)
             self.ahead_received += len(messages)
@@ -77,8 +87,11 @@ class Receiver:
 
     def start_ahead(self, *, full: bool, time_allows: bool) -> None:
         """While a batch is handled: receive the next one now, if the queue allows it and the batch in hand
-        was full (a backlog) and the time allows one more batch after this one."""
-        if not (self.enabled and full and time_allows) or self._ahead is not None:
+        was full (a backlog), the last batch took long enough to overlap, and the time allows one more
+        batch after this one."""
+        self._batch_started = self.clock.monotonic()
+        worth = self._last_batch_s >= WORTH_AHEAD_S
+        if not (self.enabled and full and worth and time_allows) or self._ahead is not None:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix=THREAD_NAME)
