@@ -100,9 +100,15 @@ def loop_services(*, clock: Clock = SYSTEM_CLOCK, counter: CallCounter | None = 
         counter.watch(services.tokens.model._get_connection().connection.client)
     # As deployed, loops may ask scale_up for growth: the depth checks that costs are counted (the bench's
     # queue has no steps, so no request is ever sent).
-    return replace(
+    services = replace(
         services, invoker=invoker, clock=clock, rand=random.Random(7), scale_up_function="sqs-loops-bench-scaleUp"
     )
+    if counter is not None:
+        # Counted runs receive through the one watched client (whose long polls simulate_long_polls turns
+        # into fake time): the entry point's receive clients, one per wait, were neither counted nor
+        # simulated, and calls_per_message missed every receive.
+        services = replace(services, sqs_receive_client=None)
+    return services
 
 
 def run_step(step: LoopStep, config: Config, services: LoopServices, context: BenchContext) -> Outcome:
