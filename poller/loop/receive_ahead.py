@@ -139,12 +139,21 @@ class Receiver:
         """The receive ahead's messages (waiting ``timeout_s`` at most: FutureTimeout past that, and it stays
         in flight); its keeper is disarmed first, so no extension runs after they are handed on."""
         assert self._ahead is not None
-        messages = self._ahead.result(timeout_s)  # FutureTimeout keeps _ahead: a later wait may collect it
+        try:
+            messages = self._ahead.result(timeout_s)
+        except FutureTimeout:  # still in flight: it stays pending, its keeper armed (a later wait may collect it)
+            raise
+        except BaseException:  # it failed: nothing to keep any more
+            self._release()
+            raise
+        self._release()
+        return messages
+
+    def _release(self) -> None:
         self._ahead = None
         if self._kept is not None:
             self._kept.__exit__(None, None, None)
             self._kept = None
-        return messages
 
     def _receive(self, wait_s: int, stamp: Clock | None, attempt_id: str | None = None) -> list[Message]:
         messages = self.sqs.receive(
