@@ -9,8 +9,10 @@ from typing import Any
 
 import sample_handlers
 from conftest import LoopRig, count, log_events, send
+from test_downstream import Vendor
 
 from poller.timing import RECURSE_RESERVE_S
+from sandbox import loopback
 
 
 def _first_received_ms(event: dict[str, Any]) -> list[int]:
@@ -110,3 +112,27 @@ def test_what_was_received_ahead_is_given_back_when_the_time_is_short(rig_factor
 
     outcome = _give_back_case(rig, loop_logs, time_short)
     assert (outcome.reason, outcome.recursed) == ("time_up", True)
+
+
+def test_what_was_received_ahead_is_given_back_when_the_downstream_asks_to_wait(
+    rig_factory: Any, loop_logs: Any
+) -> None:
+    """A 429 with Retry-After pauses the loop before its next batch: the batch received ahead would wait out
+    the pause invisible, so it goes back at once, and is received again after the pause."""
+    vendor = Vendor()
+    try:
+        http = {"url": vendor.url + "/jobs", "per": "record", "timeout_s": 0.5}
+        rig: LoopRig = rig_factory(handler=None, http=http, batch_size=2)
+        send(rig.sqs, rig.url, ["ok-0", "busy"])  # the pause comes with the batch's last record
+        send(rig.sqs, rig.url, ["ok-1", "ok-2"])
+        outcome = rig.run(rig.create_token(), budget_s=16)
+    finally:
+        loopback.stop(vendor.server)
+
+    (given_back,) = log_events(loop_logs, "receive_ahead_given_back")
+    assert given_back["messages"] == 2
+    assert log_events(loop_logs, "downstream_pause")
+    bodies = [body.decode() for _, body in vendor.requests]
+    assert {"ok-0", "ok-1", "ok-2"} <= set(bodies)  # the batch given back came again after the pause
+    assert bodies.count("ok-1") == 1 and bodies.count("ok-2") == 1  # and was not sent before it
+    assert outcome.succeeded >= 3
