@@ -47,8 +47,10 @@ def _accept_invoke(request: BaseHTTPRequestHandler) -> None:
     request.end_headers()
 
 
-def rss_mb(messages: int) -> dict[str, Any]:
-    """Peak resident memory of a fresh interpreter running one loop step over ``messages`` messages."""
+def rss_mb(messages: int, python: str = sys.executable) -> dict[str, Any]:
+    """Peak resident memory of a fresh interpreter (``python``: the Lambda runtime's 3.12, say) running one
+    loop step over ``messages`` messages, with the moto server in another process: what Lambda reports as
+    its Max Memory Used (the runtime's client runs in the function's process)."""
     sqs = aws.sqs_client()
     url = aws.create_queue(sqs, "rss")
     store = create_table()
@@ -65,7 +67,7 @@ def rss_mb(messages: int) -> dict[str, Any]:
         feeder.start()
         try:
             out = subprocess.run(
-                [sys.executable, "-m", "bench.invocation", json.dumps(event), str(messages)],
+                [python, "-m", "bench.invocation", json.dumps(event), str(messages)],
                 cwd=ROOT,
                 env=env,
                 capture_output=True,
@@ -87,7 +89,8 @@ def rss_mb(messages: int) -> dict[str, Any]:
         "messages": outcome["succeeded"],
         "batches": outcome["batches"],
         "seconds": round(result["seconds"], 1),
-        "python": sys.version.split()[0],
+        "python": subprocess.run([python, "--version"], capture_output=True, text=True, check=True).stdout.split()[-1],
+        "top_allocations": result.get("top_allocations"),
     }
 
 

@@ -15,6 +15,13 @@ def noop(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"batchItemFailures": []}
 
 
+def busy_100ms(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A handler that works 100 ms a batch (waiting on its own downstream, say): the loop's receive and
+    delete can then overlap its work."""
+    time.sleep(0.1)
+    return noop(event, context)
+
+
 SLOW_BATCH_S = 0.4
 """The sandbox benchmark's handler time per batch: a backlog then outlasts an alarm period."""
 

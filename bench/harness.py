@@ -19,21 +19,28 @@ from poller.lease.tokens import TokenStore, bind_token_table
 from poller.logs import LOGGER
 from poller.loop.run import Loop, Outcome
 from poller.loop.services import LoopServices
+from poller.timing import RECURSE_RESERVE_S
 
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:sqs-loops-bench-poller"
 PRODUCTION_POLLER = "poller: {timeout_s: 900}"
 """The settings a deployment gets by default (docs/config.md): the heartbeat is the default's."""
 
 
-def bench_config(queue_url: str, *, poller: str = PRODUCTION_POLLER, **settings: object) -> Config:
+def bench_config(
+    queue_url: str, *, poller: str = PRODUCTION_POLLER, handler: str = "bench.handlers.noop", **settings: object
+) -> Config:
     lines = "".join(f"    {k}: {v}\n" for k, v in settings.items())
-    text = f"{poller}\nqueues:\n  bench:\n    queue: {queue_url}\n    handler: bench.handlers.noop\n{lines}"
+    text = f"{poller}\nqueues:\n  bench:\n    queue: {queue_url}\n    handler: {handler}\n{lines}"
     return parse_config(text, source="bench")
 
 
 class BenchContext:
     """A Lambda context whose deadline counts down on ``clock``; ``stop()`` makes it now, as the Lambda
     runtime's timeout would (the loop then finishes its batch and recurses)."""
+
+    STOP_LEFT_S = RECURSE_RESERVE_S + 1.0
+    """What ``stop()`` leaves: no room for another batch, room for the last delete and the recursion (with
+    none, the last delete was abandoned and the trial's count of handled messages raced it)."""
 
     def __init__(self, budget_s: float, *, clock: Clock = SYSTEM_CLOCK, on_batch: Callable[[list[Any]], None] | None):
         self.clock = clock
@@ -45,7 +52,7 @@ class BenchContext:
         self.memory_limit_in_mb = 256
 
     def stop(self) -> None:
-        self.end = self.clock.monotonic()
+        self.end = min(self.end, self.clock.monotonic() + self.STOP_LEFT_S)
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.end - self.clock.monotonic()) * 1000))
@@ -93,9 +100,15 @@ def loop_services(*, clock: Clock = SYSTEM_CLOCK, counter: CallCounter | None = 
         counter.watch(services.tokens.model._get_connection().connection.client)
     # As deployed, loops may ask scale_up for growth: the depth checks that costs are counted (the bench's
     # queue has no steps, so no request is ever sent).
-    return replace(
+    services = replace(
         services, invoker=invoker, clock=clock, rand=random.Random(7), scale_up_function="sqs-loops-bench-scaleUp"
     )
+    if counter is not None:
+        # Counted runs receive through the one watched client (whose long polls simulate_long_polls turns
+        # into fake time): the entry point's receive clients, one per wait, were neither counted nor
+        # simulated, and calls_per_message missed every receive.
+        services = replace(services, sqs_receive_client=None)
+    return services
 
 
 def run_step(step: LoopStep, config: Config, services: LoopServices, context: BenchContext) -> Outcome:

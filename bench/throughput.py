@@ -12,18 +12,21 @@ import statistics
 import time
 from typing import Any
 
-from bench import aws
+from bench import aws, handlers
 from bench.baselines import hand_written_loop
-from bench.handlers import noop
 from bench.harness import BenchContext, bench_config, loop_services, next_step, run_step
 from poller.lease.step import LoopStep
 
+TAIL = 10
+"""Messages left in the queue under every trial (below)."""
 
-def measure(*, pairs: int, messages: int, round_trip_ms: float = 0) -> dict[str, Any]:
-    """``round_trip_ms``: network time added to every call of both loops (:class:`bench.aws.RoundTrip`)."""
+
+def measure(*, pairs: int, messages: int, round_trip_ms: float = 0, handler: str = "noop") -> dict[str, Any]:
+    """``round_trip_ms``: network time added to every call of both loops (:class:`bench.aws.RoundTrip`);
+    ``handler``: the name of both loops' handler in :mod:`bench.handlers`."""
     feeder = aws.sqs_client()
-    url = aws.create_queue(feeder, f"throughput-{round_trip_ms:g}ms")
-    config = bench_config(url)
+    url = aws.create_queue(feeder, f"throughput-{round_trip_ms:g}ms-{handler}")
+    config = bench_config(url, handler=f"bench.handlers.{handler}")
     services = loop_services()
     services.tokens.create(url, "slot-1", loop_id="loop-bench", now_ms=0)
     state = {"step": LoopStep(url, "slot-1", "loop-bench", 0)}
@@ -32,15 +35,26 @@ def measure(*, pairs: int, messages: int, round_trip_ms: float = 0) -> dict[str,
         plain, services.sqs_client, services.tokens.model._get_connection().connection.client
     )
     try:
-        return _pairs(url, feeder, plain, config, services, state, pairs=pairs, messages=messages) | {
-            "round_trip_ms": round_trip_ms
+        work = getattr(handlers, handler)
+        return _pairs(url, feeder, plain, config, services, state, pairs=pairs, messages=messages, work=work) | {
+            "round_trip_ms": round_trip_ms,
+            "handler": handler,
         }
     finally:
         network.remove()
 
 
 def _pairs(
-    url: str, feeder: Any, plain: Any, config: Any, services: Any, state: dict[str, Any], *, pairs: int, messages: int
+    url: str,
+    feeder: Any,
+    plain: Any,
+    config: Any,
+    services: Any,
+    state: dict[str, Any],
+    *,
+    pairs: int,
+    messages: int,
+    work: Any,
 ) -> dict[str, Any]:
 
     def ours() -> None:
@@ -60,9 +74,13 @@ def _pairs(
         state["step"] = following
 
     def theirs() -> None:
-        assert hand_written_loop(plain, url, noop, messages) == messages
+        assert hand_written_loop(plain, url, work, messages) == messages
 
     runs: dict[str, list[tuple[float, float]]] = {"sqs_loops": [], "hand_written": []}
+    # A backlog that outlasts each trial (as it outlasts a 900-s step): ten messages more than either loop
+    # takes, so the trial's last receive, or receive ahead, finds messages, as in a backlog, rather than
+    # an empty queue's long poll (once per step in a deployment, not once per 100 messages).
+    aws.fill(feeder, url, TAIL)
     for warm in (ours, theirs):  # handler import, connections: untimed
         aws.fill(feeder, url, messages)
         warm()

@@ -57,7 +57,7 @@ two 15-ms calls on 32 threads would take 0.9 ms a queue): rounded up."""
 RESTART_BASE_MS = 150.0
 """restart's time whatever the queue count: DescribeAlarms pages, the overrides and cool-down queries,
 the orphan scan (one queue took 0.16 s warm, with 15 ms added to every call, in the same benchmark)."""
-RESTART_MEMORY_MB = 256  # serverless.yml's memorySize for every function
+RESTART_MEMORY_MB = 128  # serverless.yml's memorySize for every function (docs/benchmarks.md: rss_mb)
 
 
 def control_plane_per_queue(w: Workload, p: Prices) -> float:
@@ -106,7 +106,7 @@ class Workload:
     messages_per_day: float = 1_000_000
     queues: int = 1
     loops: int = 1  # min_loops: loops per queue that run even when the queue is empty
-    memory_mb: int = 256
+    memory_mb: int = 128
     handler_ms: float = 100.0  # per batch of 10
     arch: str = "arm64"
     alarms_per_queue: int = 2  # one per scale step (sqs-loops only)

@@ -47,6 +47,7 @@ from botocore.handlers import REGISTER_FIRST
 from poller.logs import LOGGER
 from poller.loop.background_delete import THREAD_NAME as DELETE_THREAD
 from poller.loop.keeper import THREAD_NAME as KEEPER_THREAD
+from poller.loop.receive_ahead import THREAD_NAME as RECEIVE_THREAD
 
 FAULT_KINDS: dict[str, str] = {
     "crash": "an invocation dies after receiving and handling a batch, before deleting it",
@@ -273,9 +274,10 @@ def mark_invocation(function: str | None) -> None:
 
 
 def _in_loop_helper_thread() -> bool:
-    """A thread a loop invocation started: its keeper, or the one that deletes its batches (poller/loop/background_delete.py)."""
+    """A thread a loop invocation started: its keeper, the one that deletes its batches
+    (poller/loop/background_delete.py), or the one that receives ahead (poller/loop/receive_ahead.py)."""
     name = threading.current_thread().name
-    return name == KEEPER_THREAD or name.startswith(DELETE_THREAD)
+    return name == KEEPER_THREAD or name.startswith((DELETE_THREAD, RECEIVE_THREAD))
 
 
 def _in_function() -> bool:

@@ -36,7 +36,7 @@ EPU_HOUR = 0.00925  # AWS-FACTS.md: provisioned SQS event poller unit, per hour 
 MONTH_MINUTES = 30 * 24 * 60  # the model's month: 30 days
 
 PRICES = Prices()
-GB_S_256_ARM = LAMBDA_GB_S_ARM / 4  # USD per second of a 256 MB arm64 function
+GB_S_128_ARM = LAMBDA_GB_S_ARM / 8  # USD per second of a 128 MB arm64 function (serverless.yml's memorySize)
 
 
 def by_design(workload: Workload, rates: CallRates = SQS_LOOPS, prices: Prices = PRICES) -> dict[str, Estimate]:
@@ -59,14 +59,14 @@ def test_an_idle_loop_costs_what_its_design_says_a_month_of_waiting_costs() -> N
     minute, a 75-s heartbeat 0.8 writes, and one 900-s invocation a claim and a recursion per 15 minutes;
     the loop is billed every second of the month; 2 depth alarms and the loop-stopped one, and 3 metrics
     that still get data at rest. The measured rates (bench/) may differ a little: within 0.5 %."""
-    duration = MONTH_MINUTES * 60 * 0.25 * LAMBDA_GB_S_ARM
+    duration = MONTH_MINUTES * 60 * 0.125 * LAMBDA_GB_S_ARM
     calls = MONTH_MINUTES * (3 * SQS_REQUEST + (60 / 75 + 1 / 15) * DYNAMODB_WRITE + (1 / 15) * LAMBDA_REQUEST)
     expected = duration + calls + 3 * ALARM_MONTH + 3 * CUSTOM_METRIC_MONTH
     ours = by_design(Workload())["sqs-loops"]
     # restart's share of the control plane (its depth read and token query each minute): next test.
     restart = control_plane_per_queue(Workload(), PRICES)
     assert ours.at_rest_per_queue_month == pytest.approx(expected + restart, rel=0.005)
-    assert 9.8 < expected + restart < 10.1  # docs/deploy.md: about $10
+    assert 5.5 < expected + restart < 5.8  # docs/cost.md: about $5.64
     plain = by_design(Workload(custom_metrics_per_queue=0))["sqs-loops"]  # poller.metrics: false
     assert plain.at_rest_per_queue_month == pytest.approx(duration + calls + 2 * ALARM_MONTH + restart, rel=0.005)
     busy = by_design(Workload(messages_per_day=1e6))["sqs-loops"]
@@ -82,7 +82,7 @@ def test_a_resting_queue_without_loops_pays_alarms_and_its_share_of_restart_only
     minutes = MONTH_S / 60
     reads = minutes * (SQS_REQUEST + DYNAMODB_READ)
     # restart's time: 10 ms per queue plus a tenth of its 150 ms base; a tenth of its invocations.
-    duration = minutes * (0.010 + 0.15 / 10) * GB_S_256_ARM + minutes * LAMBDA_REQUEST / 10
+    duration = minutes * (0.010 + 0.15 / 10) * GB_S_128_ARM + minutes * LAMBDA_REQUEST / 10
     assert control_plane_per_queue(w, PRICES) == pytest.approx(reads + duration)
     ours = by_design(w)["sqs-loops"]
     assert ours.at_rest_per_queue_month == pytest.approx(2 * ALARM_MONTH + control_plane_per_queue(w, PRICES))
@@ -118,10 +118,10 @@ def test_per_million_messages_by_hand() -> None:
     w = Workload(handler_ms=100, call_ms=15)
     designs = by_design(w)
     # The trigger: 100 ms of duration per batch of 10, one receive, one delete and one invocation per batch.
-    trigger = 1e5 * 0.1 * GB_S_256_ARM + 1e5 * (2 * SQS_REQUEST + LAMBDA_REQUEST)
+    trigger = 1e5 * 0.1 * GB_S_128_ARM + 1e5 * (2 * SQS_REQUEST + LAMBDA_REQUEST)
     assert designs["trigger (on-demand)"].per_million == pytest.approx(trigger)
     # The 2016 design waits for 12 calls per batch and pays a delete per message and an invocation per batch.
-    recursive = 1e5 * (0.1 + 12 * 0.015) * GB_S_256_ARM + 1e6 * (
+    recursive = 1e5 * (0.1 + 12 * 0.015) * GB_S_128_ARM + 1e6 * (
         1.1 * SQS_REQUEST + 0.1 * DYNAMODB_WRITE + 0.1 * LAMBDA_REQUEST
     )
     assert designs["2016 design"].per_million == pytest.approx(recursive)
@@ -133,8 +133,8 @@ def test_a_busy_deployment_is_billed_for_its_busy_time_not_twice() -> None:
     ours = by_design(busy)["sqs-loops"]
     busy_s = 200_000_000 * 30 * (0.1 + 2 * 0.015) / 10
     assert busy_s > MONTH_S  # more than one loop's month: the loops scaled up
-    assert ours.month > busy_s * GB_S_256_ARM
-    assert ours.month < busy_s * GB_S_256_ARM * 1.1 + 6e9 * 0.2 * SQS_REQUEST * 1.1
+    assert ours.month > busy_s * GB_S_128_ARM
+    assert ours.month < busy_s * GB_S_128_ARM * 1.1 + 6e9 * 0.2 * SQS_REQUEST * 1.1
 
 
 def test_where_each_is_cheaper() -> None:

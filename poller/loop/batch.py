@@ -68,17 +68,25 @@ class BatchWork:
         self.outcome = outcome
         self.fields = log_fields
         self.runs = runs  # counts run messages (docs/runs.md); None: the deployment counts no runs
+        interval = min(queue.visibility_timeout_s / 3, settings.keeper_interval_s)
+        # Two threads, kept for the whole invocation: the visibility extension never waits on a heartbeat (a
+        # slow DynamoDB would let the messages become visible to another consumer while their handler still
+        # runs), nor the other way.
+        self.heartbeat_keeper = KeeperThread(interval_s=interval, log_fields=log_fields)
+        self.visibility_keeper = KeeperThread(interval_s=interval, log_fields=log_fields)
+
+    def close(self) -> None:
+        """End the keepers' threads (at the end of the invocation)."""
+        self.heartbeat_keeper.close()
+        self.visibility_keeper.close()
 
     def process(self, messages: list[Message], dispatcher: Dispatcher, lease: Lease, received_at: float) -> BatchResult:
         """Dispatch the batch; what was never dispatched is made visible again at once, what failed after its
         retry backoff, both before the next receive (so it can see them)."""
         visibility = VisibilityTick(self.sqs, messages, self.queue.visibility_timeout_s, self.clock, received_at)
-        interval = min(self.queue.visibility_timeout_s / 3, self.settings.keeper_interval_s)
-        # Two threads: the visibility extension never waits on a heartbeat (a slow DynamoDB would let the
-        # messages become visible to another consumer while their handler still runs), nor the other way.
         with (
-            KeeperThread(lease.heartbeat_from_keeper, interval_s=interval, log_fields=self.fields),
-            KeeperThread(visibility.tick, interval_s=interval, log_fields=self.fields),
+            self.heartbeat_keeper.keeping(lease.heartbeat_from_keeper),
+            self.visibility_keeper.keeping(visibility.tick),
         ):
             result = dispatcher.run(messages, self.context, may_start=self.may_start)
         handed = len(messages) - len(result.returned)

@@ -16,7 +16,6 @@ from poller.aws.clients import (
     DYNAMODB_CALL_WORST_S,
     INVOKE_CALL_WORST_S,
     TOKEN_CALL_WORST_S,
-    receive_worst_s,
 )
 from poller.aws.retry import Backoff, retry_transient
 from poller.clock import Deadline, epoch_ms
@@ -31,11 +30,12 @@ from poller.loop.background_delete import BackgroundDelete
 from poller.loop.batch import BatchWork
 from poller.loop.growth import GrowthWatch
 from poller.loop.outcome import Outcome
+from poller.loop.receive_ahead import Receiver
 from poller.loop.services import LoopServices
 from poller.metrics import LOOPS_STOPPED, RECURSIONS, with_metrics
 from poller.runs import RunCounter
 from poller.sqs.client import QueueClient
-from poller.sqs.records import Message, queue_arn
+from poller.sqs.records import queue_arn
 from poller.targets import make_target
 from poller.timing import RECURSE_RESERVE_S
 
@@ -88,6 +88,8 @@ class Loop:
             if services.runs is None
             else RunCounter(services.runs, sqs=self.sqs, queue=queue, retry=self._retry, log_fields=self.fields),
         )
+        interval = min(queue.visibility_timeout_s / 3, settings.keeper_interval_s)  # as the batch keepers'
+        self.receiver = Receiver(self.sqs, queue, self.clock, self._retry, self._receive_size, interval, self.fields)
         self.growth = GrowthWatch(
             queue=queue,
             sqs=self.sqs,
@@ -128,6 +130,8 @@ class Loop:
             finally:
                 deletes.close()
                 dispatcher.close()
+                self.batches.close()
+                self.receiver.close(self.deadline.remaining_s() - INVOKE_CALL_WORST_S)
             if lease.lost is not None:
                 self.outcome.reason = lease.lost.reason
                 return self._end()
@@ -226,6 +230,7 @@ class Loop:
             if wait > 0 and spare > 0:
                 # Not our turn yet (rate share, or a downstream's Retry-After): receive only when the
                 # messages can be sent, and never sleep into the time a batch and the recursion need.
+                self.receiver.give_back_ahead(spare)  # what was received ahead would wait out the sleep invisible
                 dispatcher.sleep(min(wait, spare))
             wait_s = self._poll_wait_s()
             if wait_s is None:
@@ -235,7 +240,7 @@ class Loop:
                 return
             # FIFO: a retry of a receive whose answer was lost gets the same messages (poller/loop/fifo.py).
             attempt_id = uuid.uuid4().hex if self.queue.ref.fifo else None
-            messages = self._retry(partial(self._receive, wait_s, attempt_id), "receive", receive_worst_s(wait_s))
+            messages, received_at = self.receiver.receive(wait_s, attempt_id)  # maybe received ahead
             try:
                 self._wait_for_delete(deletes)  # the previous batch's: if it failed, hand over before touching these
             except Exception:
@@ -243,7 +248,6 @@ class Loop:
                 raise
             if not messages:
                 continue
-            received_at = self.clock.monotonic()
             # A long poll may have outlasted the heartbeat interval: confirm ownership before working.
             try:
                 lease.heartbeat_if_due(
@@ -255,8 +259,10 @@ class Loop:
             if lease.ended:
                 self.batches.give_back(messages)
                 return
+            full = len(messages) >= self._receive_size()
+            self.receiver.start_ahead(full=full, time_allows=self._spare_s(self._remaining_after_batch_s()) >= 1)
             result = self.batches.process(messages, dispatcher, lease, received_at)
-            self.growth.after_batch(full=len(messages) >= self._receive_size())
+            self.growth.after_batch(full=full)
             # The delete runs while the next receive waits; its failure comes out at the wait after that receive.
             deletes.submit(partial(self.batches.delete_done, messages, result, started=received_at))
             if self.queue.ref.fifo:
@@ -267,13 +273,8 @@ class Loop:
         if not deletes.wait(timeout_s=self.deadline.remaining_s() - RECURSE_RESERVE_S):
             raise RetriesExhausted("delete", TimeoutError("a delete outlasted the time left before the reserve"), 1)
 
-    def _receive(self, wait_s: int, attempt_id: str | None) -> list[Message]:
-        return self.sqs.receive(
-            max_messages=self._receive_size(),
-            wait_s=wait_s,
-            visibility_timeout_s=self.queue.visibility_timeout_s,
-            attempt_id=attempt_id,
-        )
+    def _remaining_after_batch_s(self) -> float:
+        return self.deadline.remaining_s() - self.queue.batch_budget_s
 
     def _receive_size(self) -> int:
         """``batch_size``; under a rate limit no more than one call may carry, or (record by record) than
