@@ -19,7 +19,7 @@ class Outcome:
     failed: int = 0
     returned: int = 0  # received but not dispatched (lease lost or time up mid-batch): visible again at once
     heartbeats: int = 0
-    loop_counts: int = 0  # Queries of the live loop count (rate-limited queues only)
+    loop_counts: int = 0  # refreshes of its lanes in downstreams' state rows (rate-limited queues only)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,8 +17,9 @@ from typing import Any
 from poller.aws.retry import Backoff, retry_transient
 from poller.clock import Clock, Deadline, epoch_ms
 from poller.config import PollerSettings, QueueConfig
+from poller.downstream.coordinator import Turns, turns_for
 from poller.downstream.dispatch import Dispatcher
-from poller.downstream.rate import RateShare
+from poller.downstream.state import SharedStore, store_for_table
 from poller.exceptions import HandlerImportError, InvocationTooShort, QueueUnavailable, RetriesExhausted, TokenLost
 from poller.lease.lease import Lease
 from poller.lease.recursion import Invoker
@@ -50,6 +51,7 @@ class LoopServices:
     clock: Clock
     rand: random.Random
     runs: RunBook | None = None  # None: run messages are handled but not counted
+    shared: SharedStore | None = None  # downstreams' state rows; None: made on the token table when needed
 
 
 class Loop:
@@ -79,7 +81,7 @@ class Loop:
         self.fields: dict[str, object] = {"queue": queue.key, **step.log_fields()}
         self.outcome = Outcome()
         self.lease: Lease | None = None
-        self.rate: RateShare | None = None
+        self.rate: Turns | None = None
         self.batches = BatchWork(
             sqs=self.sqs,
             queue=queue,
@@ -184,15 +186,22 @@ class Loop:
         )
 
     def _dispatcher(self) -> Dispatcher:
-        """The queue's target, paced by this loop's share of the rate limit when the queue has one."""
-        if self.queue.rate_limit is not None:
-            self.rate = RateShare(
-                rate_s=self.queue.rate_limit,
-                max_loops=self.queue.max_loops,
-                count_loops=lambda: self.services.tokens.count(self.step.queue_url),
+        """The queue's target, paced by this loop's turns when the queue keeps a rate limit (its own, or
+        its shared downstream's: docs/downstream.md)."""
+        if self.queue.limits:
+            meta = self.services.tokens.model.Meta
+            store = self.services.shared or store_for_table(
+                meta.table_name, region=getattr(meta, "region", None), host=getattr(meta, "host", None)
+            )
+            self.rate = turns_for(
+                self.queue.limits,
+                store,
+                queue=self.queue.key,
+                token=self.step.token,
+                loop_id=self.step.loop_id,
+                weight=self.queue.weight,
+                priority=self.queue.priority,
                 clock=self.clock,
-                # A new row's first step (generation 0): the loops already running must shrink first.
-                fresh_loop=self.step.generation == 0,
                 log_fields=self.fields,
             )
         return Dispatcher(
@@ -247,18 +256,19 @@ class Loop:
             deletes.submit(partial(self.batches.delete_done, messages, result, started=received_at))
 
     def _receive(self, wait_s: int) -> list[Message]:
-        return self.sqs.receive(
-            max_messages=self._receive_size(), wait_s=wait_s, visibility_timeout_s=self.queue.visibility_timeout_s
+        size = self._receive_size()
+        messages = self.sqs.receive(
+            max_messages=size, wait_s=wait_s, visibility_timeout_s=self.queue.visibility_timeout_s
         )
+        if self.rate is not None:
+            self.rate.received(len(messages), size)  # a full receive: a backlog (the lane's demand)
+        return messages
 
     def _receive_size(self) -> int:
-        """``batch_size``; under a rate limit no more than one call may carry, or (record by record) than
-        the share pays for soon."""
+        """``batch_size``; under a rate limit what the loop's turns pay for soon (coordinator.Turns)."""
         if self.rate is None:
             return self.queue.batch_size
-        if self.queue.per_record:
-            return self.rate.receive_limit(self.queue.batch_size)
-        return self.queue.max_dispatch_unit
+        return self.rate.receive_limit(self.queue.batch_size, per_record=self.queue.per_record)
 
     def _may_start_record(self) -> bool:
         lease = self.lease
