@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from poller.config.shared import Downstream
-from poller.downstream.coordinator import Turns, turns_for
+from poller.downstream.coordinator import HOLD_MAX_S, Turns, turns_for
 from poller.downstream.shares import TTL_S, LaneRecord, max_window
 from poller.downstream.state import LaneTaken
 
@@ -129,6 +129,7 @@ class Simulation:
         events: list[tuple[float, int, int]] = []  # (time, order, loop index)
         turns: dict[int, Turns] = {}
         held: dict[int, int] = {}  # messages in hand, waiting for a turn
+        since: dict[int, float] = {}
         for n, plan in enumerate(self.plans):
             heapq.heappush(events, (START_S + plan.start_s, n, n))
         order = len(self.plans)
@@ -153,7 +154,12 @@ class Simulation:
                     log_fields={},
                 )
             loop = turns[n]
-            if held.get(n):
+            if held.get(n) and (self.now - since[n] > HOLD_MAX_S or not loop.fits(held[n])):
+                held[n] = 0  # given back, as Turns.acquire does after HOLD_MAX_S
+                loop.received(0, 0)
+                loop.shares[0].backlog = True
+                wait = self.receive_s
+            elif held.get(n):
                 wait = loop.try_take(1 if self.per_record else held[n])
                 if wait == 0:
                     units = 1 if self.per_record else held[n]
@@ -165,7 +171,7 @@ class Simulation:
                 busy = any(a <= at < b for a, b in self.queues[plan.queue].backlog)
                 got = asked if busy else 0
                 loop.received(got, asked)
-                held[n] = got
+                held[n], since[n] = got, self.now
                 wait = self.receive_s if got else max(self.receive_s, loop.ready_in_s() or 1.0)
             order += 1
             heapq.heappush(events, (self.now + wait, order, n))

@@ -95,7 +95,7 @@ def test_eight_loops_behind_two_calls_a_second_never_exceed_ten_in_five_seconds(
             used, now = k, max(now, slots.start_of(k))
             calls.append(now)
             now += 0.3  # the call itself takes a while
-    assert max_window(calls, 5.0) <= 10 and len(calls) >= 0.98 * 600 * rate
+    assert max_window(calls, 5.0) <= 10 and len(calls) >= 0.95 * 600 * rate
 
 
 def test_a_call_carrying_several_messages_spends_only_recent_slots() -> None:

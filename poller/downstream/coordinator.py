@@ -120,8 +120,9 @@ class Share:
         try:
             lanes = self.store.refresh(self.limit.name, record, drop=drop)
         except LaneTaken as exc:
-            self.taken = True
-            log("warning", "lane_taken", error=str(exc), **self.log_fields)
+            # Held, then lost: this loop's token was taken over. Never held: an old loop's lane, until it expires.
+            self.taken = self.mine is not None
+            log("warning", "lane_taken", error=str(exc), lost=self.taken, **self.log_fields)
             return
         except Exception as exc:  # no fresh view: no calls once the old one is VIEW_MAX_S old
             log("warning", "share_refresh_failed", error=repr(exc), **self.log_fields)
@@ -190,7 +191,7 @@ class Share:
             return None
         slots = Slots.of(self.limit.rate_limit, shares)
         valid_s = min(self._next_change_s(now_ms), self.clock.time() + VIEW_MAX_S - self._age_s())
-        horizon = max(TURN_HORIZON_S, _SLOT_SPREAD * units / mine)  # a call too big for the horizon waits for its slots
+        horizon = TURN_HORIZON_S  # a call never spends a slot older than this, whatever it carries
         limit = min(_SEARCH_SLOTS, max(1, math.ceil((valid_s - not_before_s + horizon) * slots.rate)))
         slot = turn(slots, self.lane, units=units, after=self.used, now_s=not_before_s, horizon_s=horizon, limit=limit)
         if slot is None:
@@ -235,7 +236,7 @@ class Turns:
         with self._lock:
             self._refresh_due()
             rate = self.per_second()
-        # A whole batch spends its slots within the horizon; owned slots come unevenly (up to ~1.5 x the mean gap).
+        # A whole batch spends its slots within the horizon; owned slots come unevenly (up to 1.5 x the mean gap).
         ahead = RECEIVE_AHEAD_S if per_record else TURN_HORIZON_S / _SLOT_SPREAD
         size = max(1, min(batch_size, int(rate * ahead)))
         return size if self.in_flight is None or per_record else min(size, self.in_flight)
@@ -259,11 +260,18 @@ class Turns:
             wait = self.try_take(units)
             if wait == 0:
                 return True
-            if not may_start() or self.clock.monotonic() - started > HOLD_MAX_S:
+            if not may_start() or not self.fits(units) or self.clock.monotonic() - started > HOLD_MAX_S:
                 for share in self.shares:
                     share.backlog = True  # kept waiting: there is more than its share can pay for
                 return False
             self.clock.sleep(wait)
+
+    def fits(self, units: int) -> bool:
+        """Whether a call carrying ``units`` can find that many slots within the horizon at the shares now
+        (a batch received under a bigger share may not: it is given back, and the next receive is smaller)."""
+        return units <= 1 or all(
+            not share.usable() or units <= share.rate_now() * TURN_HORIZON_S / _SLOT_SPREAD for share in self.shares
+        )
 
     def try_take(self, units: int) -> float:
         """Spend a turn for ``units`` now if there is one (0), else the seconds to wait before asking again."""

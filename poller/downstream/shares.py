@@ -16,10 +16,12 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-REFRESH_S = 4.0
+from poller.timing import TURN_HORIZON_S
+
+REFRESH_S = 5.0
 """A busy loop refreshes its lane (one UpdateItem, which also returns everyone's) when its view is older."""
 
-VIEW_MAX_S = 5.0
+VIEW_MAX_S = 6.0
 """A loop spends its share only while its view is younger than this; older (the state unreachable): no calls."""
 
 SKEW_S = 1.0
@@ -34,6 +36,10 @@ twice the view age plus the switch, so no spending loop's view can disagree on w
 
 EPOCH_S = 1_767_225_600.0
 """2026-01-01T00:00:00Z: slots are counted from here (smaller numbers, the same on every host)."""
+
+WINDOW_S = 5.0
+WINDOW_MAX = 1.05
+"""The promise: at most 1.05 x the limit in any 5 s (the vendor's window)."""
 
 _SPREAD = 2654435769  # 2**32 / golden ratio: slot k sits at (k * _SPREAD) mod 2**32, spread evenly
 _RING = 2**32
@@ -62,6 +68,14 @@ class LaneRecord:
 
     def pending(self, now_ms: int) -> bool:
         return now_ms < self.switch_ms and now_ms < self.seen_ms + TTL_S * 1000
+
+
+def slot_rate(rate: float) -> float:
+    """Slots a second for a limit of ``rate``: so many that a window of 5 s plus the oldest slot a call may
+    spend (TURN_HORIZON_S) holds no more than 1.05 x the limit, and no more than the rate. At 2 a second:
+    10 in any 5 s (1.94 slots a second, not 2: a late call at the window's edge would be the 11th); at 50
+    and more, the rate."""
+    return min(rate, math.floor(WINDOW_MAX * WINDOW_S * rate) / (WINDOW_S + TURN_HORIZON_S))
 
 
 def water_fill(caps: Mapping[str, float], weights: Mapping[str, float], budget: float) -> dict[str, float]:
@@ -120,13 +134,14 @@ class Slots:
 
     @classmethod
     def of(cls, rate: float, shares: Mapping[str, float]) -> Slots:
+        """The slots of a limit of ``rate`` (see :func:`slot_rate`) split by ``shares`` (of ``rate``)."""
         arcs: dict[str, tuple[int, int]] = {}
         total = 0.0
         for lane in sorted(shares):
             start = math.floor(min(1.0, total / rate) * _RING)
             total += shares[lane]
             arcs[lane] = (start, math.floor(min(1.0, total / rate) * _RING))
-        return cls(rate=rate, arcs=arcs)
+        return cls(rate=slot_rate(rate), arcs=arcs)
 
     def slot_at(self, epoch_s: float) -> int:
         return math.floor((epoch_s - EPOCH_S) * self.rate)
