@@ -154,15 +154,15 @@ class Simulation:
                     log_fields={},
                 )
             loop = turns[n]
-            if held.get(n) and (self.now - since[n] > HOLD_MAX_S or not loop.fits(held[n])):
+            units = 1 if self.per_record else held.get(n, 0)
+            if held.get(n) and (self.now - since[n] > HOLD_MAX_S or not loop.fits(units)):
                 held[n] = 0  # given back, as Turns.acquire does after HOLD_MAX_S
                 loop.received(0, 0)
                 loop.shares[0].backlog = True
                 wait = self.receive_s
             elif held.get(n):
-                wait = loop.try_take(1 if self.per_record else held[n])
+                wait = loop.try_take(units)
                 if wait == 0:
-                    units = 1 if self.per_record else held[n]
                     result.calls.append((self.now, plan.queue, units))
                     held[n] -= units
                     wait = self.call_s

@@ -141,3 +141,18 @@ def test_a_loop_that_finds_no_lane_of_its_own_stops_rather_than_take_the_whole_l
     a = loop(Forgetful(), clock, "groups")
     busy(a)
     assert a.per_second() == 0 and a.try_take(1) > 0 and math.isinf(a.shares[0].wanted())
+
+
+def test_a_loop_waking_with_an_old_view_does_not_drop_a_live_lane() -> None:
+    """Found by the long simulation: an idle loop's view is minutes old, and in it every lane looks gone."""
+    clock, store = FakeClock(), MemoryStore()
+    a, c = loop(store, clock, "groups"), loop(store, clock, "urgent")
+    busy(a, c)
+    c.received(0, 10)
+    for _ in range(90):  # c sits idle (no refresh once its lane says so); a keeps refreshing
+        clock.advance(1.0)
+        store.now = clock.time()
+        busy(a)
+        c.ready_in_s()
+    busy(c)  # work for c: it refreshes with a view 80 s old
+    assert {lane.lane for lane in store.rows["vendor"].values()} == {"groups#t1", "urgent#t1"}

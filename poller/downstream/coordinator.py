@@ -115,7 +115,9 @@ class Share:
         sent = self.clock.monotonic()
         self.tried_at = sent
         record = self._next_record(now_ms)
-        drop = [lane.lane for lane in self.view if lane.seen_ms < now_ms - DROP_AFTER_S * 1000]
+        # Only a fresh view may say a lane is long gone: in an old one a live lane looks old too.
+        fresh = sent - self.viewed_at < VIEW_MAX_S
+        drop = [lane.lane for lane in self.view if fresh and lane.seen_ms < now_ms - DROP_AFTER_S * 1000]
         self.refreshes += 1
         try:
             lanes = self.store.refresh(self.limit.name, record, drop=drop)
