@@ -42,6 +42,12 @@ class MemoryStore:
                 row.pop(gone, None)
         return list(row.values())
 
+    def read(self, downstream: str) -> list[LaneRecord]:
+        self.calls += 1
+        if self.now < self.down_until:
+            raise ConnectionError("state row unreachable (simulated)")
+        return list(self.rows.get(downstream, {}).values())
+
 
 class SimClock:
     """One loop's clock: the simulation's time plus this host's skew."""

@@ -42,10 +42,13 @@ def loop(store: Any, clock: FakeClock, queue: str, token: str = "t1", *, weight:
 
 
 def busy(*loops: Turns) -> None:
-    """Each loop receives a full batch and asks for a turn (which refreshes its lane when due)."""
+    """Each loop receives a full batch and takes turns until it has to wait (its share holds it back);
+    asking refreshes its lane when due."""
     for turns in loops:
         turns.received(10, 10)
-        turns.try_take(1)
+        for _ in range(10):
+            if turns.try_take(1) > 0:
+                break
 
 
 def test_lanes_share_one_row_and_weights_count_after_the_switch(store: DynamoSharedStore, tokens: TokenStore) -> None:
@@ -63,7 +66,8 @@ def test_lanes_share_one_row_and_weights_count_after_the_switch(store: DynamoSha
         TableName=store.table, Key={"queue_url": {"S": "#downstream:vendor"}, "token": {"S": "state"}}
     )["Item"]
     assert set(item["lanes"]["M"]) == {"groups#t1", "items#t1"} and "loop_id" not in item
-    assert store.calls == a.counts + b.counts + 2  # the very first: an update that finds no row, the row made
+    # one read a step (the lane its last step left); the very first update found no row, and made it
+    assert store.calls == a.counts + b.counts + 2 + 2
     assert "#downstream:vendor" not in tokens.queue_urls()  # the scaler's scan passes it by
 
 
@@ -125,6 +129,7 @@ def test_a_loop_that_cannot_reach_the_state_stops_calling() -> None:
     clock, store = FakeClock(), Unreachable()
     a = loop(store, clock, "groups")
     busy(a)
+    clock.advance(0.1)
     assert a.try_take(1) == 0
     store.now_down = True
     clock.advance(VIEW_MAX_S)
@@ -156,3 +161,15 @@ def test_a_loop_waking_with_an_old_view_does_not_drop_a_live_lane() -> None:
         c.ready_in_s()
     busy(c)  # work for c: it refreshes with a view 80 s old
     assert {lane.lane for lane in store.rows["vendor"].values()} == {"groups#t1", "urgent#t1"}
+
+
+def test_a_loops_next_step_goes_on_with_its_share_at_once(store: DynamoSharedStore) -> None:
+    clock = FakeClock()
+    a, b = loop(store, clock, "groups"), loop(store, clock, "items")
+    for _ in range(10):
+        busy(a, b)
+        clock.advance(1.0)
+    assert a.per_second() == 20
+    a_next = loop(store, clock, "groups")  # the same loop's next invocation (it recursed)
+    busy(a_next)
+    assert a_next.per_second() == 20 and a_next.try_take(1) < 1.0

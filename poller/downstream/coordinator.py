@@ -73,8 +73,10 @@ class Share:
         self.viewed_at = -math.inf  # monotonic send time of the request that returned the view
         self.tried_at = -math.inf
         self.taken = False  # another loop holds the lane: this loop has lost its lease
+        self.resumed = False  # the lane its previous step left has been read
         self.used = -(2**62)  # the last slot this loop spent
         self.backlog = False
+        self.waited = False  # a call waited for a turn in this period: the share holds the loop back
         self.received = 0
         self.period_start = clock.monotonic()
         self.refreshes = 0
@@ -87,7 +89,10 @@ class Share:
         self.backlog = received >= asked > 0
 
     def wanted(self) -> float:
-        if self.backlog:
+        """What to announce: a backlog its share holds back (it waited for turns), or a first backlog after
+        none: all it can get; a loop that keeps up by itself (a slow handler, a trickle): half again what it
+        used; nothing came: 0."""
+        if self.backlog and (self.waited or self.mine is None or self.mine.demand == 0):
             return math.inf
         if self.received == 0:
             return 0.0
@@ -114,6 +119,8 @@ class Share:
         now_ms = int(self.clock.time() * 1000)
         sent = self.clock.monotonic()
         self.tried_at = sent
+        if not self.resumed:
+            self._resume(now_ms)
         record = self._next_record(now_ms)
         # Only a fresh view may say a lane is long gone: in an old one a live lane looks old too.
         fresh = sent - self.viewed_at < VIEW_MAX_S
@@ -136,7 +143,25 @@ class Share:
             log("warning", "lane_missing", **self.log_fields)
             return
         self.view, self.mine, self.viewed_at = lanes, mine, sent
-        self.received, self.period_start = 0, sent
+        self.received, self.period_start, self.waited = 0, sent, False
+
+    def leave(self) -> None:
+        self.received, self.backlog = 0, False
+        if self.mine is not None and not self.taken and (self.mine.demand > 0 or self.mine.prev > 0):
+            self.refresh()
+
+    def _resume(self, now_ms: int) -> None:
+        """A loop's next step (a new invocation) goes on with the lane its last step left, if it is still
+        live: one read at the first refresh, so that a recursion does not wait SWITCH_S for its share again."""
+        try:
+            lanes = self.store.read(self.limit.name)
+        except Exception as exc:  # then as a new lane (its share a switch later): never more than that
+            log("warning", "share_read_failed", error=repr(exc), **self.log_fields)
+            return
+        self.resumed = True
+        mine = next((lane for lane in lanes if lane.lane == self.lane and lane.loop_id == self.loop_id), None)
+        if mine is not None and now_ms < mine.seen_ms + (TTL_S - SKEW_S) * 1000:
+            self.mine = mine
 
     def _next_record(self, now_ms: int) -> LaneRecord:
         want = self.wanted()
@@ -177,7 +202,7 @@ class Share:
         return self._shares(int(self.clock.time() * 1000)).get(self.lane, 0.0)
 
     def _shares(self, now_ms: int) -> dict[str, float]:
-        if self.wanted() > 0 and alone(self.view, self.lane, now_ms):
+        if self.mine is not None and self.mine.demand > 0 and alone(self.view, self.lane, now_ms):
             return {self.lane: self.limit.rate_limit}
         return allocate(self.view, self.limit.rate_limit, now_ms)
 
@@ -280,14 +305,20 @@ class Turns:
         with self._lock:
             self._refresh_due()
             found = self._search(units)
-            if found is None:
-                return RETRY_S
-            wait = found[0] - self.clock.time()
-            if wait <= 0:
+            wait = RETRY_S if found is None else found[0] - self.clock.time()
+            if found is not None and wait <= 0:
                 for share, slot in zip(self.shares, found[1], strict=True):
                     share.used = slot
                 return 0.0
+            for share in self.shares:
+                share.waited = True
             return max(0.001, min(wait, RETRY_S))
+
+    def leave(self) -> None:
+        """The loop stops for good (retired): its lanes say so at once, rather than hold their share
+        until they expire (the change still counts SWITCH_S later, as every change does)."""
+        for share in self.shares:
+            share.leave()
 
     @contextmanager
     def calling(self, units: int) -> Iterator[None]:

@@ -31,6 +31,9 @@ class SharedStore(Protocol):
     def refresh(self, downstream: str, lane: LaneRecord, *, drop: Sequence[str]) -> list[LaneRecord]:
         """Write ``lane`` (and remove the lanes named in ``drop``); return every lane of the row."""
 
+    def read(self, downstream: str) -> list[LaneRecord]:
+        """Every lane of the row (a consistent read; none if there is no row)."""
+
 
 def state_key(downstream: str) -> str:
     return f"#downstream:{downstream}"
@@ -53,6 +56,11 @@ class DynamoSharedStore:
         # The row has no lanes map yet (the first lane ever): make it, then write the lane.
         self._create(downstream)
         return self._update(downstream, lane, drop)
+
+    def read(self, downstream: str) -> list[LaneRecord]:
+        self.calls += 1
+        item = self.client.get_item(TableName=self.table, Key=_key(downstream), ConsistentRead=True).get("Item", {})
+        return [_decode(name, value["M"]) for name, value in item.get("lanes", {}).get("M", {}).items()]
 
     def _update(self, downstream: str, lane: LaneRecord, drop: Sequence[str]) -> list[LaneRecord]:
         names = {"#me": lane.lane}

@@ -332,6 +332,8 @@ class Loop:
             released = False
         if released:
             self.outcome.reason = "retired"
+            if self.rate is not None:
+                self.rate.leave()  # its share goes to the loops that stay, without waiting for it to expire
         else:
             self.outcome.reason = "retire_withdrawn"
             self._recurse(self.step.next())
