@@ -39,7 +39,7 @@ def scenario(minutes: float, seed: int) -> tuple[dict[str, QueuePlan], list[Loop
             loops.append(LoopPlan(name, start, stop, f"t{n}"))
             changes += [start, stop]
             at, n = stop, n + 1
-    busy = sorted([(a, b) for a, b in bursts] + [(c, c + 30) for c in changes])
+    busy = sorted([(a, b) for a, b in bursts] + [(c, c + 30) for c in changes] + [(end, end)])
     quiet, last = [], 30.0
     for a, b in busy:  # windows of 30 s away from any burst or loop change (30 s settling after each)
         while last + 30 <= a:
