@@ -46,7 +46,7 @@ def scenario(minutes: float, seed: int) -> tuple[dict[str, QueuePlan], list[Loop
             quiet.append((last, last + 30))
             last += 30
         last = max(last, b + 30)
-    return queues, loops, quiet
+    return queues, loops, [w for w in quiet if w[1] <= end]
 
 
 def main() -> None:
