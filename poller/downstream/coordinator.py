@@ -36,6 +36,10 @@ from poller.timing import RECEIVE_AHEAD_S, TURN_HORIZON_S
 RETRY_S = 0.5
 """A loop without a turn (no share yet, the state unreachable) looks again this often."""
 
+RECEIVE_LEAD_S = 0.3
+"""A loop waiting for its turn receives this long before it (a receive takes tens of milliseconds on AWS,
+more on a loaded sandbox)."""
+
 HOLD_MAX_S = 2 * SWITCH_S
 """The longest a received batch waits for a turn before it is given back (its loop keeps its demand)."""
 
@@ -277,7 +281,9 @@ class Turns:
             found = self._search(1)
         if found is None:
             return RETRY_S
-        return max(0.0, min(REFRESH_S, found[0] - self.clock.time()))
+        # Receive a little before the turn: the messages are then in hand when the slot comes, not a
+        # receive's latency after it (a slot that passes unused is lost to everyone).
+        return max(0.0, min(REFRESH_S, found[0] - self.clock.time() - RECEIVE_LEAD_S))
 
     def acquire(self, units: int, may_start: Callable[[], bool]) -> bool:
         """Wait for a turn for a call carrying ``units`` messages; False (nothing spent) when none came within

@@ -14,7 +14,7 @@ DEMO_CONFIG = Path(__file__).with_name("queues.yml")
 
 @dataclass
 class DemoOptions:
-    messages: int = 2000
+    messages: int = 1000  # vendor calls to aim for (about 40 a job: 25 jobs)
     report: Path = Path("demo-out/report.json")
     chart: Path = Path("demo-out/queue-depth.png")
     seed: int = 0
