@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     demo = commands.add_parser("demo", help="run the whole system on a sandbox with a burst of messages")
-    demo.add_argument("--messages", type=int, default=2000, help="messages in the burst (default 2000)")
+    demo.add_argument(
+        "--messages", type=int, default=1000, help="vendor calls the pipeline makes, about (default 1000: 25 jobs)"
+    )
     demo.add_argument("--report", type=Path, default=Path("demo-out/report.json"))
     demo.add_argument("--chart", type=Path, default=Path("demo-out/queue-depth.png"))
     demo.add_argument("--seed", type=int, default=0, help="fixes the message mix and the faults' draws")

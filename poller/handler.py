@@ -11,10 +11,11 @@ import random
 from functools import cache, partial
 from typing import Any
 
-from poller.aws.clients import async_lambda_client, sqs_client, sqs_receive_client
+from poller.aws.clients import async_lambda_client, dynamodb_client, sqs_client, sqs_receive_client
 from poller.aws.environment import LOOPS_TABLE, POLLER_FUNCTION, SCALE_UP_FUNCTION, region, required
 from poller.clock import SYSTEM_CLOCK
 from poller.config import Config, load_config
+from poller.downstream.state import DynamoSharedStore
 from poller.exceptions import BadLoopEvent, ConfigError, UnknownQueue
 from poller.lease.recursion import LambdaInvoker
 from poller.lease.step import LoopStep
@@ -44,6 +45,7 @@ def _services() -> LoopServices:
         rand=random.Random(),
         runs=RunBook.from_environment(region()),
         scale_up_function=os.environ.get(SCALE_UP_FUNCTION) or None,
+        shared=DynamoSharedStore(dynamodb_client(region()), table),  # no call until a rate-limited loop needs it
     )
 
 

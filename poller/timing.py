@@ -19,10 +19,11 @@ KEEPER_MAX_INTERVAL_S = 10
 """While a handler runs, the keeper thread looks at the heartbeat at least this often (and at least every
 half heartbeat interval)."""
 
-RATE_BURST_SHARE = 0.5
-"""Each of a queue's loops may spend one dispatch unit ahead of its share; all of them together at most this
-fraction of a second of ``rate_limit`` (so any 5-s window sees at most 1.1 x the limit: docs/downstream.md)."""
-
 KEEPER_JOIN_S = 0.5
 """How long the end of a batch waits for a keeper tick in flight (a heartbeat or a visibility extension caught
 in a slow call) before it goes on without it: the tick's client timeouts end it by themselves."""
+
+TURN_HORIZON_S = 0.15
+"""A call under a rate limit spends only slots of its loop's share at most this old (a loop that missed its
+slot may still use it this late): all loops together then exceed the limit by at most this much of a second
+of it in any window (5 s: 1.03 x; docs/downstream.md)."""

@@ -101,7 +101,7 @@ BAD = [
     ("", r"queues: the file is empty"),
     ("queues: {}", r"queues: expected a mapping of queue key to queue"),
     ("- a\n- b", r"\(top level\): expected a mapping"),
-    ("queus: {}", r"queus: unknown key; expected one of defaults, poller, queues"),
+    ("queus: {}", r"queus: unknown key; expected one of defaults, downstreams, poller, queues"),
     (QUEUE + "    max_loop: 3\n", r"queues\.orders\.max_loop: unknown key"),
     (QUEUE + "    max_loops: ten\n", r"queues\.orders\.max_loops: expected an integer >= 1, got 'ten'"),
     (QUEUE + "    max_loops: true\n", r"queues\.orders\.max_loops: expected an integer >= 1, got True"),
@@ -205,10 +205,31 @@ BAD = [
         r"queues\.orders\.http\.headers: 'X Team' is not an HTTP header name",
     ),
     (QUEUE + "    rate_limit: .inf\n", r"queues\.orders\.rate_limit: expected messages a second > 0, got inf"),
+    (QUEUE + "    downstream: vendor\n", r"queues\.orders\.downstream: unknown downstream 'vendor'"),
     (
-        QUEUE + "    rate_limit: 15\n    max_loops: 8\n",
-        r"orders\.rate_limit: 15 a second shared by up to max_loops \(8\)",
+        "downstreams:\n  vendor: {rate_limit: 5}\n" + QUEUE + "    downstream: other\n",
+        r"queues\.orders\.downstream: unknown downstream 'other' \(vendor\)",
     ),
+    (QUEUE + "    weight: 0\n", r"queues\.orders\.weight: expected a number > 0, got 0"),
+    (QUEUE + "    weight: -2\n", r"queues\.orders\.weight: expected a number > 0"),
+    (QUEUE + "    priority: high\n", r"queues\.orders\.priority: expected an integer"),
+    ("downstreams:\n  vendor: {}\n" + QUEUE, r"downstreams\.vendor\.rate_limit: missing"),
+    (
+        "downstreams:\n  vendor: {rate_limit: 0}\n" + QUEUE,
+        r"downstreams\.vendor\.rate_limit: expected messages a second > 0",
+    ),
+    ("downstreams:\n  vendor: {rate_limit: 5, burst: 2}\n" + QUEUE, r"downstreams\.vendor\.burst: unknown key"),
+    (
+        "downstreams:\n  vendor: {rate_limit: 5, max_in_flight: 0}\n" + QUEUE,
+        r"downstreams\.vendor\.max_in_flight: expected an integer >= 1",
+    ),
+    (
+        "downstreams:\n  vendor: {rate_limit: 5, max_in_flight: 3}\n"
+        + QUEUE
+        + "    downstream: vendor\n    max_loops: 4\n",
+        r"downstreams\.vendor\.max_in_flight: 3 cannot give each of its queues' 4 loops",
+    ),
+    ("downstreams: [a]\n" + QUEUE, r"downstreams: expected a mapping"),
     (QUEUE + "    concurrency: 11\n", r"queues\.orders\.concurrency: expected an integer from 1 to 10"),
     (
         QUEUE + "    batch_size: 4\n    concurrency: 5\n",
@@ -257,21 +278,39 @@ queues:
         "record",
         10,
     )
-    assert (
-        vendor.per_record and vendor.max_dispatch_unit == 1 and vendor.target == "http:https://api.example.com/v1/jobs"
-    )
+    assert vendor.per_record and vendor.target == "http:https://api.example.com/v1/jobs"
     assert vendor.retry_backoff == RetryBackoff(base_s=5, max_s=900)
     assert (billing.handler, billing.rate_limit, billing.per_record) == (None, 50.0, False)
-    # a batch per invoke: 5 loops each one call ahead must stay within half a second of 50 a second
-    assert billing.max_dispatch_unit == 5
+    # its own rate_limit runs as a private downstream of its own
+    assert [(d.name, d.rate_limit) for d in billing.limits] == [("queue:billing", 50.0)]
     assert (plain.handler, plain.rate_limit, plain.concurrency, plain.retry_backoff) == (
         "app.shared.handle",
         None,
         1,
         None,
     )
-    assert plain.max_dispatch_unit == 10
+    assert plain.limits == ()
     assert RetryBackoff(base_s=5, max_s=300).ceiling_s(3) == 20 and RetryBackoff(1, 43200).ceiling_s(10**6) == 43200
+
+
+def test_shared_downstream_keys_parse() -> None:
+    config = parse_config(
+        """
+downstreams:
+  vendor: {rate_limit: 2, max_in_flight: 20}
+queues:
+  groups: {queue: groups, handler: app.a.b, downstream: vendor, max_loops: 8}
+  items: {queue: items, handler: app.a.b, downstream: vendor, weight: 3, priority: 1, max_loops: 2, rate_limit: 1}
+  other: {queue: other, handler: app.a.b}
+"""
+    )
+    groups, items, other = config.queue("groups"), config.queue("items"), config.queue("other")
+    # a vendor that allows 2 calls a second behind 8 loops loads: no rule ties a rate to max_loops
+    assert (groups.downstream, groups.weight, groups.priority) == ("vendor", 1.0, 0)
+    assert (items.weight, items.priority) == (3.0, 1)
+    assert [d.name for d in items.limits] == ["vendor", "queue:items"]  # both hold: the tighter wins
+    assert groups.shared is not None and groups.shared.in_flight_per_loop == 2  # 20 over 10 loops
+    assert other.limits == () and config.downstreams["vendor"].rate_limit == 2.0
 
 
 @pytest.mark.parametrize(("text", "message"), BAD)

@@ -15,6 +15,7 @@ import pytest
 
 from ops.cli import main, parse_faults
 from sandbox.demo import handlers
+from sandbox.demo.pipeline import PipelinePlan
 from sandbox.demo.run import DEMO_CONFIG, DemoOptions, run_demo
 from sandbox.demo.vendor_api import VendorApi
 from sandbox.environment import Sandbox
@@ -49,20 +50,27 @@ def test_the_demo_loses_nothing_scales_and_revives(tmp_path: Path) -> None:
     report = run_demo(options)
 
     assert set(report) >= REPORT_KEYS
-    assert json.loads((tmp_path / "report.json").read_text())["sent"] == 400
+    planned = PipelinePlan.make(400, poison_every=100, seed=0)
+    # every message of the plan came to be: 10 jobs fed, each processed one's children sent on by its handler
+    assert json.loads((tmp_path / "report.json").read_text())["sent"] == planned.calls()
     assert report["settled"], out.getvalue()[-2000:]
-    assert (report["lost"], report["dlq"], report["poison"]) == (0, 4, 4)
-    assert report["processed"] == 396
+    assert report["lost"] == 0 and report["dlq"] == report["poison"] >= 2
+    assert report["processed"] == report["sent"] - report["poison"]
+    assert report["jobs"] == 10 and report["by_stage"]["fetch"] > report["by_stage"]["items"] > 10
     assert report["revived"] >= 1 and report["crashed"]
     assert any(e["direction"] == "up" for e in report["scale_events"])
-    assert report["final_loops"] == {"emails": 1, "invoices": 1}
+    assert report["final_loops"] == {"groups": 1, "items": 1, "fetch": 1}
     assert max(report["max_loops"].values()) >= 2
-    # The vendor never saw more than 1.1 x a queue's rate limit over any 5 s, while loops came and went;
-    # and the limit bound (invoices drain at 30 a second and more without it).
-    assert report["rate_limit"] == {"emails": 30.0, "invoices": 20.0}
-    for key, limit in report["rate_limit"].items():
-        assert report["max_rate_5s"][key] <= 1.1 * limit, report["max_rate_5s"]
-    assert report["max_rate_5s"]["invoices"] >= 0.6 * 20, report["max_rate_5s"]
+    # One vendor limit for the three stages: never above 1.05 x it over any 5 s while loops came and went,
+    # and used while the backlog could feed it.
+    vendor = report["downstreams"]["vendor"]
+    assert vendor["rate_limit"] == 50.0 and vendor["max_rate_5s"] <= 1.05 * 50, vendor
+    # (how much of the limit a short sandbox run uses is a figure for docs/downstream.md, not a test: the
+    # switch delay and a loaded 2-core machine decide it; tests/test_shared_sim.py checks the 95 %)
+    assert vendor["utilization"] is not None and 0 < vendor["utilization"] <= 1.05, vendor
+    assert set(vendor["share_by_queue"]) == {"groups", "items", "fetch"}
+    assert report["rate_limit"] == {"groups": None, "items": None, "fetch": None}
+    assert sum(report["max_rate_5s"].values()) > 0
     import matplotlib.image
 
     picture = matplotlib.image.imread(tmp_path / "chart.png")
@@ -98,40 +106,40 @@ def test_status_pause_resume_and_redrive(sandbox: Sandbox, capsys: pytest.Captur
         assert main(cli(sandbox, "status", "--json")) == 0
         return dict(json.loads(capsys.readouterr().out))
 
-    wait_for(lambda: status()["emails"]["live_loops"] == 1)
+    wait_for(lambda: status()["fetch"]["live_loops"] == 1)
     first = status()
-    assert set(first["emails"]["alarms"]) == {"depth-1", "depth-2", "depth-3"}
-    assert first["emails"]["wanted_loops"] == 1 and first["emails"]["override"] is None
+    assert set(first["fetch"]["alarms"]) == {"depth-1", "depth-2", "depth-3"}
+    assert first["fetch"]["wanted_loops"] == 1 and first["fetch"]["override"] is None
 
-    assert main(cli(sandbox, "pause", "emails", "--note", "vendor outage")) == 0
-    assert "emails: paused" in capsys.readouterr().out
-    wait_for(lambda: status()["emails"]["live_loops"] == 0)  # restart retires it; the loop releases its row
-    assert status()["emails"]["override"] == 0
-    assert main(cli(sandbox, "resume", "emails")) == 0
-    assert "emails: resumed" in capsys.readouterr().out
-    wait_for(lambda: status()["emails"]["live_loops"] == 1)
+    assert main(cli(sandbox, "pause", "fetch", "--note", "vendor outage")) == 0
+    assert "fetch: paused" in capsys.readouterr().out
+    wait_for(lambda: status()["fetch"]["live_loops"] == 0)  # restart retires it; the loop releases its row
+    assert status()["fetch"]["override"] == 0
+    assert main(cli(sandbox, "resume", "fetch")) == 0
+    assert "fetch: resumed" in capsys.readouterr().out
+    wait_for(lambda: status()["fetch"]["live_loops"] == 1)
 
     sqs = boto3.client("sqs", region_name="us-east-1")
-    dlq = sqs.get_queue_url(QueueName="demo-invoices-dlq")["QueueUrl"]
+    dlq = sqs.get_queue_url(QueueName="demo-items-dlq")["QueueUrl"]
     sqs.send_message_batch(
         QueueUrl=dlq, Entries=[{"Id": str(i), "MessageBody": json.dumps({"id": f"r{i}"})} for i in range(7)]
     )
-    assert main(cli(sandbox, "redrive", "invoices")) == 0
+    assert main(cli(sandbox, "redrive", "items")) == 0
     assert "moved 7 messages" in capsys.readouterr().out
     wait_for(lambda: sum(1 for i in range(7) if handlers.processed.get(f"r{i}")) == 7)  # the loop handled them
 
     assert main(cli(sandbox, "status")) == 0
     table = capsys.readouterr().out
-    assert table.splitlines()[0].startswith("queue") and "emails" in table and "invoices" in table
+    assert table.splitlines()[0].startswith("queue") and "fetch" in table and "items" in table
     assert "\x1b[" not in table  # piped: plain columns, no colour
-    (emails,) = [line.split() for line in table.splitlines() if line.startswith("emails")]
-    assert emails[5] == "1/1"  # loops live/wanted, after the resume
+    (fetch,) = [line.split() for line in table.splitlines() if line.startswith("fetch")]
+    assert fetch[5] == "1/1"  # loops live/wanted, after the resume
 
 
 def test_errors_are_one_line(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(cli(sandbox, "scale", "emails", "99")) == 2
+    assert main(cli(sandbox, "scale", "fetch", "99")) == 2
     assert capsys.readouterr().err.strip() == (
-        "sqs-loops: error: queue 'emails': a pinned loop count is from 0 to max_loops (6), got 99"
+        "sqs-loops: error: queue 'fetch': a pinned loop count is from 0 to max_loops (6), got 99"
     )
     assert main(cli(sandbox, "resume", "nope")) == 2
     assert "no queue with key 'nope'" in capsys.readouterr().err
@@ -170,7 +178,7 @@ def test_a_run_under_every_fault_loses_nothing_and_converges(tmp_path: Path) -> 
     out = io.StringIO()
     options = DemoOptions(
         messages=300,
-        feed_s=6,
+        feed_s=12,  # the faults last as long as the feed: the pipeline's first seconds hold few batches
         poison_every=100,
         kill_at_s=1000,  # no scripted crash: the faults bring their own
         max_duration_s=75,
@@ -197,7 +205,7 @@ def test_a_run_under_every_fault_loses_nothing_and_converges(tmp_path: Path) -> 
     # error on the delete) comes back, and may reach the DLQ when its later receives fail or crash too.
     # (Adding processed and dlq_not_poison counted such a message twice: the 301 != 300 seen now and then.)
     both = report["processed_and_dlq"]
-    assert report["processed"] + report["dlq"] - both == 300, json.dumps(report, indent=1)[-3000:]
+    assert report["processed"] + report["dlq"] - both == report["sent"], json.dumps(report, indent=1)[-3000:]
     assert report["dlq_not_poison"] + report["poison"] == report["dlq"]
     # Each such message needs a fault that kept a handled message's delete from landing (a crash, an SQS
     # error, a throttled heartbeat that lost the lease, a slow batch outliving it, a dropped hand-over).

@@ -1,6 +1,6 @@
 """Checks across fields, made when the config loads: combinations that each field alone cannot show wrong,
-but that a running loop would pay for (a batch that cannot fit in an invocation, a rate limit that its loops
-would overrun, a lease a slow tick could lose, two keys on one queue, a queue in another region). Each raises the reader's
+but that a running loop would pay for (a batch that cannot fit in an invocation, a lease a slow tick could
+lose, two keys on one queue, a queue in another region). Each raises the reader's
 :class:`~poller.exceptions.ConfigError` naming the field to change."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from poller.aws.arn import Arn
 from poller.config.model import Config, PollerSettings, QueueConfig
 from poller.exceptions import ConfigError
-from poller.timing import RATE_BURST_SHARE, RECURSE_RESERVE_S
+from poller.timing import RECURSE_RESERVE_S
 
 Fail = Callable[[str, str], ConfigError]
 
@@ -34,18 +34,6 @@ def batch_fits_invocation(queue: QueueConfig, poller: PollerSettings, where: str
             f"handler_timeout_s {queue.handler_timeout_s}, and a forwarding target's connect time or a "
             f"rate-limited queue's wait) + {RECURSE_RESERVE_S} s to recurse must fit in poller.timeout_s "
             f"({poller.timeout_s})",
-        )
-
-
-def rate_share_holds(queue: QueueConfig, where: str, fail: Fail) -> None:
-    rate = queue.rate_limit
-    if rate is not None and rate * RATE_BURST_SHARE < queue.max_loops:
-        # Every loop may spend one call ahead of its share: max_loops of them must fit in half a second
-        # of the limit, or a 5-s window could see more than 1.1 x the limit.
-        raise fail(
-            f"{where}.rate_limit",
-            f"{rate:g} a second shared by up to max_loops ({queue.max_loops}) loops: keep rate_limit >= 2 x "
-            "max_loops (lower max_loops, or use concurrency within fewer loops)",
         )
 
 

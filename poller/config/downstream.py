@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 from poller.aws.limits import SQS_MAX_VISIBILITY_S
-from poller.config.checks import rate_share_holds
 from poller.config.fields import FieldReader
 from poller.config.model import HttpTarget, QueueConfig, RetryBackoff
 from poller.exceptions import shown
@@ -53,7 +52,7 @@ class DownstreamFields(FieldReader):
             raise self.fail(
                 f"{where}.concurrency", "http per: batch sends the batch in one request; concurrency must be 1"
             )
-        out = replace(
+        return replace(
             settings,
             function=function,
             http=http,
@@ -61,8 +60,6 @@ class DownstreamFields(FieldReader):
             concurrency=concurrency,
             retry_backoff=self.retry_backoff(data.get("retry_backoff"), f"{where}.retry_backoff"),
         )
-        rate_share_holds(out, where, self.fail)
-        return out
 
     def http_target(self, raw: Any, where: str, settings: QueueConfig) -> HttpTarget:
         data = {"url": raw} if isinstance(raw, str) else self.mapping(raw, where, _HTTP_FIELDS)

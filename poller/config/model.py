@@ -9,9 +9,10 @@ from functools import cached_property
 from types import MappingProxyType
 
 from poller.aws.limits import LAMBDA_MAX_TIMEOUT_S, SQS_MAX_BATCH, SQS_MAX_WAIT_S
+from poller.config.shared import Downstream
 from poller.exceptions import UnknownQueue
 from poller.sqs.queue_ref import QueueRef
-from poller.timing import CONNECT_TIMEOUT_S, KEEPER_MAX_INTERVAL_S, RATE_BURST_SHARE, RECEIVE_AHEAD_S
+from poller.timing import CONNECT_TIMEOUT_S, KEEPER_MAX_INTERVAL_S, RECEIVE_AHEAD_S
 
 TARGET_FIELDS = ("handler", "function", "http")
 """What a queue's messages go to: exactly one of these per queue."""
@@ -115,6 +116,17 @@ class QueueConfig:
     # Loops are added at once but removed only once the depth has stayed below their step this long
     # (docs/scaling.md#cool-down): 300 s, as Application Auto Scaling's and KEDA's default cool-downs.
     scale_in_cooldown_s: int = 300
+    downstream: str | None = None  # the shared downstream (``downstreams:``) its messages go to
+    weight: float = 1.0  # its share among busy queues of the same priority on that downstream
+    priority: int = 0  # higher first on that downstream
+    shared: Downstream | None = None  # the downstream named, resolved when the config loads (not a key)
+
+    @property
+    def limits(self) -> tuple[Downstream, ...]:
+        """The rate limits its loops keep: its shared downstream's, and its own ``rate_limit`` as a private
+        downstream (``queue:<key>``); with both, a call waits for a turn in each (the tighter holds)."""
+        own = () if self.rate_limit is None else (Downstream.private(self.key, self.rate_limit),)
+        return ((self.shared,) if self.shared is not None else ()) + own
 
     @property
     def batch_budget_s(self) -> float:
@@ -123,7 +135,7 @@ class QueueConfig:
         return (
             self.handler_timeout_s
             + (CONNECT_TIMEOUT_S if self.handler is None else 0)
-            + (RECEIVE_AHEAD_S if self.rate_limit is not None and self.per_record else 0)
+            + (RECEIVE_AHEAD_S if self.limits and self.per_record else 0)
         )
 
     @property
@@ -140,16 +152,6 @@ class QueueConfig:
         if self.http is not None:
             return f"http:{self.http.url}"
         return f"handler:{self.handler}"
-
-    @property
-    def max_dispatch_unit(self) -> int:
-        """Messages one target call may carry under ``rate_limit``: 1 per record; for a whole batch, what keeps
-        every loop's head start together within :data:`RATE_BURST_SHARE` s of the limit."""
-        if self.rate_limit is None:
-            return self.batch_size
-        if self.per_record:
-            return 1
-        return max(1, min(self.batch_size, int(self.rate_limit * RATE_BURST_SHARE / self.max_loops)))
 
     @cached_property
     def ref(self) -> QueueRef:
@@ -206,6 +208,7 @@ class Config:
     path: str
     poller: PollerSettings
     queues: Mapping[str, QueueConfig] = field(default_factory=lambda: MappingProxyType({}))
+    downstreams: Mapping[str, Downstream] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def stale_after_s(self) -> int:

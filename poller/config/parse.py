@@ -31,6 +31,7 @@ from poller.config.checks import (
 from poller.config.downstream import DownstreamFields
 from poller.config.fields import queue_name_or_url
 from poller.config.model import TARGET_FIELDS, Config, PollerSettings, QueueConfig, ScaleStep
+from poller.config.shared_parse import SharedFields
 from poller.exceptions import ConfigError, shown
 
 CONFIG_ENV = "SQS_LOOPS_CONFIG"
@@ -46,7 +47,7 @@ _KMS_KEY = re.compile(
 _ALIAS = re.compile(r"^(?!^[0-9]+$)[A-Za-z0-9_-]{1,128}$")
 _QUEUE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _DOTTED_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
-_QUEUE_FIELDS = {f for f in QueueConfig.__dataclass_fields__ if f != "key"}
+_QUEUE_FIELDS = {f for f in QueueConfig.__dataclass_fields__ if f not in ("key", "shared")}
 _DEFAULTABLE_FIELDS = _QUEUE_FIELDS - {"queue", "dlq"}
 
 
@@ -83,13 +84,14 @@ def parse_config(text: str, *, source: str = DEFAULT_CONFIG_FILE) -> Config:
     return _Parser(source).config(data)
 
 
-class _Parser(DownstreamFields):
+class _Parser(DownstreamFields, SharedFields):
     """Turns the loaded YAML into :class:`Config`, naming each field by its dotted path in errors."""
 
     def config(self, data: Any) -> Config:
         if data is None:
             raise self.fail("queues", "the file is empty; expected a mapping with a 'queues' key")
-        top = self.mapping(data, "(top level)", {"defaults", "queues", "poller"})
+        top = self.mapping(data, "(top level)", {"defaults", "queues", "poller", "downstreams"})
+        downstreams = self.downstreams(top.get("downstreams"))
         poller = self.poller(top.get("poller", {}))
         defaults = self.mapping(top.get("defaults") or {}, "defaults", _DEFAULTABLE_FIELDS)
         queues_data = top.get("queues")
@@ -111,7 +113,8 @@ class _Parser(DownstreamFields):
             queues[key] = self.queue(key, merged, where, poller)
         no_shared_queues(queues, self.fail)
         reserved_covers_loops(poller, queues, self.fail)
-        return Config(path=self.source, poller=poller, queues=MappingProxyType(queues))
+        queues = self.resolve(queues, downstreams)
+        return Config(path=self.source, poller=poller, queues=MappingProxyType(queues), downstreams=downstreams)
 
     def poller(self, raw: Any) -> PollerSettings:
         data = self.mapping(raw, "poller", set(PollerSettings.__dataclass_fields__))
@@ -197,7 +200,7 @@ class _Parser(DownstreamFields):
             ),
         )
         settings = self.queue_resources(settings, data, where)
-        settings = self.downstream(settings, data, where)
+        settings = self.shared(self.downstream(settings, data, where), data, where)
         batch_fits_invocation(settings, poller, where, self.fail)
         return settings
 

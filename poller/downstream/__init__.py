@@ -1,13 +1,21 @@
-"""Protecting what sits downstream: a loop's share of a queue's rate limit, and the dispatch of a batch to
-its target (whole, or record by record on a pool) under that share (docs/downstream.md)."""
+"""Protecting what sits downstream: a loop's turns on the rate limits its queue keeps (its own and a shared
+downstream's, coordinated through state rows in the token table), and the dispatch of a batch to its target
+(whole, or record by record on a pool) in those turns (docs/downstream.md)."""
 
 from __future__ import annotations
 
+from poller.downstream.coordinator import Share, Turns, turns_for
 from poller.downstream.dispatch import BatchResult, Dispatcher
-from poller.downstream.rate import RateShare
+from poller.downstream.state import DynamoSharedStore, LaneTaken, SharedStore, store_for_table
 
 __all__ = [
     "BatchResult",
     "Dispatcher",
-    "RateShare",
+    "DynamoSharedStore",
+    "LaneTaken",
+    "Share",
+    "SharedStore",
+    "Turns",
+    "store_for_table",
+    "turns_for",
 ]

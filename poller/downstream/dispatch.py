@@ -1,6 +1,7 @@
 """Handing one received batch to the queue's target: in one call (the SQS trigger's way), or record by
-record on up to ``concurrency`` threads, each call paid for by the loop's rate share when the queue has a
-``rate_limit`` (docs/downstream.md).
+record on up to ``concurrency`` threads, each call waiting for the loop's turn when the queue keeps a rate
+limit (its own ``rate_limit`` or a shared downstream's: :mod:`poller.downstream.coordinator`). A batch that
+finds no turn in time is returned, never sent (docs/downstream.md).
 
 Record by record, a record is not started once the lease is lost or the time is up: it is returned
 (made visible again at once) instead, so a fenced loop stops spending the rate limit within one record.
@@ -15,11 +16,12 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from poller.clock import Clock
-from poller.downstream.rate import RateShare
+from poller.downstream.coordinator import Turns
 from poller.logs import log
 from poller.sqs.records import Message, esm_record
 from poller.targets.base import Failure, Failures, Target
@@ -50,7 +52,7 @@ class Dispatcher:
         *,
         per_record: bool,
         concurrency: int,
-        rate: RateShare | None,
+        rate: Turns | None,
         arn: str,
         region: str,
         clock: Clock,
@@ -92,7 +94,8 @@ class Dispatcher:
         """Deliver ``messages``; ``may_start()`` is asked before each record-by-record call."""
         records = [esm_record(m, arn=self.arn, region=self.region) for m in messages]
         if not self.per_record:
-            self._wait_turn(len(records))
+            if not self._wait_turn(len(records), may_start):
+                return self._timed(BatchResult(returned=list(messages)))
             return self._timed(BatchResult(failures=dict(self._send({"Records": records}, context))))
         if self._pool is None:
             outcomes = self._in_order(records, context, may_start)
@@ -113,15 +116,15 @@ class Dispatcher:
             result.waited_ms, self._waited_s = self._waited_s * 1000, 0.0
         return result
 
-    def _wait_turn(self, units: int) -> None:
-        """Wait out a downstream's pause, then this loop's rate turn for ``units`` messages."""
+    def _wait_turn(self, units: int, may_start: Callable[[], bool]) -> bool:
+        """Wait out a downstream's pause, then this loop's turn for ``units`` messages (False: none came)."""
         started = self.clock.monotonic()
         self._wait_for_pause()
-        if self.rate is not None:
-            self.rate.acquire(units)
+        got = self.rate is None or self.rate.acquire(units, may_start)
         waited = self.clock.monotonic() - started
         with self._lock:
             self._waited_s += waited
+        return got
 
     def _in_order(
         self, records: Sequence[dict[str, Any]], context: Any, may_start: Callable[[], bool]
@@ -146,14 +149,15 @@ class Dispatcher:
         """One record: wait for its turn, then send it, unless the loop may no longer start work (None)."""
         if not may_start():
             return None
-        self._wait_turn(1)
-        if not may_start():  # the wait may have crossed a lost lease or the deadline
+        # The wait may have crossed a lost lease or the deadline.
+        if not self._wait_turn(1, may_start) or not may_start():
             return None
         return self._send({"Records": [record]}, context)
 
     def _send(self, event: dict[str, Any], context: Any) -> Failures:
         started = self.clock.monotonic()
-        failures = self.target.send(event, context, self.log_fields)
+        with self.rate.calling(len(event["Records"])) if self.rate is not None else nullcontext():
+            failures = self.target.send(event, context, self.log_fields)
         took_ms = (self.clock.monotonic() - started) * 1000
         with self._lock:
             self._calls_ms.append(took_ms)

@@ -20,7 +20,7 @@ class Outcome:
     returned: int = 0  # not dispatched (lease lost or time up mid-batch), or held behind a failed record of its
     # FIFO group: visible again at once
     heartbeats: int = 0
-    loop_counts: int = 0  # Queries of the live loop count (rate-limited queues only)
+    loop_counts: int = 0  # refreshes of its lanes in downstreams' state rows (rate-limited queues only)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -62,7 +62,7 @@ class Receiver:
         self._retry = retry
         self.size = size
         self.fields = log_fields
-        self.enabled = not queue.ref.fifo and queue.rate_limit is None
+        self.enabled = not queue.ref.fifo and not queue.limits  # under a limit a batch waits its turns
         self._keeper = KeeperThread(interval_s=keeper_interval_s, log_fields=log_fields)
         self._pool: ThreadPoolExecutor | None = None  # made on the first receive ahead
         self._ahead: Future[list[Message]] | None = None

@@ -12,16 +12,13 @@ import uuid
 from functools import partial
 from typing import Any
 
-from poller.aws.clients import (
-    DYNAMODB_CALL_WORST_S,
-    INVOKE_CALL_WORST_S,
-    TOKEN_CALL_WORST_S,
-)
+from poller.aws.clients import DYNAMODB_CALL_WORST_S, INVOKE_CALL_WORST_S, TOKEN_CALL_WORST_S
 from poller.aws.retry import Backoff, retry_transient
 from poller.clock import Deadline, epoch_ms
 from poller.config import PollerSettings, QueueConfig
+from poller.downstream.coordinator import Turns, turns_for
 from poller.downstream.dispatch import Dispatcher
-from poller.downstream.rate import RateShare
+from poller.downstream.state import store_beside
 from poller.exceptions import HandlerImportError, InvocationTooShort, QueueUnavailable, RetriesExhausted, TokenLost
 from poller.lease.lease import Lease
 from poller.lease.step import LoopStep
@@ -72,7 +69,7 @@ class Loop:
         self.fields: dict[str, object] = {"queue": queue.key, **step.log_fields()}
         self.outcome = Outcome()
         self.lease: Lease | None = None
-        self.rate: RateShare | None = None
+        self.rate: Turns | None = None
         self.batches = BatchWork(
             sqs=self.sqs,
             queue=queue,
@@ -193,15 +190,19 @@ class Loop:
         )
 
     def _dispatcher(self) -> Dispatcher:
-        """The queue's target, paced by this loop's share of the rate limit when the queue has one."""
-        if self.queue.rate_limit is not None:
-            self.rate = RateShare(
-                rate_s=self.queue.rate_limit,
-                max_loops=self.queue.max_loops,
-                count_loops=lambda: self.services.tokens.count(self.step.queue_url),
+        """The queue's target, paced by this loop's turns when the queue keeps a rate limit (its own, or
+        its shared downstream's: docs/downstream.md)."""
+        if self.queue.limits:
+            store = self.services.shared or store_beside(self.services.tokens)
+            self.rate = turns_for(
+                self.queue.limits,
+                store,
+                queue=self.queue.key,
+                token=self.step.token,
+                loop_id=self.step.loop_id,
+                weight=self.queue.weight,
+                priority=self.queue.priority,
                 clock=self.clock,
-                # A new row's first step (generation 0): the loops already running must shrink first.
-                fresh_loop=self.step.generation == 0,
                 log_fields=self.fields,
             )
         return Dispatcher(
@@ -241,6 +242,8 @@ class Loop:
             # FIFO: a retry of a receive whose answer was lost gets the same messages (poller/loop/fifo.py).
             attempt_id = uuid.uuid4().hex if self.queue.ref.fifo else None
             messages, received_at = self.receiver.receive(wait_s, attempt_id)  # maybe received ahead
+            if self.rate is not None:
+                self.rate.received(len(messages), self._receive_size())  # a full receive: a backlog (the lane's demand)
             try:
                 self._wait_for_delete(deletes)  # the previous batch's: if it failed, hand over before touching these
             except Exception:
@@ -277,13 +280,10 @@ class Loop:
         return self.deadline.remaining_s() - self.queue.batch_budget_s
 
     def _receive_size(self) -> int:
-        """``batch_size``; under a rate limit no more than one call may carry, or (record by record) than
-        the share pays for soon."""
+        """``batch_size``; under a rate limit what the loop's turns pay for soon (coordinator.Turns)."""
         if self.rate is None:
             return self.queue.batch_size
-        if self.queue.per_record:
-            return self.rate.receive_limit(self.queue.batch_size)
-        return self.queue.max_dispatch_unit
+        return self.rate.receive_limit(self.queue.batch_size, per_record=self.queue.per_record)
 
     def _may_start_record(self) -> bool:
         lease = self.lease
@@ -361,6 +361,8 @@ class Loop:
             released = False
         if released:
             self.outcome.reason = "retired"
+            if self.rate is not None:
+                self.rate.leave()  # its share goes to the loops that stay, without waiting for it to expire
         else:
             self.outcome.reason = "retire_withdrawn"
             self._recurse(self.step.next())

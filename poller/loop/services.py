@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from poller.clock import Clock
+from poller.downstream.state import SharedStore
 from poller.lease.recursion import Invoker
 from poller.lease.tokens import TokenStore
 from poller.runs import RunBook
@@ -27,3 +28,4 @@ class LoopServices:
     runs: RunBook | None = None  # None: run messages are handled but not counted
     sqs_receive_client: Callable[[int], Any] | None = None  # by wait (s); None: sqs_client for long polls too
     scale_up_function: str | None = None  # None: the loop never asks for growth (poller/loop/growth.py)
+    shared: SharedStore | None = None  # downstreams' state rows; None: made on the token table when needed

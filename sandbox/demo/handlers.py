@@ -1,5 +1,7 @@
-"""The demo queues' handlers: ordinary SQS-trigger handlers that POST each record to the vendor API with
-requests. A body with ``"poison": true`` always fails, so it ends in the dead-letter queue.
+"""The demo pipeline's handlers (sandbox/demo/pipeline.py): ordinary SQS-trigger handlers that POST each
+record to the one vendor API with requests, then send the next stage's messages (the record's
+``children``) with the producer library. A body with ``"poison": true`` always fails, so it ends in the
+dead-letter queue.
 
 For reliability runs the demo gives them a :class:`~sandbox.faults.FaultPlan` (``configure``): per batch,
 ``handler_error`` makes the handler raise and ``slow`` makes it outlive the queue's visibility timeout.
@@ -18,9 +20,11 @@ from typing import Any
 
 import requests
 
+from producer import send_messages
 from sandbox.faults import FaultPlan
 
 VENDOR_ENV = "SQS_LOOPS_DEMO_VENDOR"
+QUEUES_ENV = "SQS_LOOPS_DEMO_QUEUES"  # JSON: stage key -> queue URL (where a handler sends the next stage)
 TIMEOUT_S = (2, 5)  # connect, read: a handler never waits on the vendor without bound
 
 _local = threading.local()
@@ -75,7 +79,27 @@ def _session() -> requests.Session:
     return session
 
 
-def _post_each(event: dict[str, Any], path: str) -> dict[str, Any]:
+def _sqs() -> Any:
+    if not hasattr(_local, "sqs"):
+        import boto3
+
+        _local.sqs = boto3.client("sqs", region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    return _local.sqs
+
+
+def _send_children(job: dict[str, Any], stage: str | None) -> None:
+    """The next stage's messages, before this record counts as done: a failure fails the record (it comes
+    back, and its children are sent again: duplicates, never a loss)."""
+    children = job.get("children") or []
+    if stage is None or not children:
+        return
+    url = json.loads(os.environ[QUEUES_ENV])[stage]
+    report = send_messages(_sqs(), url, [json.dumps(child) for child in children])
+    if report.failed:
+        raise RuntimeError(f"{len(report.failed)} of {len(children)} next-stage messages not sent")
+
+
+def _post_each(event: dict[str, Any], path: str, next_stage: str | None = None) -> dict[str, Any]:
     started = time.time()
     faults = _settings.faults
     if faults is not None and faults.roll("handler_error"):
@@ -90,6 +114,7 @@ def _post_each(event: dict[str, Any], path: str) -> dict[str, Any]:
                 raise ValueError(f"job {job.get('id')} is poison")
             response = _session().post(os.environ[VENDOR_ENV] + path, json=job, timeout=TIMEOUT_S)
             response.raise_for_status()
+            _send_children(job, next_stage)
         except Exception:  # the record fails; SQS redelivers it, and past maxReceiveCount moves it to the DLQ
             failures.append({"itemIdentifier": record["messageId"]})
             continue
@@ -107,13 +132,24 @@ def _post_each(event: dict[str, Any], path: str) -> dict[str, Any]:
     return {"batchItemFailures": failures}
 
 
-def send_email(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return _post_each(event, VENDOR_PATHS["sandbox.demo.handlers.send_email"])
+def list_groups(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Stage 1: a job's groups from the vendor; a message a group to stage 2."""
+    return _post_each(event, VENDOR_PATHS["sandbox.demo.handlers.list_groups"], "items")
 
 
-def post_invoice(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return _post_each(event, VENDOR_PATHS["sandbox.demo.handlers.post_invoice"])
+def list_items(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Stage 2: a group's items from the vendor; a message an item to stage 3."""
+    return _post_each(event, VENDOR_PATHS["sandbox.demo.handlers.list_items"], "fetch")
 
 
-VENDOR_PATHS = {"sandbox.demo.handlers.send_email": "/emails", "sandbox.demo.handlers.post_invoice": "/invoices"}
-"""The vendor API path each demo handler posts to (the report's max_rate_5s per queue reads it)."""
+def fetch_item(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Stage 3: an item's data from the vendor."""
+    return _post_each(event, VENDOR_PATHS["sandbox.demo.handlers.fetch_item"])
+
+
+VENDOR_PATHS = {
+    "sandbox.demo.handlers.list_groups": "/groups",
+    "sandbox.demo.handlers.list_items": "/items",
+    "sandbox.demo.handlers.fetch_item": "/fetch",
+}
+"""The vendor API path each demo handler calls (the report's max_rate_5s per queue reads it)."""

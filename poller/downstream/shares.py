@@ -1,0 +1,187 @@
+"""The arithmetic of a shared downstream, pure (no I/O): which lanes (one per loop) count at a moment, how
+the downstream's rate splits among them, and which of the downstream's call slots belong to whom
+(docs/downstream.md has the reasoning).
+
+Every loop computes the same answer from the same lanes at the same moment, because a lane's demand
+changes only at a time fixed when the change is written (``switch_ms``, :data:`SWITCH_S` later), and a
+loop spends only with a view younger than :data:`VIEW_MAX_S` < :data:`SWITCH_S`: by the time a change
+counts, every loop that spends has seen it. The slots then partition the downstream's time: slot ``k``
+(``1 / rate`` seconds long) belongs to at most one lane, so all loops together make at most one call a
+slot, whatever the number of loops and however low the rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from poller.timing import TURN_HORIZON_S
+
+REFRESH_S = 5.0
+"""A busy loop refreshes its lane (one UpdateItem, which also returns everyone's) when its view is older."""
+
+VIEW_MAX_S = 6.0
+"""A loop spends its share only while its view is younger than this; older (the state unreachable): no calls."""
+
+SKEW_S = 1.0
+"""Slack for the request's time in flight and the clocks of two Lambda hosts (NTP keeps them to ms)."""
+
+SWITCH_S = VIEW_MAX_S + SKEW_S
+"""A lane's new demand counts this long after it is written: every spending loop has seen it by then."""
+
+TTL_S = 2 * VIEW_MAX_S + SWITCH_S
+"""A lane not refreshed for this long counts no more (its loop is gone, or sits in a long call). Above
+twice the view age plus the switch, so no spending loop's view can disagree on whether a live lane counts."""
+
+EPOCH_S = 1_767_225_600.0
+"""2026-01-01T00:00:00Z: slots are counted from here (smaller numbers, the same on every host)."""
+
+WINDOW_S = 5.0
+WINDOW_MAX = 1.05
+"""The promise: at most 1.05 x the limit in any 5 s (the vendor's window)."""
+
+_SPREAD = 2654435769  # 2**32 / golden ratio: slot k sits at (k * _SPREAD) mod 2**32, spread evenly
+_RING = 2**32
+
+
+@dataclass(frozen=True)
+class LaneRecord:
+    """One loop's lane in a downstream's state row. ``demand``/``prev``: messages a second it can use now
+    and before the change at ``switch_ms`` (``math.inf``: a backlog). ``seen_ms``: its last refresh."""
+
+    lane: str
+    queue: str
+    weight: float
+    priority: int
+    demand: float
+    prev: float
+    switch_ms: int
+    seen_ms: int
+    loop_id: str
+
+    def effective(self, now_ms: int) -> float:
+        """The demand that counts at ``now_ms`` (0 once the lane has expired)."""
+        if now_ms >= self.seen_ms + TTL_S * 1000:
+            return 0.0
+        return self.demand if now_ms >= self.switch_ms else self.prev
+
+    def pending(self, now_ms: int) -> bool:
+        return now_ms < self.switch_ms and now_ms < self.seen_ms + TTL_S * 1000
+
+
+def slot_rate(rate: float) -> float:
+    """Slots a second for a limit of ``rate``: so many that a window of 5 s plus the oldest slot a call may
+    spend (TURN_HORIZON_S) holds no more than 1.05 x the limit, and no more than the rate. At 2 a second:
+    10 in any 5 s (1.94 slots a second, not 2: a late call at the window's edge would be the 11th); at 50
+    and more, the rate."""
+    return min(rate, math.floor(WINDOW_MAX * WINDOW_S * rate) / (WINDOW_S + TURN_HORIZON_S))
+
+
+def water_fill(caps: Mapping[str, float], weights: Mapping[str, float], budget: float) -> dict[str, float]:
+    """Split ``budget`` in proportion to ``weights``, none above its cap; what a capped one leaves goes to
+    the others (weighted max-min fairness). Zero caps get nothing."""
+    out = {k: 0.0 for k in caps}
+    active = {k for k, cap in caps.items() if cap > 0}
+    left = budget
+    while active and left > 1e-12:
+        per_weight = left / sum(weights[k] for k in active)
+        capped = {k for k in active if caps[k] <= per_weight * weights[k]}
+        if not capped:
+            for k in active:
+                out[k] = per_weight * weights[k]
+            return out
+        for k in capped:
+            out[k] = caps[k]
+            left -= caps[k]
+        active -= capped
+    return out
+
+
+def allocate(lanes: Iterable[LaneRecord], rate: float, now_ms: int) -> dict[str, float]:
+    """Each lane's messages a second at ``now_ms``: priorities in descending order take what they can use,
+    busy queues of one priority share by weight, a queue's share splits evenly among its busy lanes."""
+    by_queue: dict[str, list[LaneRecord]] = {}
+    for lane in lanes:
+        by_queue.setdefault(lane.queue, []).append(lane)
+    out: dict[str, float] = {}
+    left = rate
+    for priority in sorted({lanes_[0].priority for lanes_ in by_queue.values()}, reverse=True):
+        queues = {q: ls for q, ls in by_queue.items() if ls[0].priority == priority}
+        caps = {q: min(rate, sum(lane.effective(now_ms) for lane in ls)) for q, ls in queues.items()}
+        shares = water_fill(caps, {q: ls[0].weight for q, ls in queues.items()}, left)
+        for q, ls in queues.items():
+            lane_caps = {lane.lane: min(rate, lane.effective(now_ms)) for lane in ls}
+            out.update(water_fill(lane_caps, dict.fromkeys(lane_caps, 1.0), shares[q]))
+        left = max(0.0, left - sum(shares.values()))
+    return out
+
+
+def alone(lanes: Iterable[LaneRecord], me: str, now_ms: int) -> bool:
+    """True when no other lane counts or is about to: this lane may then use the whole rate at once, before
+    its own change counts (no one else may spend until it has seen this lane: docs/downstream.md)."""
+    return all(lane.lane == me or (lane.effective(now_ms) == 0 and not lane.pending(now_ms)) for lane in lanes)
+
+
+@dataclass(frozen=True)
+class Slots:
+    """The downstream's slots at one allocation: slot ``k`` starts at ``EPOCH_S + k / rate`` and belongs to
+    the lane whose arc of the ring holds ``(k * _SPREAD) mod 2**32`` (arcs in lane order, each as wide as
+    the lane's fraction of the rate): at most one owner a slot, each lane's slots spread evenly."""
+
+    rate: float
+    arcs: Mapping[str, tuple[int, int]]
+
+    @classmethod
+    def of(cls, rate: float, shares: Mapping[str, float]) -> Slots:
+        """The slots of a limit of ``rate`` (see :func:`slot_rate`) split by ``shares`` (of ``rate``)."""
+        arcs: dict[str, tuple[int, int]] = {}
+        total = 0.0
+        for lane in sorted(shares):
+            start = math.floor(min(1.0, total / rate) * _RING)
+            total += shares[lane]
+            arcs[lane] = (start, math.floor(min(1.0, total / rate) * _RING))
+        return cls(rate=slot_rate(rate), arcs=arcs)
+
+    def slot_at(self, epoch_s: float) -> int:
+        return math.floor((epoch_s - EPOCH_S) * self.rate)
+
+    def start_of(self, slot: int) -> float:
+        return EPOCH_S + slot / self.rate
+
+    def owns(self, lane: str, slot: int) -> bool:
+        start, end = self.arcs.get(lane, (0, 0))
+        return start <= (slot * _SPREAD) % _RING < end
+
+    def owned(self, lane: str, first: int, last: int) -> list[int]:
+        """The lane's slots from ``first`` to ``last`` (both included)."""
+        return [k for k in range(first, last + 1) if self.owns(lane, k)]
+
+
+def turn(slots: Slots, lane: str, *, units: int, after: int, now_s: float, horizon_s: float, limit: int) -> int | None:
+    """The slot at whose start (or now, if later) ``lane`` may make a call carrying ``units`` messages: the
+    first by which it has ``units`` unused slots (later than ``after``) no older than ``horizon_s`` at the
+    call. A call thus never spends slots older than ``horizon_s``. None: not within ``limit`` slots."""
+    start = max(after + 1, slots.slot_at(now_s - horizon_s))
+    recent: list[int] = []
+    for k in range(start, start + limit):
+        if not slots.owns(lane, k):
+            continue
+        recent.append(k)
+        call_s = max(now_s, slots.start_of(k))
+        while recent and slots.start_of(recent[0]) < call_s - horizon_s:
+            recent.pop(0)
+        if len(recent) >= units:
+            return k
+    return None
+
+
+def max_window(times: Sequence[float], window_s: float) -> int:
+    """The most calls in any ``window_s``-long half-open window (for tests, the simulation and the demo)."""
+    ordered = sorted(times)
+    best, first = 0, 0
+    for last, moment in enumerate(ordered):
+        while moment - ordered[first] >= window_s:
+            first += 1
+        best = max(best, last - first + 1)
+    return best

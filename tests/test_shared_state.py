@@ -1,0 +1,175 @@
+"""The coordination state of a shared downstream on the token table (moto): lanes written and read back in
+one call, weighted shares after the switch, an idle queue's and a vanished loop's share going to the busy
+one, a taken-over lane fenced, and a loop that cannot reach the state making no call."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import boto3
+import pytest
+from conftest import REGION, FakeClock
+
+from poller.config.shared import Downstream
+from poller.downstream.coordinator import Turns, turns_for
+from poller.downstream.shares import REFRESH_S, SWITCH_S, TTL_S, VIEW_MAX_S
+from poller.downstream.state import DynamoSharedStore, LaneTaken
+from poller.lease.tokens import TokenStore
+from sandbox.share_sim import MemoryStore
+
+VENDOR = Downstream(name="vendor", rate_limit=40.0)
+
+
+@pytest.fixture
+def store(tokens: TokenStore) -> DynamoSharedStore:
+    client = boto3.client("dynamodb", region_name=REGION)
+    return DynamoSharedStore(client, tokens.model.Meta.table_name)
+
+
+def loop(store: Any, clock: FakeClock, queue: str, token: str = "t1", *, weight: float = 1, loop_id: str = "") -> Turns:
+    return turns_for(
+        [VENDOR],
+        store,
+        queue=queue,
+        token=token,
+        loop_id=loop_id or f"{queue}-{token}",
+        weight=weight,
+        priority=0,
+        clock=clock,
+        log_fields={},
+    )
+
+
+def busy(*loops: Turns) -> None:
+    """Each loop receives a full batch and takes turns until it has to wait (its share holds it back);
+    asking refreshes its lane when due."""
+    for turns in loops:
+        turns.received(10, 10)
+        for _ in range(10):
+            if turns.try_take(1) > 0:
+                break
+
+
+def test_lanes_share_one_row_and_weights_count_after_the_switch(store: DynamoSharedStore, tokens: TokenStore) -> None:
+    clock = FakeClock()
+    a, b = loop(store, clock, "groups"), loop(store, clock, "items", weight=3)
+    busy(a)
+    assert a.per_second() == 40  # alone: the whole limit at once
+    busy(b)
+    assert b.per_second() == 0  # not alone (a counts): b waits for its switch
+    for _ in range(int(SWITCH_S / REFRESH_S * 4) + 4):
+        clock.advance(REFRESH_S / 2)
+        busy(a, b)
+    assert (a.per_second(), b.per_second()) == pytest.approx((10.0, 30.0))
+    item = store.client.get_item(
+        TableName=store.table, Key={"queue_url": {"S": "#downstream:vendor"}, "token": {"S": "state"}}
+    )["Item"]
+    assert set(item["lanes"]["M"]) == {"groups#t1", "items#t1"} and "loop_id" not in item
+    # one read a step (the lane its last step left); the very first update found no row, and made it
+    assert store.calls == a.counts + b.counts + 2 + 2
+    assert "#downstream:vendor" not in tokens.queue_urls()  # the scaler's scan passes it by
+
+
+def test_an_idle_queue_and_a_vanished_loop_leave_their_share_to_the_busy_one(store: DynamoSharedStore) -> None:
+    clock = FakeClock()
+    a, b, c = loop(store, clock, "groups"), loop(store, clock, "items"), loop(store, clock, "fetch")
+    for _ in range(12):
+        busy(a, b, c)
+        clock.advance(1.0)
+    assert a.per_second() == pytest.approx(40 / 3)
+    c.received(0, 10)  # fetch ran dry
+    for _ in range(int(REFRESH_S + SWITCH_S) + 2):
+        busy(a, b)
+        c.ready_in_s()
+        clock.advance(1.0)
+    assert (a.per_second(), b.per_second()) == pytest.approx((20.0, 20.0))
+    for _ in range(int(TTL_S) + 2):  # items' loop is gone: no more refreshes
+        busy(a)
+        clock.advance(1.0)
+    assert a.per_second() == pytest.approx(40.0)
+
+
+def test_a_taken_over_lane_is_fenced_and_the_loop_that_lost_it_stops(store: DynamoSharedStore) -> None:
+    clock = FakeClock()
+    old = loop(store, clock, "groups", loop_id="old")
+    busy(old)
+    assert old.per_second() == 40
+    new = loop(store, clock, "groups", loop_id="new")  # restart took the token over
+    busy(new)
+    assert new.per_second() == 0  # the old lane is still fresh: the new loop may not share its slots
+    clock.advance(TTL_S + 1)  # the old loop stopped refreshing (it is gone)
+    busy(new)
+    clock.advance(1.0)
+    busy(new, old)
+    assert new.per_second() == 40
+    assert old.try_take(1) > 0 and old.per_second() == 0  # it held the lane and lost it: no more calls
+    with pytest.raises(LaneTaken):
+        lane = old.shares[0]
+        store.refresh("vendor", lane._next_record(int(clock.time() * 1000)), drop=[])
+
+
+class Unreachable(MemoryStore):
+    def refresh(self, *args: Any, **kwargs: Any) -> Any:
+        if self.now_down:
+            raise ConnectionError("no route to DynamoDB")
+        return super().refresh(*args, **kwargs)
+
+    now_down = False
+
+
+class Forgetful(MemoryStore):
+    """A store whose answer lacks the caller's lane (its row gone): what issue 14's hole was made of."""
+
+    def refresh(self, downstream: str, lane: Any, *, drop: Any) -> Any:
+        return [other for other in super().refresh(downstream, lane, drop=drop) if other.lane != lane.lane]
+
+
+def test_a_loop_that_cannot_reach_the_state_stops_calling() -> None:
+    clock, store = FakeClock(), Unreachable()
+    a = loop(store, clock, "groups")
+    busy(a)
+    clock.advance(0.1)
+    assert a.try_take(1) == 0
+    store.now_down = True
+    clock.advance(VIEW_MAX_S)
+    busy(a)
+    assert a.per_second() == 0 and a.try_take(1) > 0 and not a.acquire(1, lambda: False)
+    store.now_down = False
+    clock.advance(1.0)
+    busy(a)
+    assert a.per_second() == 40
+
+
+def test_a_loop_that_finds_no_lane_of_its_own_stops_rather_than_take_the_whole_limit() -> None:
+    clock = FakeClock()
+    a = loop(Forgetful(), clock, "groups")
+    busy(a)
+    assert a.per_second() == 0 and a.try_take(1) > 0 and math.isinf(a.shares[0].wanted())
+
+
+def test_a_loop_waking_with_an_old_view_does_not_drop_a_live_lane() -> None:
+    """Found by the long simulation: an idle loop's view is minutes old, and in it every lane looks gone."""
+    clock, store = FakeClock(), MemoryStore()
+    a, c = loop(store, clock, "groups"), loop(store, clock, "urgent")
+    busy(a, c)
+    c.received(0, 10)
+    for _ in range(90):  # c sits idle (no refresh once its lane says so); a keeps refreshing
+        clock.advance(1.0)
+        store.now = clock.time()
+        busy(a)
+        c.ready_in_s()
+    busy(c)  # work for c: it refreshes with a view 80 s old
+    assert {lane.lane for lane in store.rows["vendor"].values()} == {"groups#t1", "urgent#t1"}
+
+
+def test_a_loops_next_step_goes_on_with_its_share_at_once(store: DynamoSharedStore) -> None:
+    clock = FakeClock()
+    a, b = loop(store, clock, "groups"), loop(store, clock, "items")
+    for _ in range(10):
+        busy(a, b)
+        clock.advance(1.0)
+    assert a.per_second() == 20
+    a_next = loop(store, clock, "groups")  # the same loop's next invocation (it recursed)
+    busy(a_next)
+    assert a_next.per_second() == 20 and a_next.try_take(1) < 1.0

@@ -1,0 +1,105 @@
+"""The share arithmetic of a shared downstream (poller/downstream/shares.py), pure: weights, priorities,
+work conservation, the switch time of a change, and slots that never have two owners."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from poller.downstream.shares import (
+    SWITCH_S,
+    TTL_S,
+    LaneRecord,
+    Slots,
+    allocate,
+    alone,
+    max_window,
+    turn,
+    water_fill,
+)
+
+NOW = 1_800_000_000_000
+
+
+def lane(
+    name: str, queue: str, *, demand: float = math.inf, weight: float = 1, priority: int = 0, **kw: int
+) -> LaneRecord:
+    fields = {"prev": demand, "switch_ms": NOW - 1, "seen_ms": NOW, "loop_id": "L-" + name}
+    fields.update(kw)
+    return LaneRecord(lane=name, queue=queue, weight=weight, priority=priority, demand=demand, **fields)  # type: ignore[arg-type]
+
+
+def test_busy_queues_share_by_weight_and_a_queue_splits_among_its_loops() -> None:
+    shares = allocate([lane("a1", "a"), lane("a2", "a"), lane("b1", "b", weight=3)], 40, NOW)
+    assert shares == pytest.approx({"a1": 5, "a2": 5, "b1": 30})
+
+
+def test_what_a_queue_cannot_use_goes_to_the_busy_ones() -> None:
+    shares = allocate([lane("a", "a", demand=4), lane("b", "b"), lane("c", "c", demand=0)], 50, NOW)
+    assert shares == pytest.approx({"a": 4, "b": 46, "c": 0})
+
+
+def test_a_higher_priority_with_backlog_takes_what_it_can_use_first() -> None:
+    lanes = [lane("hi", "hi", priority=1), lane("lo", "lo")]
+    assert allocate(lanes, 50, NOW) == pytest.approx({"hi": 50, "lo": 0})
+    lanes = [lane("hi", "hi", demand=20, priority=1), lane("lo", "lo")]
+    assert allocate(lanes, 50, NOW) == pytest.approx({"hi": 20, "lo": 30})
+
+
+def test_a_change_counts_only_from_its_switch_time_and_an_old_lane_not_at_all() -> None:
+    rising = lane("b", "b", demand=math.inf, prev=0, switch_ms=NOW + int(SWITCH_S * 1000))
+    assert allocate([lane("a", "a"), rising], 10, NOW) == pytest.approx({"a": 10, "b": 0})
+    assert allocate([lane("a", "a"), rising], 10, rising.switch_ms) == pytest.approx({"a": 5, "b": 5})
+    gone = lane("b", "b", seen_ms=NOW - int(TTL_S * 1000))
+    assert allocate([lane("a", "a"), gone], 10, NOW) == pytest.approx({"a": 10, "b": 0})
+
+
+def test_a_lane_is_alone_only_when_no_other_counts_or_is_about_to() -> None:
+    idle = lane("b", "b", demand=0)
+    assert alone([lane("a", "a", demand=math.inf, prev=0, switch_ms=NOW + 5000), idle], "a", NOW)
+    assert not alone([lane("a", "a"), lane("b", "b")], "a", NOW)
+    assert not alone([lane("a", "a"), lane("b", "b", demand=math.inf, prev=0, switch_ms=NOW + 5000)], "a", NOW)
+
+
+def test_water_fill_never_gives_more_than_the_budget_or_a_cap() -> None:
+    out = water_fill({"x": 1, "y": 100, "z": 0}, {"x": 1, "y": 2, "z": 5}, 10)
+    assert out == pytest.approx({"x": 1, "y": 9, "z": 0})
+
+
+@pytest.mark.parametrize("rate", [2.0, 7.5, 50.0])
+def test_slots_have_one_owner_each_and_follow_the_shares(rate: float) -> None:
+    shares = {"a": rate * 0.5, "b": rate * 0.3, "c": rate * 0.2}
+    slots = Slots.of(rate, shares)
+    first = slots.slot_at(NOW / 1000)
+    counts = dict.fromkeys(shares, 0)
+    for k in range(first, first + 5000):
+        owners = [name for name in shares if slots.owns(name, k)]
+        assert len(owners) == 1
+        counts[owners[0]] += 1
+    for name, share in shares.items():
+        assert counts[name] == pytest.approx(5000 * share / rate, rel=0.01)
+
+
+def test_eight_loops_behind_two_calls_a_second_never_exceed_ten_in_five_seconds() -> None:
+    """Any rate works: a vendor that allows 2 calls a second behind 8 busy loops (a quarter call each)."""
+    rate = 2.0
+    shares = {f"l{n}": rate / 8 for n in range(8)}
+    slots = Slots.of(rate, shares)
+    calls: list[float] = []
+    for name in shares:
+        now, used = NOW / 1000, -(2**62)
+        while now < NOW / 1000 + 600:
+            k = turn(slots, name, units=1, after=used, now_s=now, horizon_s=0.15, limit=10_000)
+            assert k is not None
+            used, now = k, max(now, slots.start_of(k))
+            calls.append(now)
+            now += 0.3  # the call itself takes a while
+    assert max_window(calls, 5.0) <= 10 and len(calls) >= 0.95 * 600 * rate
+
+
+def test_a_call_carrying_several_messages_spends_only_recent_slots() -> None:
+    slots = Slots.of(10.0, {"a": 10.0})
+    start = NOW / 1000
+    k = turn(slots, "a", units=3, after=slots.slot_at(start), now_s=start, horizon_s=0.25, limit=100)
+    assert k is not None and slots.start_of(k) - start == pytest.approx(0.3, abs=0.11)
