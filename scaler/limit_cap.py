@@ -1,12 +1,12 @@
-"""The limit cap: a queue with a ``rate_limit`` never wants more loops than its limit can keep busy
-(docs/scaling.md#limit-cap). Pure logic, no AWS.
+"""The limit cap: a queue with a ``rate_limit`` or a shared downstream never wants more loops than that
+limit can keep busy (docs/scaling.md#limit-cap). Pure logic, no AWS.
 
 Its inputs are what the loops measured themselves and wrote onto their token rows with their heartbeats
 (poller/lease/pace.py): records a second one loop hands over when it is not waiting for its share. The
 cap is the loops that pace needs to fill the limit, with :data:`HEADROOM`::
 
     per_loop = mean pace_rps of the rows with fresh figures
-    cap      = ceil(limit x (1 + HEADROOM) / per_loop)          at least 1
+    cap      = ceil(limit x (1 + HEADROOM) / per_loop)          at least 1; limit: see limit_of
 
 A loop's unwaited pace does not depend on how many loops share the limit, so the cap does not move when
 loops are added or removed (no flapping); it moves when the handler's speed does. Rows without figures,
@@ -67,8 +67,11 @@ def cap_loops(
 
 
 def limit_of(queue: QueueConfig) -> float | None:
-    """The records a second a queue's loops share: its ``rate_limit`` (None: no limit, no cap)."""
-    return queue.rate_limit
+    """The most records a second a queue's loops can be given: the tightest of the limits they keep (its
+    own ``rate_limit``, its shared downstream's; None: no limit, no cap). On a shared downstream that is
+    the whole downstream's limit, not the queue's share now: the share rises to it when the other queues
+    go idle, and the cap must not stand in the way (docs/scaling.md#limit-cap)."""
+    return min((limit.rate_limit for limit in queue.limits), default=None)
 
 
 def limit_cap(queue: QueueConfig, rows: Iterable[TokenState], *, now_ms: int, fresh_s: float) -> LimitCap | None:

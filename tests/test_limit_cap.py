@@ -181,3 +181,20 @@ def test_lowering_the_cap_waits_for_the_cool_down_raising_it_does_not() -> None:
     assert tick(3) == 3  # the handler slowed: loops come back at once
     now += minute
     assert tick(1) == 3  # and stay a cool-down again
+
+
+def test_a_shared_downstream_caps_at_its_whole_limit_and_the_tighter_limit_holds() -> None:
+    config = parse_config(
+        "downstreams:\n  vendor: {rate_limit: 100}\n"
+        "queues:\n"
+        "  a: {queue: a, handler: m.h, downstream: vendor, max_loops: 4}\n"
+        "  b: {queue: b, handler: m.h, downstream: vendor, rate_limit: 30, max_loops: 4}\n"
+        "  c: {queue: c, handler: m.h, max_loops: 4}\n",
+        source="cap-test.yml",
+    )
+    rows = [row("slot-0001", PaceFigures(40, 0.5))]
+    a = limit_cap(config.queues["a"], rows, now_ms=NOW_MS, fresh_s=120)
+    assert a is not None and a.limit == 100 and a.loops == 3  # its share may rise to all 100/s: ceil(110 / 40)
+    b = limit_cap(config.queues["b"], rows, now_ms=NOW_MS, fresh_s=120)
+    assert b is not None and b.limit == 30 and b.loops == 1  # its own 30/s is the tighter
+    assert limit_cap(config.queues["c"], rows, now_ms=NOW_MS, fresh_s=120) is None  # no limit at all
