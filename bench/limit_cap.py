@@ -29,7 +29,7 @@ RESTART_S = 60
 HEARTBEAT_S = 75
 
 CASES = {
-    # the worked example of docs/downstream.md: 50/s, 5 calls of 200 ms in flight per loop
+    # one queue at 50/s (the worked example of docs/downstream.md before shared downstreams): 5 calls of 200 ms in flight a loop
     "vendor-sync": ("rate_limit: 50, max_loops: 4, min_loops: 0", [(1, 2), (2000, 4)], 40_000, 25.0),
     # the demo's emails queue: 30/s, one loop hands over ~107/s
     "emails": ("rate_limit: 30, max_loops: 4, min_loops: 1", [(20, 2), (100, 4)], 40_000, 107.0),
