@@ -62,7 +62,8 @@ def function_statements(config: Config, prefix: str) -> dict[str, list[dict[str,
     scale_up = [_here("lambda", f"function:{prefix}-scaleUp")]  # loops ask it for growth
     return {
         "poller": [
-            allow(["dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:GetItem"], table),
+            # PutItem: a downstream's state row, made by the first loop that needs it (poller/downstream/state.py)
+            allow(["dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem"], table),
             allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], queues),
             allow(["lambda:InvokeFunction"], poller + targets + scale_up),
             allow(["sns:Publish"], [{"Ref": RUNS_TOPIC}]),

@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from producer import send_messages
+from producer import run_of, send_messages
 from sandbox.faults import FaultPlan
 
 VENDOR_ENV = "SQS_LOOPS_DEMO_VENDOR"
@@ -87,14 +87,14 @@ def _sqs() -> Any:
     return _local.sqs
 
 
-def _send_children(job: dict[str, Any], stage: str | None) -> None:
-    """The next stage's messages, before this record counts as done: a failure fails the record (it comes
-    back, and its children are sent again: duplicates, never a loss)."""
+def _send_children(job: dict[str, Any], stage: str | None, record: dict[str, Any]) -> None:
+    """The next stage's messages, into the record's run, before this record counts as done: a failure fails
+    the record (it comes back, and its children are sent again: duplicates, never a loss)."""
     children = job.get("children") or []
     if stage is None or not children:
         return
     url = json.loads(os.environ[QUEUES_ENV])[stage]
-    report = send_messages(_sqs(), url, [json.dumps(child) for child in children])
+    report = send_messages(_sqs(), url, [json.dumps(child) for child in children], run=run_of(record))
     if report.failed:
         raise RuntimeError(f"{len(report.failed)} of {len(children)} next-stage messages not sent")
 
@@ -114,7 +114,7 @@ def _post_each(event: dict[str, Any], path: str, next_stage: str | None = None) 
                 raise ValueError(f"job {job.get('id')} is poison")
             response = _session().post(os.environ[VENDOR_ENV] + path, json=job, timeout=TIMEOUT_S)
             response.raise_for_status()
-            _send_children(job, next_stage)
+            _send_children(job, next_stage, record)
         except Exception:  # the record fails; SQS redelivers it, and past maxReceiveCount moves it to the DLQ
             failures.append({"itemIdentifier": record["messageId"]})
             continue

@@ -14,6 +14,7 @@ from poller.sqs.queue_ref import QueueRef
 from sandbox.demo import handlers
 from sandbox.demo.deployed_run import deployment_report, processed_counts
 from sandbox.demo.invariants import BatchSeen, count_causes, double_owned, duplicate_causes, time_to_converge_s
+from sandbox.demo.job_run import DemoRun
 from sandbox.demo.options import DemoOptions
 from sandbox.demo.pipeline import PipelinePlan
 from sandbox.demo.trace import LogTrace
@@ -41,6 +42,7 @@ class DemoReport:
     faults_stopped_s: float | None
     started: float
     poison_ids: set[str]
+    job_run: DemoRun | None
 
     def t(self) -> float:
         raise NotImplementedError
@@ -99,6 +101,7 @@ class DemoReport:
             "final_loops": {k: final["queues"][k]["loops"] if final else 0 for k in self.sandbox.config.queues},
             **self.rates(vendor),
             "downstreams": self.downstreams(vendor),
+            "runs": self.job_run.report(self.trace) if self.job_run else {},
             "deployed": deployment_report(self.sandbox),
             **self.reliability(processed, dlq, lost),
         }

@@ -15,9 +15,11 @@ import boto3
 
 from poller.lease.tokens import TokenStore, bind_token_table
 from poller.logs import LOGGER
+from producer import send_messages
 from sandbox.demo import handlers
 from sandbox.demo.chart import write_chart
 from sandbox.demo.deployed_run import processed_counts
+from sandbox.demo.job_run import DemoRun
 from sandbox.demo.options import DEMO_CONFIG, DemoOptions
 from sandbox.demo.pipeline import STAGES, PipelinePlan
 from sandbox.demo.report import DemoReport
@@ -47,6 +49,7 @@ class Demo(DemoReport):
         self._lock = threading.Lock()
         self.trace = LogTrace()
         self.faults_stopped_s: float | None = None
+        self.job_run: DemoRun | None = None
         self.decided: dict[str, int] = {}  # queue key -> the wanted count the control plane last moved it to
 
     def t(self) -> float:
@@ -118,6 +121,8 @@ class Demo(DemoReport):
                 self.tokens = TokenStore(bind_token_table(f"{self.sandbox.prefix}-tokens", region=self.sandbox.region))
                 urls = {key: self.sandbox.queue_url(key) for key in self.sandbox.config.queues}
                 os.environ[handlers.QUEUES_ENV] = json.dumps(urls)  # where each stage sends the next one's
+                # The whole pipeline as one run (docs/runs.md); a deployed stack's loops count their own.
+                self.job_run = None if self.o.deployed else DemoRun.start(self.sandbox.region, seed=self.o.seed)
                 self.started = time.monotonic()
                 self.sandbox.run_restart()  # the first scheduled run: every queue to min_loops
                 feeder = threading.Thread(target=self.feed, name="demo-feeder", daemon=True)
@@ -145,15 +150,16 @@ class Demo(DemoReport):
         jobs = self.pipeline.jobs
         batches = [jobs[i : i + 10] for i in range(0, len(jobs), 10)]
         pause = self.o.feed_s / max(1, len(batches))
+        run = self.job_run.run if self.job_run else None
         for batch in batches:
-            entries = [{"Id": str(n), "MessageBody": json.dumps(job)} for n, job in enumerate(batch)]
             try:
-                result = self.sqs.send_message_batch(QueueUrl=self.sandbox.queue_url(key), Entries=entries)
+                sent = send_messages(self.sqs, self.sandbox.queue_url(key), [json.dumps(j) for j in batch], run=run)
             except Exception as exc:  # the feeder's own failure: those jobs were never sent
-                print(f"demo: could not send {len(entries)} jobs to {key}: {exc}", file=self.o.out)
+                print(f"demo: could not send {len(batch)} jobs to {key}: {exc}", file=self.o.out)
                 continue
+            refused = {f.index for f in sent.failed}
             with self._lock:  # only what SQS accepted counts as sent
-                self.fed_ids.update(batch[int(ok["Id"])]["id"] for ok in result.get("Successful", []))
+                self.fed_ids.update(job["id"] for n, job in enumerate(batch) if n not in refused)
             time.sleep(pause)
 
     def watch(self, feeder: threading.Thread, vendor: VendorApi) -> None:
@@ -226,7 +232,14 @@ class Demo(DemoReport):
                 "live": len({r.token for r in rows} | {token for token, _ in running}),
             }
         processed = len(processed_counts(self.o.deployed, vendor))
-        return {"t": self.t(), "queues": queues, "processed": processed, "vendor_calls": vendor.count()}
+        sample = {"t": self.t(), "queues": queues, "processed": processed, "vendor_calls": vendor.count()}
+        return {**sample, "run": self._run_progress()}
+
+    def _run_progress(self) -> dict[str, Any] | None:
+        try:
+            return self.job_run.progress() if self.job_run else None
+        except Exception:  # the view goes without it this second; the report reads it again at the end
+            return None
 
     def converged(self, sample: dict[str, Any]) -> bool:
         return all(q["working"] == q["wanted"] for q in sample["queues"].values())

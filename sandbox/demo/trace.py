@@ -19,7 +19,15 @@ class LogTrace(logging.Handler):
     """Keeps the functions' log lines the invariants need, with the time each was written."""
 
     EVENTS = frozenset(
-        {"batch", "delete_failed", "processed_not_deleted", "batch_entry_failed", "transient_error", "handing_over"}
+        {
+            "batch",
+            "delete_failed",
+            "processed_not_deleted",
+            "batch_entry_failed",
+            "transient_error",
+            "handing_over",
+            "run_notice_published",  # the run's notices (sandbox/demo/job_run.py)
+        }
     )
 
     def __init__(self) -> None:

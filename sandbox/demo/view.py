@@ -8,6 +8,7 @@ from typing import Any, TextIO
 from rich import box
 from rich.console import Console, Group
 from rich.live import Live
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -28,6 +29,9 @@ class DemoView:
             f"t={sample['t']:5.1f}s  sent {sent}/{messages}  processed {sample['processed']}  "
             f"({rate:.0f}/s)  vendor calls {sample['vendor_calls']}  revived {revived}"
         )
+        run = sample.get("run")
+        if run:
+            head += f"  run {run['done'] + run['failed']}/{run['total']} ({run['state']})"
         if self.live is None:
             parts = [head] + [
                 f"{key} depth {q['visible'] + q['in_flight']} (visible {q['visible']}, in flight {q['in_flight']})"
@@ -51,7 +55,10 @@ class DemoView:
                 loops,
                 alarms,
             )
-        self.live.update(Group(Text(head, style="bold"), grid), refresh=True)
+        shown: list[Any] = [Text(head, style="bold"), grid]
+        if run and run["total"]:
+            shown.append(ProgressBar(total=run["total"], completed=run["done"] + run["failed"], width=60))
+        self.live.update(Group(*shown), refresh=True)
 
     def close(self) -> None:
         if self.live is not None:
