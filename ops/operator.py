@@ -16,6 +16,7 @@ from poller.clock import SYSTEM_CLOCK, epoch_ms
 from poller.config import Config, QueueConfig
 from poller.lease.tokens import TokenStore, bind_token_table
 from scaler.alarms.states import AlarmStates
+from scaler.limit_cap import limit_cap
 from scaler.overrides import OverrideStore, bind_override_table
 from scaler.wanted import wanted_loops
 
@@ -65,6 +66,7 @@ class Operator:
             dlq = self.dlq_url(queue)
             rows = list(self.tokens.tokens_of(self.url(queue)))
             live = [r for r in rows if not r.retiring]
+            cap = limit_cap(queue, rows, now_ms=now, fresh_s=self.config.stale_after_s)
             result[key] = {
                 "queue_url": self.url(queue),
                 "visible": visible,
@@ -79,6 +81,8 @@ class Operator:
                 "errors": {r.token: r.last_error for r in rows if r.last_error},
                 "alarms": {f"depth-{n}": states.get(n, "?") for n in range(1, len(queue.scale_steps) + 1)},
                 "override": pinned.get(key),
+                # The rate limit's cap from the loops' paces (docs/scaling.md#limit-cap); None: no cap.
+                "limited": None if cap is None else {**cap.fields(), "says": cap.describe()},
             }
         return result
 

@@ -90,6 +90,8 @@ def status_table(out: Console, report: dict[str, Any]) -> Table:
                 override,
             ]
         )
+        if q.get("limited"):
+            rows.append([f"  limited: {q['limited']['says']}", *[""] * (len(COLUMNS) - 1)])
         rows += [[f"  error on {token}", error, *[""] * (len(COLUMNS) - 2)] for token, error in q["errors"].items()]
     return table(out, COLUMNS, rows, title="sqs-loops status (loops live/wanted)")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from poller.clock import epoch_ms
 from poller.config import Config, QueueConfig
-from poller.lease.tokens import TokenStore
+from poller.lease.tokens import TokenState, TokenStore
 from poller.logs import log
 from poller.metrics import (
     LIVE_LOOPS,
@@ -27,9 +27,10 @@ from scaler.depth import QueueDepths, in_parallel
 from scaler.exceptions import BadAlarmEvent, ForeignAlarm
 from scaler.growth import growth_queue, is_growth_request
 from scaler.holds import HoldStore
+from scaler.limit_cap import LimitCap, limit_cap, limit_of
 from scaler.overrides import OverrideStore
 from scaler.reconcile import Changes, Reconciler
-from scaler.wanted import ALARM, combined_loops, rule_loops
+from scaler.wanted import ALARM, capped, combined_loops, rule_loops
 
 UP, DOWN = "up", "down"
 
@@ -42,9 +43,11 @@ class Decision:
     depth: int | None  # None: not read (alarm-only path) or the read failed
     held: int | None  # what the cool-down holds; None: its memory could not be read (then nothing shrinks)
     rule: int  # max(alarm rule, depth rule) now
+    limited: LimitCap | None = None  # the rate limit's cap and its inputs; None: no limit or no figures
 
     def fields(self) -> dict[str, Any]:
-        return {"wanted": self.wanted, "depth": self.depth, "held": self.held, "rule": self.rule}
+        limited = None if self.limited is None else self.limited.fields()
+        return {"wanted": self.wanted, "depth": self.depth, "held": self.held, "rule": self.rule, "limited": limited}
 
 
 @dataclass(frozen=True)
@@ -122,10 +125,12 @@ class ControlPlane:
     ) -> dict[str, Any]:
         now = epoch_ms(self.reconciler.clock)
         seen = self.holds.of(queue.key) if self.holds is not None else {}
-        decision = self._decide(queue, url, states, self.overrides.pinned_for(queue.key), seen, now)
+        # A rate-limited queue's rows carry the loops' paces (the cap); scale then needs no read of its own.
+        rows = list(self.tokens.tokens_of(url)) if limit_of(queue) is not None else None
+        decision = self._decide(queue, url, states, self.overrides.pinned_for(queue.key), seen, now, rows=rows)
         # An alarm's OK never takes a queue below what the depth or the cool-down still want: the
         # decision holds both, and scale_down only shrinks to it.
-        changes = self.reconciler.scale(url, decision.wanted, grow=direction == UP, shrink=direction == DOWN)
+        changes = self.reconciler.scale(url, decision.wanted, grow=direction == UP, shrink=direction == DOWN, rows=rows)
         fields = {"direction": direction, "queue": queue.key, **decision.fields(), **changes.as_dict(), **summary}
         log("info", "scaled", **self._with_metrics(fields, self._metrics(changes, decision.wanted)))
         return {**summary, "action": "scaled", "queue": queue.key, **decision.fields(), **changes.as_dict()}
@@ -138,18 +143,23 @@ class ControlPlane:
         pinned: int | None,
         seen: dict[int, int] | None,
         now_ms: int,
+        *,
+        rows: list[TokenState] | None = None,
     ) -> Decision:
-        """``max(alarm rule, depth rule, cool-down)`` for one queue, remembering the rule's count for the
-        cool-down. ``seen``: the cool-down's memory of the queue (None: unreadable)."""
+        """``max(min(limit cap, max(alarm rule, depth rule)), cool-down)`` for one queue, remembering the
+        capped count for the cool-down. ``seen``: the cool-down's memory of the queue (None: unreadable);
+        ``rows``: its token rows as read, whose paces give the cap (None: no cap)."""
         depth = self._read_depth(queue, url)
         rule = rule_loops(queue, states, depth)
+        cap = None if rows is None else limit_cap(queue, rows, now_ms=now_ms, fresh_s=self.config.stale_after_s)
+        cap_loops = None if cap is None else cap.loops
         held = 0 if self.holds is None else None
         if seen is not None and self.holds is not None:
             held = self.holds.held(queue, seen, now_ms=now_ms)
             if pinned is None:
-                self.holds.record(queue, rule, now_ms=now_ms, seen=seen)
-        wanted = combined_loops(queue, states, depth, held=held or 0, pinned=pinned)
-        return Decision(wanted=wanted, depth=depth, held=held, rule=rule)
+                self.holds.record(queue, capped(rule, cap_loops), now_ms=now_ms, seen=seen)
+        wanted = combined_loops(queue, states, depth, held=held or 0, pinned=pinned, cap=cap_loops)
+        return Decision(wanted=wanted, depth=depth, held=held, rule=rule, limited=cap)
 
     def _read_depth(self, queue: QueueConfig, url: str) -> int | None:
         if self.depths is None or not self.config.poller.depth_reads:
@@ -188,10 +198,12 @@ class ControlPlane:
         def one(key: str, queue: QueueConfig) -> Callable[[], Any]:
             def call() -> dict[str, Any]:
                 decision = None
+                # One consistent read of the rows serves the cap, revive and reconcile.
+                rows = list(self.tokens.tokens_of(urls[key]))
                 if states is not None and pinned is not None:
                     seen = None if holds is None else holds.get(key, {})
-                    decision = self._decide(queue, urls[key], states[key], pinned.get(key), seen, now)
-                return self._restart_queue(queue, urls[key], decision, pinned)
+                    decision = self._decide(queue, urls[key], states[key], pinned.get(key), seen, now, rows=rows)
+                return self._restart_queue(queue, urls[key], decision, pinned, rows)
 
             return lambda: attempt(key, call)
 
@@ -209,12 +221,16 @@ class ControlPlane:
         return report
 
     def _restart_queue(
-        self, queue: QueueConfig, url: str, decision: Decision | None, pinned: dict[str, int] | None
+        self,
+        queue: QueueConfig,
+        url: str,
+        decision: Decision | None,
+        pinned: dict[str, int] | None,
+        rows: list[TokenState],
     ) -> dict[str, Any]:
         wanted = None if decision is None else decision.wanted
-        # One consistent read of the rows serves both: revive only takes rows over (same slots) or releases
-        # them, so what scale needs is the rows read less the released ones.
-        rows = list(self.tokens.tokens_of(url))
+        # Revive only takes rows over (same slots) or releases them, so what scale needs is the rows read
+        # less the released ones.
         changes = self.reconciler.revive(url, stale_after_s=self.config.stale_after_s, wanted=wanted, rows=rows)
         live = None
         if decision is not None:

@@ -38,12 +38,20 @@ def combined_loops(
     *,
     held: int = 0,
     pinned: int | None = None,
+    cap: int | None = None,
 ) -> int:
-    """``max(alarm rule, depth rule, held)`` within ``[min_loops, max_loops]``; a pin wins over all.
-    ``None`` for the alarm states or the depth: that reading failed, and the other decides alone."""
+    """``max(min(cap, max(alarm rule, depth rule)), held)`` within ``[min_loops, max_loops]``; a pin wins
+    over all. ``None`` for the alarm states or the depth: that reading failed, and the other decides alone.
+    ``cap``: the loops a rate limit keeps busy (:mod:`scaler.limit_cap`; None: no cap). The cool-down
+    remembers the capped count, so ``held`` keeps loops a lowered cap no longer wants for a cool-down."""
     if pinned is not None:
         return wanted_loops(queue, {}, pinned)
-    return _clamp(queue, max(rule_loops(queue, step_states, depth), held))
+    return _clamp(queue, max(capped(rule_loops(queue, step_states, depth), cap), held))
+
+
+def capped(rule: int, cap: int | None) -> int:
+    """The rule's count under the limit cap (what the cool-down remembers)."""
+    return rule if cap is None else min(rule, cap)
 
 
 def rule_loops(queue: QueueConfig, step_states: Mapping[int, str] | None, depth: int | None) -> int:

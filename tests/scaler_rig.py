@@ -53,6 +53,7 @@ def url_of(key: str) -> str:
     return {
         "orders": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/orders-prod",
         "billing": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/billing",
+        "emails": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/emails",
     }[key]
 
 

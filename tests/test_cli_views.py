@@ -38,6 +38,14 @@ REPORT = {
         "age_s": 42.0,
         "handled_a_minute": 120.0,
         "failed_a_minute": None,
+        "limited": {
+            "loops": 1,
+            "limit": 30,
+            "per_loop": 107,
+            "wait": 0.93,
+            "figures": 1,
+            "says": "1 loop keeps 30/s busy",
+        },
     }
 }
 
@@ -97,6 +105,7 @@ def test_piped_status_is_a_plain_table_and_watch_prints_each_round() -> None:
     row = lines[1].split()
     assert row[:8] == ["orders", "5", "2", "42", "0", "1/2", "120", "-"]
     assert "error on slot-0002" in text and "handler not importable" in text
+    assert "limited: 1 loop keeps 30/s busy" in text  # the rate limit's cap (docs/scaling.md#limit-cap)
 
 
 def test_status_json_watch_is_one_document_a_round() -> None:

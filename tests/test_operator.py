@@ -10,7 +10,9 @@ import pytest
 from conftest import REGION
 
 from ops.operator import Operator, RedriveIncomplete
+from poller.clock import SYSTEM_CLOCK, epoch_ms
 from poller.config import parse_config
+from poller.lease.pace import PaceFigures
 
 CONFIG = "queues:\n  jobs: {queue: jobs.fifo, handler: m.h, create: true}\n  plain: {queue: plain, handler: m.h, dlq: plain-dead}\n"
 
@@ -69,3 +71,16 @@ def test_a_failed_send_leaves_the_message_in_the_dlq(sqs: Any) -> None:
 
     attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
     assert int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 1
+
+
+def test_status_shows_the_rate_limits_cap_from_the_loops_paces(sqs: Any, tokens: Any) -> None:
+    config = "queues:\n  emails: {queue: emails, handler: m.h, rate_limit: 30, max_loops: 4}\n"
+    url = make(sqs, "emails", False)
+    operator = Operator(parse_config(config), "p", REGION, table=tokens.model.Meta.table_name)
+    now = epoch_ms(SYSTEM_CLOCK)
+    tokens.create(url, "slot-0001", loop_id="L1", now_ms=now)
+    assert operator.status()["emails"]["limited"] is None  # a loop without figures: no cap
+    tokens.claim(url, "slot-0001", loop_id="L1", generation=0, claim_id="c", now_ms=now)
+    tokens.heartbeat(url, "slot-0001", loop_id="L1", generation=1, now_ms=now, pace=PaceFigures(107, 0.93))
+    limited = operator.status()["emails"]["limited"]
+    assert limited["loops"] == 1 and limited["says"] == "1 loop keeps 30/s busy"

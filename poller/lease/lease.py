@@ -15,6 +15,7 @@ from poller.aws.clients import TOKEN_CALL_WORST_S
 from poller.aws.retry import DEFAULT_BACKOFF, Backoff, retry_transient
 from poller.clock import Clock, Deadline, epoch_ms
 from poller.exceptions import RetriesExhausted, TokenLost
+from poller.lease.pace import Pace
 from poller.lease.step import LoopStep
 from poller.lease.tokens import TokenState, TokenStore
 from poller.logs import log
@@ -47,6 +48,7 @@ class Lease:
         self.lost: TokenLost | None = None
         self.retiring = claimed.retiring
         self.heartbeats = 0
+        self.pace = Pace(confirmed_at)  # the loop's batches add to it; every heartbeat writes its figures
         self._lock = threading.Lock()
 
     @property
@@ -74,6 +76,7 @@ class Lease:
                     loop_id=self.step.loop_id,
                     generation=self.generation,
                     now_ms=epoch_ms(self.clock),
+                    pace=self.pace.figures(),
                 ),
                 what="heartbeat",
                 clock=self.clock,

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
@@ -40,6 +41,7 @@ from pynamodb.models import Model
 from poller.aws.clients import token_table_settings
 from poller.aws.errors import is_condition_failure
 from poller.exceptions import TokenExists, TokenLost
+from poller.lease.pace import PaceFigures
 from poller.logs import log
 
 
@@ -59,6 +61,10 @@ class TokenRow(Model):
     retiring_since = NumberAttribute(null=True)  # epoch ms; set by scale-down
     last_error = UnicodeAttribute(null=True)  # why the last loop on this row stopped for good
     last_error_at = NumberAttribute(null=True)  # epoch ms
+    # The loop's own pace, written with its heartbeat (poller/lease/pace.py; the limit cap reads it):
+    pace_rps = NumberAttribute(null=True)  # records a second it hands over when not waiting for its share
+    pace_wait = NumberAttribute(null=True)  # fraction of its time spent waiting for the share, 0..1
+    pace_at = NumberAttribute(null=True)  # epoch ms the two were written
 
 
 @cache
@@ -86,6 +92,8 @@ class TokenState:
     retiring_since: int | None
     last_error: str | None
     last_error_at: int | None
+    pace: PaceFigures | None = None
+    pace_at: int | None = None
 
     @property
     def retiring(self) -> bool:
@@ -103,6 +111,8 @@ class TokenState:
             retiring_since=_opt_int(row.retiring_since),
             last_error=row.last_error,
             last_error_at=_opt_int(row.last_error_at),
+            pace=None if row.pace_rps is None else PaceFigures(rps=float(row.pace_rps), wait=float(row.pace_wait or 0)),
+            pace_at=_opt_int(row.pace_at),
         )
 
 
@@ -188,12 +198,22 @@ class TokenStore:
             raise
         return TokenState.of(row)
 
-    def heartbeat(self, queue_url: str, token: str, *, loop_id: str, generation: int, now_ms: int) -> TokenState:
-        """Refresh ``last_used`` for the owner of claimed ``generation``. The answer tells if it is retiring."""
+    def heartbeat(
+        self, queue_url: str, token: str, *, loop_id: str, generation: int, now_ms: int, pace: PaceFigures | None = None
+    ) -> TokenState:
+        """Refresh ``last_used`` for the owner of claimed ``generation``, and write its ``pace`` when it has
+        figures (the same write: no extra call). The answer tells if it is retiring."""
         row = self.model(queue_url, token)
+        actions: list[Any] = [self.model.last_used.set(now_ms)]
+        if pace is not None:
+            actions += [
+                self.model.pace_rps.set(pace.rps),
+                self.model.pace_wait.set(pace.wait),
+                self.model.pace_at.set(now_ms),
+            ]
         try:
             row.update(
-                actions=[self.model.last_used.set(now_ms)],
+                actions=actions,
                 condition=_row_exists() & _owned_by(loop_id) & _at_generation(generation),
             )
         except UpdateError as exc:
@@ -216,6 +236,9 @@ class TokenStore:
                     self.model.claim_id.remove(),
                     self.model.last_error.remove(),
                     self.model.last_error_at.remove(),
+                    self.model.pace_rps.remove(),  # the dead loop's pace is not the new one's
+                    self.model.pace_wait.remove(),
+                    self.model.pace_at.remove(),
                 ],
                 condition=_row_exists() & (unchanged | _owned_by(new_loop_id)),
             )

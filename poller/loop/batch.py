@@ -89,6 +89,8 @@ class BatchWork:
             self.visibility_keeper.keeping(visibility.tick),
         ):
             result = dispatcher.run(messages, self.context, may_start=self.may_start)
+        handed = len(messages) - len(result.returned)
+        lease.pace.batch(handed=handed, waited_s=result.waited_ms / 1000, now=self.clock.monotonic())
         if self.queue.ref.fifo:  # a failed record holds back its group's later records (poller/loop/fifo.py)
             returned = {m["MessageId"] for m in result.returned}
             result.returned += held_back([m for m in messages if m["MessageId"] not in returned], result.failures)

@@ -1,0 +1,157 @@
+"""On moto: a loop's heartbeat carries its pace onto its token row, and restart and scale_up cap a
+rate-limited queue at the loops its limit keeps busy (docs/scaling.md#limit-cap)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import boto3
+import pytest
+import sample_handlers
+from conftest import ACCOUNT, REGION, FakeClock, LoopRig, log_events, send
+from scaler_rig import PlaneRig, build_plane
+from test_limit_cap import CONFIG
+
+from poller.clock import epoch_ms
+from poller.growth_request import growth_request
+from poller.lease.lease import Lease
+from poller.lease.pace import PaceFigures
+from poller.lease.step import LoopStep
+from poller.lease.tokens import TokenStore
+from scaler.control import UP
+from scaler.limit_cap import cap_loops
+
+URL = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/emails"
+COOLDOWN_S = 300
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def rig(tokens: TokenStore, clock: FakeClock) -> PlaneRig:
+    return build_plane(tokens, clock, CONFIG, reads=True)
+
+
+def restart(rig: PlaneRig) -> dict[str, Any]:
+    report: dict[str, Any] = rig.plane.restart(region=REGION, account_id=ACCOUNT)
+    return report["emails"]
+
+
+def report_pace(rig: PlaneRig, clock: FakeClock, rps: float, wait: float) -> None:
+    """Every live loop's heartbeat, carrying the pace it measured."""
+    for row in rig.rows("emails"):
+        rig.tokens.heartbeat(
+            URL,
+            row.token,
+            loop_id=row.loop_id,
+            generation=row.generation,
+            now_ms=epoch_ms(clock),
+            pace=PaceFigures(rps=rps, wait=wait),
+        )
+
+
+def test_the_heartbeat_writes_the_loops_pace_and_a_takeover_clears_it(tokens: TokenStore, clock: FakeClock) -> None:
+    tokens.create(URL, "slot-0001", loop_id="L1", now_ms=epoch_ms(clock))
+    claimed = tokens.claim(URL, "slot-0001", loop_id="L1", generation=0, claim_id="c1", now_ms=epoch_ms(clock))
+    step = LoopStep(URL, "slot-0001", "L1", 0)
+    lease = Lease(
+        store=tokens,
+        step=step,
+        claimed=claimed,
+        confirmed_at=clock.monotonic(),
+        heartbeat_s=30,
+        clock=clock,
+        rand=random.Random(0),
+        log_fields={},
+    )
+    for _ in range(30):  # 8 records a batch each second, 75 ms of it working, the rest waiting for the share
+        clock.advance(1)
+        lease.pace.batch(handed=8, waited_s=0.925, now=clock.monotonic())
+    lease.heartbeat_if_due(deadline=None)
+    row = tokens.get(URL, "slot-0001")
+    assert row is not None and row.pace is not None
+    assert row.pace.rps == pytest.approx(106.7, rel=0.01) and row.pace.wait == pytest.approx(0.925, abs=0.001)
+    assert row.pace_at == row.last_used == epoch_ms(clock)
+
+    taken = tokens.takeover(row, new_loop_id="L2", now_ms=epoch_ms(clock) + 1)
+    assert taken.pace is None and tokens.get(URL, "slot-0001").pace is None  # type: ignore[union-attr]
+
+
+def test_a_heartbeat_without_figures_leaves_the_row_as_it_was(tokens: TokenStore, clock: FakeClock) -> None:
+    tokens.create(URL, "slot-0001", loop_id="L1", now_ms=0)
+    tokens.claim(URL, "slot-0001", loop_id="L1", generation=0, claim_id="c1", now_ms=1)
+    tokens.heartbeat(URL, "slot-0001", loop_id="L1", generation=1, now_ms=2, pace=PaceFigures(50, 0.5))
+    tokens.heartbeat(URL, "slot-0001", loop_id="L1", generation=1, now_ms=3)
+    row = tokens.get(URL, "slot-0001")
+    assert row is not None and row.pace == PaceFigures(50, 0.5) and row.pace_at == 2 and row.last_used == 3
+
+
+def test_restart_caps_a_rate_limited_queue_at_the_loops_its_limit_keeps_busy(
+    rig: PlaneRig, clock: FakeClock, loop_logs: Any
+) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    send(sqs, URL, [str(n) for n in range(60)])  # past the top step: the depth rule wants 4
+    first = restart(rig)
+    assert first["wanted"] == 4 and first["limited"] is None  # a new queue: no figures, no cap
+    report_pace(rig, clock, rps=107, wait=0.93)  # each loop could do 107/s; they wait for 7.5/s shares
+    for _ in range(COOLDOWN_S // 60 - 1):  # the cap says 1 at once, but removing waits for the cool-down
+        clock.advance(60)
+        report_pace(rig, clock, rps=107, wait=0.93)
+        assert restart(rig)["wanted"] == 4
+    clock.advance(60)
+    report_pace(rig, clock, rps=107, wait=0.93)
+    capped = restart(rig)
+    assert capped["wanted"] == 1 and capped["rule"] == 4
+    assert capped["limited"] == {"loops": 1, "limit": 30, "per_loop": 107, "wait": 0.93, "figures": 4}
+    assert len(rig.live("emails")) == 1
+    reconciled = log_events(loop_logs, "reconciled")
+    assert reconciled[-1]["limited"]["loops"] == 1
+
+    # The vendor answers five times slower: the one loop's pace falls, and loops come back at once.
+    clock.advance(60)
+    report_pace(rig, clock, rps=21, wait=0.05)
+    grown = restart(rig)
+    assert grown["wanted"] == 2 and grown["limited"]["loops"] == 2 and len(rig.live("emails")) == 2
+
+
+def test_figures_older_than_a_stale_row_do_not_cap(rig: PlaneRig, clock: FakeClock) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    send(sqs, URL, [str(n) for n in range(60)])
+    restart(rig)
+    report_pace(rig, clock, rps=107, wait=0.93)
+    clock.advance(rig.config.stale_after_s + 1)
+    assert restart(rig)["limited"] is None
+
+
+def test_a_growth_request_adds_no_loop_past_the_cap(rig: PlaneRig, clock: FakeClock) -> None:
+    assert restart(rig)["wanted"] == 1 and len(rig.live("emails")) == 1  # min_loops
+    report_pace(rig, clock, rps=107, wait=0.93)  # the one loop already waits for the limit
+    send(boto3.client("sqs", region_name=REGION), URL, [str(n) for n in range(60)])
+    request = growth_request(URL, loop_id="L", depth=60, wanted=4)
+    [result] = rig.plane.on_alarm_event(request, UP, region=REGION, account_id=ACCOUNT)
+    assert result["rule"] == 4 and result["wanted"] == 1 and result["limited"]["loops"] == 1
+    assert result["started"] == [] and len(rig.live("emails")) == 1
+    report_pace(rig, clock, rps=15, wait=0.0)  # the handler slowed: 33/s needs three loops of 15/s
+    [result] = rig.plane.on_alarm_event(request, UP, region=REGION, account_id=ACCOUNT)
+    assert result["wanted"] == 3 and len(rig.live("emails")) == 3
+
+
+def test_a_rate_limited_loop_writes_its_pace_with_its_heartbeats(rig_factory: Any) -> None:
+    clock = FakeClock()
+    # 4 a second for the one loop; its handler takes 25 ms a record: unwaited it could do 40 a second.
+    rig: LoopRig = rig_factory(clock=clock, poller="poller: {heartbeat_s: 2}", rate_limit=4, max_loops=1)
+    send(rig.sqs, rig.url, [f"m{n}" for n in range(60)])
+    sample_handlers.use(lambda event, context: clock.advance(0.025 * len(event["Records"])))
+
+    rig.run(rig.create_token(), budget_s=12)
+
+    row = rig.tokens.get(rig.url, rig.token)
+    assert row is not None and row.pace is not None and row.pace_at is not None
+    assert 30 <= row.pace.rps <= 40.5  # 40/s, less anything else the loop did between its waits
+    assert row.pace.wait > 0.8  # the share binds: 4/s of a possible 40/s
+    cap = cap_loops(4, [row.pace.rps])
+    assert cap is not None and cap.loops == 1
