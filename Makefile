@@ -60,7 +60,7 @@ test-py312:
 		$(VENV312)/bin/pip install --quiet --upgrade pip; \
 		$(VENV312)/bin/pip install --quiet -e '.[dev]'; \
 		echo "suite on $$($(VENV312)/bin/python --version) (the Lambda runtime), less the packaging and sandbox tests run above:"; \
-		$(VENV312)/bin/pytest -n auto --ignore=tests/test_deploy.py --ignore=tests/test_sandbox.py --ignore=tests/test_deployed.py; \
+		$(VENV312)/bin/pytest -n auto --ignore=tests/test_deploy.py --ignore=tests/test_sandbox.py --ignore=tests/test_deployed.py --ignore=tests/test_shared_sandbox.py --ignore=tests/test_resting.py; \
 	fi
 
 # Cold import of the loop function's module in a fresh interpreter, in milliseconds (median of 5).
