@@ -10,34 +10,20 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from poller.aws.clients import control_client
 from poller.sqs.depth import DEPTH_ATTRIBUTES, depth_of
 
 READ_WORKERS = 32
 """Depth reads (and per-queue reconciles) in flight at once in restart: at ~15 ms a call, 1,000 queues'
 reads take about half a second, well inside restart's 50 s timeout (docs/benchmarks.md)."""
 
-DEPTH_CONNECT_TIMEOUT_S = 2
-DEPTH_READ_TIMEOUT_S = 5
-"""GetQueueAttributes answers in milliseconds; a slow one must not hold restart past its minute."""
-
-DEPTH_MAX_ATTEMPTS = 2
-"""botocore's attempts per read: a read that fails twice is retried by the next minute's restart."""
-
 T = TypeVar("T")
 
 
 def depth_client(region: str) -> Any:
-    """A boto3 SQS client for depth reads, with a connection per worker (botocore's default pool is 10)."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        retries={"mode": "standard", "max_attempts": DEPTH_MAX_ATTEMPTS},
-        connect_timeout=DEPTH_CONNECT_TIMEOUT_S,
-        read_timeout=DEPTH_READ_TIMEOUT_S,
-        max_pool_connections=READ_WORKERS,
-    )
-    return boto3.client("sqs", region_name=region, config=config)
+    """The control plane's SQS client (2 s connect, 5 s read, 3 attempts: a read that still fails is
+    retried by the next minute's restart), with a connection per worker."""
+    return control_client("sqs", region, pool=READ_WORKERS)
 
 
 class QueueDepths:

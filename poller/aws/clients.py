@@ -86,9 +86,10 @@ def async_lambda_client(region: str) -> Any:
     return _client("lambda", region, INVOKE_CONNECT_TIMEOUT_S, INVOKE_READ_TIMEOUT_S, INVOKE_MAX_ATTEMPTS)
 
 
-def control_client(service: str, region: str) -> Any:
-    """A client of the control plane (scale_up, scale_down, restart)."""
-    return _client(service, region, CONTROL_CONNECT_TIMEOUT_S, CONTROL_READ_TIMEOUT_S, CONTROL_MAX_ATTEMPTS)
+def control_client(service: str, region: str, *, pool: int | None = None) -> Any:
+    """A client of the control plane (scale_up, scale_down, restart); ``pool``: connections for that many
+    threads sharing it (botocore's default is 10)."""
+    return _client(service, region, CONTROL_CONNECT_TIMEOUT_S, CONTROL_READ_TIMEOUT_S, CONTROL_MAX_ATTEMPTS, pool)
 
 
 def token_table_settings(*, in_loop: bool) -> dict[str, Any]:
@@ -107,13 +108,16 @@ def token_table_settings(*, in_loop: bool) -> dict[str, Any]:
     }
 
 
-def _client(service: str, region: str, connect_s: float, read_s: float, attempts: int) -> Any:
+def _client(service: str, region: str, connect_s: float, read_s: float, attempts: int, pool: int | None = None) -> Any:
     import boto3
     from botocore.config import Config
 
     # total_max_attempts counts the first try (botocore's max_attempts counts only the retries).
     config = Config(
-        retries={"mode": "standard", "total_max_attempts": attempts}, connect_timeout=connect_s, read_timeout=read_s
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        connect_timeout=connect_s,
+        read_timeout=read_s,
+        **({} if pool is None else {"max_pool_connections": pool}),
     )
     return boto3.client(service, region_name=region, config=config)
 
