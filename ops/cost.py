@@ -23,9 +23,8 @@ SQS_BATCH = 10  # ReceiveMessage returns at most 10 messages: one receive and on
 
 @dataclass(frozen=True)
 class Prices:
-    """us-east-1 list prices in USD (AWS-FACTS.md), but ``epu_hour``: provisioned mode's price per event
-    poller unit hour is not in our sources; the default is an assumption to replace with the price list's
-    figure (docs/cost.md says where it comes from)."""
+    """us-east-1 list prices in USD (AWS-FACTS.md); ``epu_hour`` is provisioned mode's price per event
+    poller unit hour for SQS (November 2025), billed per second with a one-minute minimum."""
 
     lambda_request: float = 0.20 / 1e6
     gb_s_arm64: float = 0.0000133334
@@ -35,7 +34,7 @@ class Prices:
     dynamodb_read: float = 0.125 / 1e6
     alarm_month: float = 0.10
     custom_metric_month: float = 0.30  # the first 10,000; billed for each hour a metric receives data
-    epu_hour: float = 0.185
+    epu_hour: float = 0.00925
 
 
 RESTING_METRICS_PER_QUEUE = 3
@@ -211,7 +210,7 @@ def estimate(w: Workload, p: Prices | None = None, rates: CallRates = SQS_LOOPS)
             trigger_per_million,
             epu_month + idle_receives,
             trigger_month + (epu_month + idle_receives) * w.queues,
-            [f"{epus} EPU at ${p.epu_hour:g}/h (assumed: see docs/cost.md), minimum pollers only"],
+            [f"{epus} EPU at ${p.epu_hour:g}/h (us-east-1 list price), minimum pollers only"],
         ),
         _always_on("2016 design", RECURSIVE_2016, theirs_s, w, p),
     ]

@@ -41,7 +41,7 @@ def add_cost_command(commands: Any) -> None:
         "--epu-hour-usd",
         type=float,
         default=Prices().epu_hour,
-        help=f"provisioned mode's price per EPU hour: an assumption, see docs/cost.md (default {Prices().epu_hour})",
+        help=f"provisioned mode's price per EPU hour (default {Prices().epu_hour}: us-east-1, November 2025)",
     )
     cost.add_argument(
         "--bench-json", type=Path, help="take sqs-loops' call rates from a `python -m bench --json` result"
