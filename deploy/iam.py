@@ -7,6 +7,7 @@ function's code now calls is one line there."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from poller.aws.arn import Arn
@@ -60,6 +61,10 @@ def function_statements(config: Config, prefix: str) -> dict[str, list[dict[str,
     reads = ["dynamodb:GetItem", "dynamodb:Query"]  # a queue's rows, its override (pin, pause)
     depth = allow(["sqs:GetQueueAttributes"], queues)  # depth reads (docs/scaling.md#two-paths)
     scale_up = [_here("lambda", f"function:{prefix}-scaleUp")]  # loops ask it for growth
+    # The queues the handlers send to (``sends_to``: a pipeline's next stages); the runs' counts of what they
+    # send are the poller's table writes already, the queues' size limit its depth reads.
+    sent_to = sorted({k for q in config.queues.values() for k in q.sends_to})
+    sends = [allow(["sqs:SendMessage"], [_queue_arn(config.queues[k].ref) for k in sent_to])] if sent_to else []
     return {
         "poller": [
             # PutItem: a downstream's state row, made by the first loop that needs it (poller/downstream/state.py)
@@ -68,7 +73,9 @@ def function_statements(config: Config, prefix: str) -> dict[str, list[dict[str,
             allow(["lambda:InvokeFunction"], poller + targets + scale_up),
             allow(["sns:Publish"], [{"Ref": RUNS_TOPIC}]),
             depth,
+            *sends,
             *_kms(config, ["kms:Decrypt"]),
+            *_kms(config, ["kms:GenerateDataKey"], only=sent_to),
         ],
         "scaleUp": [
             allow([*reads, "dynamodb:PutItem", "dynamodb:UpdateItem"], table),  # start, or keep on a retiring loop
@@ -91,10 +98,12 @@ def function_statements(config: Config, prefix: str) -> dict[str, list[dict[str,
     }
 
 
-def _kms(config: Config, actions: list[str]) -> list[dict[str, Any]]:
-    """``actions`` on each queue's ``kms_key``: the key itself, or for an alias ARN the keys of that account
-    and region that carry the alias (KMS authorises a key, never an alias: kms:ResourceAliases)."""
-    keys = sorted({q.kms_key for q in config.queues.values() if q.kms_key})
+def _kms(config: Config, actions: list[str], only: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """``actions`` on each queue's ``kms_key`` (of the queue keys ``only``, or all): the key itself, or for an
+    alias ARN the keys of that account and region that carry the alias (KMS authorises a key, never an
+    alias: kms:ResourceAliases)."""
+    queues = config.queues.values() if only is None else [config.queues[k] for k in only]
+    keys = sorted({q.kms_key for q in queues if q.kms_key})
     out = []
     if direct := [k for k in keys if ":key/" in k]:
         out.append(allow(actions, list(direct)))

@@ -8,12 +8,16 @@ with message timers spread by a plan (docs/producers.md).
 
     run = producer.start_run("nightly-crawl")                      # runs: docs/runs.md
     producer.send_messages(boto3.client("sqs"), queue_url, jobs, run=run)
+
+    # in a handler: the next stage of a pipeline, by its key in queues.yml (and the queue's sends_to)
+    producer.send_messages(sqs, producer.queue_url("items", context), items, run=producer.run_of(record))
 """
 
 from __future__ import annotations
 
 from producer.exceptions import BadSend, MessageTooLarge, SendIncomplete
 from producer.plan import Jitter, SpreadPlan, Timers, parse_jitter, plan_spread
+from producer.queues import queue_url
 from producer.report import FailedMessage, SendReport
 from producer.runs import Run, list_runs, run_of, run_status, start_run
 from producer.send import send_messages
@@ -31,6 +35,7 @@ __all__ = [
     "list_runs",
     "parse_jitter",
     "plan_spread",
+    "queue_url",
     "run_of",
     "run_status",
     "send_messages",

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import FakeContext
 
+import producer
 from poller.config import Config, PollerSettings, RetryBackoff, ScaleStep, config_path, load_config, parse_config
 from poller.exceptions import ConfigError, UnknownQueue
 
@@ -245,6 +247,14 @@ BAD = [
         r"orders\.retry_backoff\.max_s: expected an integer from 5 to 43200, got 50000",
     ),
     (QUEUE + "    retry_backoff: {factor: 2}\n", r"orders\.retry_backoff\.factor: unknown key"),
+    (
+        QUEUE + "    sends_to: items\n",
+        r"queues\.orders\.sends_to: expected a list of queue keys of this file, got 'items'",
+    ),
+    (
+        QUEUE + "    sends_to: [itemz]\n",
+        r"queues\.orders\.sends_to: 'itemz' is not a queue of this file \(its queues: orders\)",
+    ),
 ]
 
 
@@ -318,3 +328,18 @@ def test_bad_config_names_the_field(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
         parse_config(text, source="my.yml")
     assert str(caught.value).startswith("my.yml: ")
+
+
+def test_sends_to_names_queues_of_the_file_once_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = QUEUE + "    sends_to: [items, items]\n  items:\n    queue: items-prod\n    handler: app.h\n"
+    config = parse_config(text)
+    assert config.queues["orders"].sends_to == ("items",) and config.queues["items"].sends_to == ()
+    # In the handler: the queue's URL by its key, in the function's account and region (no AWS call).
+    (tmp_path / "queues.yml").write_text(text)
+    monkeypatch.setenv("SQS_LOOPS_CONFIG", str(tmp_path / "queues.yml"))
+    context = FakeContext(10, arn="arn:aws:lambda:eu-west-1:210987654321:function:p-poller")
+    assert producer.queue_url("items", context) == "https://sqs.eu-west-1.amazonaws.com/210987654321/items-prod"
+    with pytest.raises(UnknownQueue, match="no queue with key 'itemz'"):
+        producer.queue_url("itemz", context)
+    with pytest.raises(producer.BadSend, match="the context has no function ARN"):
+        producer.queue_url("items", None)

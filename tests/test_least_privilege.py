@@ -26,7 +26,7 @@ from poller import handler as entry
 from poller.config import load_config
 from poller.lease.tokens import TokenStore
 from poller.runs import RunBook
-from producer import send_messages, start_run
+from producer import queue_url, run_of, send_messages, start_run
 from sandbox.lambda_runtime import LocalFunction, LocalLambda
 from scaler import handlers
 from scaler.alarms.names import depth_alarm_names
@@ -44,6 +44,7 @@ queues:
     queue: orders-prod
     dlq: orders-prod-dlq
     handler: sample_handlers.dispatch
+    sends_to: [reports]  # its handler sends on (a pipeline's next stage): the poller's SendMessage
     kms_key: {KEY}
     wait_time_s: 1
     handler_timeout_s: 3
@@ -129,10 +130,13 @@ def _exercise(stack: dict[str, Any], tokens: TokenStore, sqs: Any, recorder: Rec
     def behave(event: dict[str, Any], context: Any) -> Any:
         if any(r["body"] == "slow" for r in event["Records"]):
             time.sleep(1.6)  # over a third of the visibility timeout: the keeper extends it
+        for record in (r for r in event["Records"] if r["body"] == "fast"):  # the next stage, in the same run
+            send_messages(sqs_of_handler, queue_url("reports", context), ["next stage"], run=run_of(record))
         return {
             "batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "bad"]
         }
 
+    sqs_of_handler = boto3.client("sqs", region_name=REGION)  # made here: the recorder sees it as the poller's
     sample_handlers.use(behave)
     tokens.create(orders, "slot-0001", loop_id="L1", now_ms=int(time.time() * 1000))
     tokens.create(reports, "slot-0001", loop_id="L1", now_ms=int(time.time() * 1000))

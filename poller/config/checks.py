@@ -47,6 +47,18 @@ def no_shared_queues(queues: Mapping[str, QueueConfig], fail: Fail) -> None:
         seen[identity] = key
 
 
+def sends_to_known_queues(queues: Mapping[str, QueueConfig], fail: Fail) -> None:
+    # The permission to send is rendered per configured queue: a key of no queue would grant nothing and
+    # fail only when the handler first sends.
+    for key, queue in queues.items():
+        for target in queue.sends_to:
+            if target not in queues:
+                raise fail(
+                    f"queues.{key}.sends_to",
+                    f"{target!r} is not a queue of this file (its queues: {', '.join(queues)})",
+                )
+
+
 def reserved_covers_loops(poller: PollerSettings, queues: Mapping[str, QueueConfig], fail: Fail) -> None:
     reserved, most = poller.reserved_concurrency, sum(q.max_loops for q in queues.values())
     if reserved is not None and reserved < most:

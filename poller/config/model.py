@@ -113,6 +113,9 @@ class QueueConfig:
     concurrency: int = 1  # records of one batch dispatched at once inside a loop (1: the batch in one call)
     retry_backoff: RetryBackoff | None = None  # None: a failed message returns after its visibility timeout
     kms_key: str | None = None  # ARN of the KMS key (or alias) the queue is encrypted with: IAM for that key
+    # Keys of the configured queues its handler sends messages to (a pipeline's next stages): the poller's
+    # role may send to them, and ``producer.queue_url`` resolves them inside the handler.
+    sends_to: tuple[str, ...] = ()
     # Loops are added at once but removed only once the depth has stayed below their step this long
     # (docs/scaling.md#cool-down): 300 s, as Application Auto Scaling's and KEDA's default cool-downs.
     scale_in_cooldown_s: int = 300

@@ -27,6 +27,7 @@ from poller.config.checks import (
     no_shared_queues,
     queues_in_region,
     reserved_covers_loops,
+    sends_to_known_queues,
 )
 from poller.config.downstream import DownstreamFields
 from poller.config.fields import queue_name_or_url
@@ -112,6 +113,7 @@ class _Parser(DownstreamFields, SharedFields):
             merged = {**inherited, **own}
             queues[key] = self.queue(key, merged, where, poller)
         no_shared_queues(queues, self.fail)
+        sends_to_known_queues(queues, self.fail)
         reserved_covers_loops(poller, queues, self.fail)
         queues = self.resolve(queues, downstreams)
         return Config(path=self.source, poller=poller, queues=MappingProxyType(queues), downstreams=downstreams)
@@ -233,7 +235,18 @@ class _Parser(DownstreamFields, SharedFields):
                 "expected the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>) or of an alias "
                 f"(...:alias/<name>), got {shown(kms_key)}",
             )
-        return replace(settings, create=create, max_receive_count=receives, dlq=dlq, max_age_s=max_age, kms_key=kms_key)
+        sends_to = data.get("sends_to", [])
+        if not isinstance(sends_to, list) or not all(isinstance(k, str) and _QUEUE_KEY.match(k) for k in sends_to):
+            raise self.fail(f"{where}.sends_to", f"expected a list of queue keys of this file, got {shown(sends_to)}")
+        return replace(
+            settings,
+            create=create,
+            max_receive_count=receives,
+            dlq=dlq,
+            max_age_s=max_age,
+            kms_key=kms_key,
+            sends_to=tuple(dict.fromkeys(sends_to)),
+        )
 
     def scale_steps(self, raw: Any, where: str, min_loops: int, max_loops: int) -> tuple[ScaleStep, ...]:
         if not isinstance(raw, list):

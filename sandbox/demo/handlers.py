@@ -20,14 +20,20 @@ from typing import Any
 
 import requests
 
-from producer import run_of, send_messages
+from poller.logs import log
+from producer import queue_url, run_of, send_messages
 from sandbox.faults import FaultPlan
 
 VENDOR_ENV = "SQS_LOOPS_DEMO_VENDOR"
-QUEUES_ENV = "SQS_LOOPS_DEMO_QUEUES"  # JSON: stage key -> queue URL (where a handler sends the next stage)
 TIMEOUT_S = (2, 5)  # connect, read: a handler never waits on the vendor without bound
 
 _local = threading.local()
+
+
+class Poison(ValueError):
+    """A body marked ``"poison": true``: it fails every time, by design (no log line: the DLQ shows it)."""
+
+
 _lock = threading.Lock()
 processed: Counter[str] = Counter()  # message id (from the body) -> times handled successfully
 
@@ -87,19 +93,20 @@ def _sqs() -> Any:
     return _local.sqs
 
 
-def _send_children(job: dict[str, Any], stage: str | None, record: dict[str, Any]) -> None:
+def _send_children(job: dict[str, Any], stage: str | None, record: dict[str, Any], context: Any) -> None:
     """The next stage's messages, into the record's run, before this record counts as done: a failure fails
-    the record (it comes back, and its children are sent again: duplicates, never a loss)."""
+    the record (it comes back, and its children are sent again: duplicates, never a loss). The stage is a
+    queue key of the config, which lists it in the sending queue's ``sends_to``."""
     children = job.get("children") or []
     if stage is None or not children:
         return
-    url = json.loads(os.environ[QUEUES_ENV])[stage]
+    url = queue_url(stage, context)
     report = send_messages(_sqs(), url, [json.dumps(child) for child in children], run=run_of(record))
     if report.failed:
         raise RuntimeError(f"{len(report.failed)} of {len(children)} next-stage messages not sent")
 
 
-def _post_each(event: dict[str, Any], path: str, next_stage: str | None = None) -> dict[str, Any]:
+def _post_each(event: dict[str, Any], context: Any, path: str, next_stage: str | None = None) -> dict[str, Any]:
     started = time.time()
     faults = _settings.faults
     if faults is not None and faults.roll("handler_error"):
@@ -111,11 +118,18 @@ def _post_each(event: dict[str, Any], path: str, next_stage: str | None = None) 
         try:
             job = json.loads(record["body"])
             if job.get("poison"):
-                raise ValueError(f"job {job.get('id')} is poison")
+                raise Poison(f"job {job.get('id')} is poison")
             response = _session().post(os.environ[VENDOR_ENV] + path, json=job, timeout=TIMEOUT_S)
             response.raise_for_status()
-            _send_children(job, next_stage, record)
-        except Exception:  # the record fails; SQS redelivers it, and past maxReceiveCount moves it to the DLQ
+            _send_children(job, next_stage, record, context)
+        except Exception as exc:  # the record fails; SQS redelivers it, and past maxReceiveCount moves it to the DLQ
+            if not isinstance(exc, Poison):
+                log(
+                    "warning",
+                    "demo_record_failed",
+                    message_id=record["messageId"],
+                    error=f"{type(exc).__name__}: {exc}",
+                )
             failures.append({"itemIdentifier": record["messageId"]})
             continue
         delivery = Delivery(
@@ -134,17 +148,17 @@ def _post_each(event: dict[str, Any], path: str, next_stage: str | None = None) 
 
 def list_groups(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Stage 1: a job's groups from the vendor; a message a group to stage 2."""
-    return _post_each(event, VENDOR_PATHS["sandbox.demo.handlers.list_groups"], "items")
+    return _post_each(event, context, VENDOR_PATHS["sandbox.demo.handlers.list_groups"], "items")
 
 
 def list_items(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Stage 2: a group's items from the vendor; a message an item to stage 3."""
-    return _post_each(event, VENDOR_PATHS["sandbox.demo.handlers.list_items"], "fetch")
+    return _post_each(event, context, VENDOR_PATHS["sandbox.demo.handlers.list_items"], "fetch")
 
 
 def fetch_item(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Stage 3: an item's data from the vendor."""
-    return _post_each(event, VENDOR_PATHS["sandbox.demo.handlers.fetch_item"])
+    return _post_each(event, context, VENDOR_PATHS["sandbox.demo.handlers.fetch_item"])
 
 
 VENDOR_PATHS = {

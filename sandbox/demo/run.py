@@ -119,8 +119,6 @@ class Demo(DemoReport):
                 self.sandbox.runtime.observers.append(self.observe)
                 self.sqs = boto3.client("sqs", region_name=self.sandbox.region)
                 self.tokens = TokenStore(bind_token_table(f"{self.sandbox.prefix}-tokens", region=self.sandbox.region))
-                urls = {key: self.sandbox.queue_url(key) for key in self.sandbox.config.queues}
-                os.environ[handlers.QUEUES_ENV] = json.dumps(urls)  # where each stage sends the next one's
                 # The whole pipeline as one run (docs/runs.md); a deployed stack's loops count their own.
                 self.job_run = None if self.o.deployed else DemoRun.start(self.sandbox.region, seed=self.o.seed)
                 self.started = time.monotonic()
