@@ -95,19 +95,21 @@ def _receive_clients(services: Any, wrap: Callable[[Any], Any]) -> Any:
 
 
 class _Gate:
-    """Holds the step's receives between its trials (a botocore ``before-call`` hook that waits), and tells
-    when a trial's ``messages`` were deleted (``after-call`` of DeleteMessageBatch)."""
+    """Holds the step's receives between its trials (a botocore ``before-call`` hook that waits), once
+    ``messages`` were received in the trial (so a receive ahead, too, waits for the next trial), and tells
+    when they were deleted (``after-call`` of DeleteMessageBatch)."""
 
     def __init__(self, messages: int):
         self.messages = messages
         self._cond = threading.Condition()
         self._open = False
-        self._handled = 0
+        self._received = 0
         self._deleted = 0
         self.holding = True  # False at the end: every receive goes through
 
     def watch_receives(self, client: Any) -> Any:
         client.meta.events.register("before-call.sqs.ReceiveMessage", self._before_receive)
+        client.meta.events.register("after-call.sqs.ReceiveMessage", self._after_receive)
         return client
 
     def watch_deletes(self, client: Any) -> None:
@@ -115,16 +117,9 @@ class _Gate:
 
     def open(self) -> None:
         with self._cond:
-            self._handled = self._deleted = 0
+            self._received = self._deleted = 0
             self._open = True
             self._cond.notify_all()
-
-    def handled(self, n: int) -> None:
-        """From the handler: the trial's receives stop once its messages are in hand."""
-        with self._cond:
-            self._handled += n
-            if self._handled >= self.messages:
-                self._open = False
 
     def wait_deleted(self) -> None:
         with self._cond:
@@ -140,7 +135,11 @@ class _Gate:
 
     def _before_receive(self, **_: Any) -> None:
         with self._cond:
-            self._cond.wait_for(lambda: self._open or not self.holding)
+            self._cond.wait_for(lambda: (self._open and self._received < self.messages) or not self.holding)
+
+    def _after_receive(self, parsed: dict[str, Any], **_: Any) -> None:
+        with self._cond:
+            self._received += len(parsed.get("Messages", []))
 
     def _after_delete(self, parsed: dict[str, Any], **_: Any) -> None:
         with self._cond:
@@ -153,7 +152,7 @@ class _OneStep:
 
     def __init__(self, step: LoopStep, config: Any, services: Any, gate: _Gate, url: str, feeder: Any):
         self.gate, self.url, self.feeder = gate, url, feeder
-        self.context = BenchContext(900, on_batch=lambda records: gate.handled(len(records)))
+        self.context = BenchContext(900, on_batch=None)
         self.outcome: Outcome | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, args=(step, config, services), daemon=True)
