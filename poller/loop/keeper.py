@@ -3,7 +3,9 @@ each, so that a slow DynamoDB cannot delay a visibility extension (nor a slow SQ
 
 Each thread lives for the whole invocation and is armed for one batch at a time (``keeping``): starting and
 joining a thread per batch cost a quarter of a millisecond of CPU, a fifth of the loop's own work per batch
-(docs/benchmarks.md)."""
+(docs/benchmarks.md). Arming and disarming wake nobody: an idle keeper looks again every interval by itself,
+which finds a tick armed since by its due time (one interval after arming), so a batch costs the keeper two
+lock round trips and no thread switch."""
 
 from __future__ import annotations
 
@@ -49,7 +51,8 @@ class KeeperThread:
                 self._thread.start()
             self._tick = tick
             self._due = time.monotonic() + self.interval_s
-            self._cond.notify_all()
+            # No notify: the thread's wait ends within an interval of now (an idle wait lasts one interval,
+            # an armed one ends at an earlier batch's due), before this tick's due.
         try:
             yield
         finally:
@@ -57,8 +60,7 @@ class KeeperThread:
 
     def _disarm(self) -> None:
         with self._cond:
-            self._tick = None
-            self._cond.notify_all()
+            self._tick = None  # the thread, waking at this tick's due, finds none and waits idle
             # A tick of this batch must not run after its end (it would undo a give-back's visibility 0):
             # wait for the one in flight, but only so long.
             left = self._busy and not self._cond.wait_for(lambda: not self._busy, KEEPER_JOIN_S)
@@ -76,8 +78,9 @@ class KeeperThread:
         with self._cond:
             while not self._closed:
                 tick = self._tick
-                wait_s = None if tick is None else self._due - time.monotonic()
-                if tick is None or (wait_s is not None and wait_s > 0):
+                # Idle: look again after an interval (arming does not wake the thread, see keeping).
+                wait_s = self.interval_s if tick is None else self._due - time.monotonic()
+                if tick is None or wait_s > 0:
                     self._cond.wait(wait_s)
                     continue
                 self._due = time.monotonic() + self.interval_s
