@@ -51,6 +51,16 @@ def busy(*loops: Turns) -> None:
                 break
 
 
+def spend(clock: FakeClock, seconds: float, *loops: Turns, idle: tuple[Turns, ...] = ()) -> None:
+    """``loops`` held back by their shares for ``seconds``: each takes what turns it has, then waits for the
+    next (the clock moves in steps of 50 ms); the ``idle`` ones only ask when to receive."""
+    for _ in range(round(seconds / 0.05)):
+        busy(*loops)
+        for turns in idle:
+            turns.ready_in_s()
+        clock.advance(0.05)
+
+
 def test_lanes_share_one_row_and_weights_count_after_the_switch(store: DynamoSharedStore, tokens: TokenStore) -> None:
     clock = FakeClock()
     a, b = loop(store, clock, "groups"), loop(store, clock, "items", weight=3)
@@ -58,9 +68,7 @@ def test_lanes_share_one_row_and_weights_count_after_the_switch(store: DynamoSha
     assert a.per_second() == 40  # alone: the whole limit at once
     busy(b)
     assert b.per_second() == 0  # not alone (a counts): b waits for its switch
-    for _ in range(int(SWITCH_S / REFRESH_S * 4) + 4):
-        clock.advance(REFRESH_S / 2)
-        busy(a, b)
+    spend(clock, (int(SWITCH_S / REFRESH_S * 4) + 4) * REFRESH_S / 2, a, b)
     assert (a.per_second(), b.per_second()) == pytest.approx((10.0, 30.0))
     item = store.client.get_item(
         TableName=store.table, Key={"queue_url": {"S": "#downstream:vendor"}, "token": {"S": "state"}}
@@ -74,19 +82,12 @@ def test_lanes_share_one_row_and_weights_count_after_the_switch(store: DynamoSha
 def test_an_idle_queue_and_a_vanished_loop_leave_their_share_to_the_busy_one(store: DynamoSharedStore) -> None:
     clock = FakeClock()
     a, b, c = loop(store, clock, "groups"), loop(store, clock, "items"), loop(store, clock, "fetch")
-    for _ in range(12):
-        busy(a, b, c)
-        clock.advance(1.0)
+    spend(clock, 12.0, a, b, c)
     assert a.per_second() == pytest.approx(40 / 3)
     c.received(0, 10)  # fetch ran dry
-    for _ in range(int(REFRESH_S + SWITCH_S) + 2):
-        busy(a, b)
-        c.ready_in_s()
-        clock.advance(1.0)
+    spend(clock, int(REFRESH_S + SWITCH_S) + 2, a, b, idle=(c,))
     assert (a.per_second(), b.per_second()) == pytest.approx((20.0, 20.0))
-    for _ in range(int(TTL_S) + 2):  # items' loop is gone: no more refreshes
-        busy(a)
-        clock.advance(1.0)
+    spend(clock, int(TTL_S) + 2, a)  # items' loop is gone: no more refreshes
     assert a.per_second() == pytest.approx(40.0)
 
 
@@ -166,9 +167,7 @@ def test_a_loop_waking_with_an_old_view_does_not_drop_a_live_lane() -> None:
 def test_a_loops_next_step_goes_on_with_its_share_at_once(store: DynamoSharedStore) -> None:
     clock = FakeClock()
     a, b = loop(store, clock, "groups"), loop(store, clock, "items")
-    for _ in range(10):
-        busy(a, b)
-        clock.advance(1.0)
+    spend(clock, 10.0, a, b)
     assert a.per_second() == 20
     a_next = loop(store, clock, "groups")  # the same loop's next invocation (it recursed)
     busy(a_next)
