@@ -27,13 +27,16 @@ def store(tokens: TokenStore) -> DynamoSharedStore:
     return DynamoSharedStore(client, tokens.model.Meta.table_name)
 
 
-def loop(store: Any, clock: FakeClock, queue: str, token: str = "t1", *, weight: float = 1, loop_id: str = "") -> Turns:
+def loop(
+    store: Any, clock: FakeClock, queue: str, token: str = "t1", *, weight: float = 1, loop_id: str = "", gen: int = 0
+) -> Turns:
     return turns_for(
         [VENDOR],
         store,
         queue=queue,
         token=token,
         loop_id=loop_id or f"{queue}-{token}",
+        generation=gen,
         weight=weight,
         priority=0,
         clock=clock,
@@ -108,6 +111,23 @@ def test_a_taken_over_lane_is_fenced_and_the_loop_that_lost_it_stops(store: Dyna
     with pytest.raises(LaneTaken):
         lane = old.shares[0]
         store.refresh("vendor", lane._next_record(int(clock.time() * 1000)), drop=[])
+
+
+def test_a_revived_loop_takes_its_crashed_predecessors_lane_once_its_views_ran_out(store: DynamoSharedStore) -> None:
+    clock = FakeClock()
+    crashed, other = loop(store, clock, "groups", loop_id="crashed", gen=3), loop(store, clock, "items")
+    spend(clock, 15.0, crashed, other)
+    assert crashed.per_second() == 20
+    revived = loop(store, clock, "groups", loop_id="revived", gen=5)  # restart revived the token
+    late = loop(store, clock, "groups", loop_id="fenced", gen=2)  # an older step of the token, not yet aware
+    spend(clock, 2.0, other, revived)  # the crashed loop's view may still spend: the lane stays its own
+    assert revived.per_second() == 0
+    spend(clock, SWITCH_S - 2.0 + 0.5, other, revived)  # past its views, long before it expires (TTL_S)
+    assert revived.per_second() == 20 and other.per_second() == 20
+    spend(clock, 3.0, other, revived, late)  # the takeover is for later generations only
+    assert late.per_second() == 0 and revived.per_second() == 20
+    spend(clock, 0.5, other, revived, crashed)  # the crashed loop wakes: it has lost the lane
+    assert crashed.per_second() == 0 and crashed.shares[0].taken
 
 
 class Unreachable(MemoryStore):

@@ -152,13 +152,15 @@ def turns_for(
     queue: str,
     token: str,
     loop_id: str,
+    generation: int = 0,
     weight: float,
     priority: int,
     clock: Clock,
     log_fields: dict[str, object],
 ) -> Turns:
     """A loop's turns on ``limits`` (a queue's shared downstream and its own rate limit): its lane in each
-    is ``<queue key>#<token>``, so the loop's steps (one invocation each) keep one lane."""
+    is ``<queue key>#<token>``, so the loop's steps (one invocation each) keep one lane, and a loop revived on
+    the token (a higher ``generation``: its step's) takes over its crashed predecessor's."""
     shares = [
         Share(
             store,
@@ -168,6 +170,7 @@ def turns_for(
             weight=weight,
             priority=priority,
             loop_id=loop_id,
+            generation=generation,
             clock=clock,
             log_fields=log_fields,
         )

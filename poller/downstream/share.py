@@ -39,6 +39,10 @@ HELD_FRACTION = 0.2
 """A loop whose calls waited for turns this much of a period is held back by its share (it announces a
 backlog: all it can get); one that waited less keeps up by itself and announces what it uses, x 1.5."""
 
+MEASURE_S = 1.0
+"""A period shorter than this (a new step's first receive) tells nothing new about a backlog: the lane keeps
+its demand."""
+
 HOLD_MAX_S = 2 * SWITCH_S
 """The longest a received batch waits for a turn before it is given back (its loop keeps its demand)."""
 
@@ -59,10 +63,13 @@ class Share:
         weight: float,
         priority: int,
         loop_id: str,
+        generation: int,
         clock: Clock,
         log_fields: dict[str, object],
     ):
         self.store = store
+        self.generation = generation
+        self.predecessor: LaneRecord | None = None  # the lane of the loop this one revived, to take over
         self.limit = limit
         self.lane = lane
         self.queue = queue
@@ -96,9 +103,13 @@ class Share:
         period waiting for turns), or a first backlog after none: all it can get; a loop that keeps up by
         itself, or has a backlog it cannot work faster (a slow handler, a trickle, a small batch a receive's
         latency bounds): half again what it used, so that what it leaves goes to the others; nothing: 0."""
-        elapsed = max(1.0, self.clock.monotonic() - self.period_start)
+        elapsed = self.clock.monotonic() - self.period_start
         if self.backlog and (self.mine is None or self.mine.demand == 0 or self.waited_s >= HELD_FRACTION * elapsed):
             return math.inf
+        if self.backlog and elapsed < MEASURE_S:  # too soon to tell (a step's first receive): as it was
+            assert self.mine is not None
+            return self.mine.demand
+        elapsed = max(1.0, elapsed)
         if self.received == 0:
             return 0.0
         return max(1.0, 1.5 * self.received / elapsed)
@@ -125,6 +136,12 @@ class Share:
         self.tried_at = sent
         if not self.resumed:
             self._resume(now_ms)
+        if self.mine is None and self.predecessor is not None:
+            # A revived loop goes on with its crashed predecessor's lane (and share) once no view of that
+            # loop can spend any more, rather than wait TTL_S for the lane to expire (docs/downstream.md).
+            if now_ms < self.predecessor.seen_ms + SWITCH_S * 1000:
+                return
+            self.mine, self.predecessor = self.predecessor, None
         record = self._next_record(now_ms)
         # Only a fresh view may say a lane is long gone: in an old one a live lane looks old too.
         fresh = sent - self.viewed_at < VIEW_MAX_S
@@ -133,8 +150,11 @@ class Share:
         try:
             lanes = self.store.refresh(self.limit.name, record, drop=drop)
         except LaneTaken as exc:
-            # Held, then lost: this loop's token was taken over. Never held: an old loop's lane, until it expires.
-            self.taken = self.mine is not None
+            # Held, then lost: this loop's token was taken over. Never held: an old loop's lane, until it
+            # expires (or its holder refreshed it after all: read it again at the next try).
+            self.taken = self.mine is not None and self.mine.loop_id == self.loop_id
+            if not self.taken:
+                self.mine, self.resumed = None, False
             log("warning", "lane_taken", error=str(exc), lost=self.taken, **self.log_fields)
             return
         except Exception as exc:  # no fresh view: no calls once the old one is VIEW_MAX_S old
@@ -163,9 +183,13 @@ class Share:
             log("warning", "share_read_failed", error=repr(exc), **self.log_fields)
             return
         self.resumed = True
-        mine = next((lane for lane in lanes if lane.lane == self.lane and lane.loop_id == self.loop_id), None)
-        if mine is not None and now_ms < mine.seen_ms + (TTL_S - SKEW_S) * 1000:
+        mine = next((lane for lane in lanes if lane.lane == self.lane), None)
+        if mine is None or now_ms >= mine.seen_ms + (TTL_S - SKEW_S) * 1000:
+            return
+        if mine.loop_id == self.loop_id:
             self.mine = mine
+        elif mine.generation < self.generation:
+            self.predecessor = mine
 
     def _next_record(self, now_ms: int) -> LaneRecord:
         want = self.wanted()
@@ -192,6 +216,7 @@ class Share:
             switch_ms=switch_ms,
             seen_ms=now_ms,
             loop_id=self.loop_id,
+            generation=self.generation,
         )
 
     # -- turns ---------------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ _RING = 2**32
 @dataclass(frozen=True)
 class LaneRecord:
     """One loop's lane in a downstream's state row. ``demand``/``prev``: messages a second it can use now
-    and before the change at ``switch_ms`` (``math.inf``: a backlog). ``seen_ms``: its last refresh."""
+    and before the change at ``switch_ms`` (``math.inf``: a backlog). ``seen_ms``: its last refresh.
+    ``generation``: its loop step's on the token row (a revived loop's is higher: it may take the lane over)."""
 
     lane: str
     queue: str
@@ -59,6 +60,7 @@ class LaneRecord:
     switch_ms: int
     seen_ms: int
     loop_id: str
+    generation: int = 0
 
     def effective(self, now_ms: int) -> float:
         """The demand that counts at ``now_ms`` (0 once the lane has expired)."""
