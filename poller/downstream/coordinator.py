@@ -48,8 +48,8 @@ class Turns:
     def receive_limit(self, batch_size: int, *, per_record: bool) -> int:
         """Messages to receive: under a per-record dispatch, what the share pays for in RECEIVE_AHEAD_S; a
         whole batch no bigger than TURN_HORIZON_S of the share (and what the loop may have in flight)."""
+        self._refresh_due()
         with self._lock:
-            self._refresh_due()
             rate = self.per_second()
         # A whole batch spends its slots within the horizon; owned slots come unevenly (up to 1.5 x the mean gap).
         ahead = RECEIVE_AHEAD_S if per_record else TURN_HORIZON_S / SLOT_SPREAD
@@ -58,8 +58,8 @@ class Turns:
 
     def ready_in_s(self) -> float:
         """Seconds until the next call may start (0: now, or idle: receive to find work)."""
+        self._refresh_due()
         with self._lock:
-            self._refresh_due()
             if all(share.wanted() == 0 and share.rate_now() == 0 for share in self.shares):
                 return 0.0
             found = self._search(1)
@@ -93,8 +93,8 @@ class Turns:
 
     def try_take(self, units: int) -> float:
         """Spend a turn for ``units`` now if there is one (0), else the seconds to wait before asking again."""
+        self._refresh_due()
         with self._lock:
-            self._refresh_due()
             found = self._search(units)
             wait = RETRY_S if found is None else found[0] - self.clock.time()
             if found is not None and wait <= 0:
@@ -127,9 +127,16 @@ class Turns:
                 self._slots.release()
 
     def _refresh_due(self) -> None:
-        for share in self.shares:
-            if share.due():
-                share.refresh()
+        """Refresh the lanes that are due, outside the turn lock (the loop's other threads go on meanwhile)."""
+        with self._lock:
+            due = [share for share in self.shares if not share.refreshing and share.due()]
+            for share in due:
+                share.refreshing = True
+        for share in due:
+            try:
+                share.refresh(self._lock)
+            finally:
+                share.refreshing = False
 
     def _search(self, units: int) -> tuple[float, list[int]] | None:
         """A time at which every limit has a turn for ``units`` (the tighter holds), and the slots spent."""

@@ -9,6 +9,7 @@ lane is held by another loop (its token taken over) makes none again: it has los
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager, nullcontext
 
 from poller.clock import Clock
 from poller.config.shared import Downstream
@@ -90,6 +91,7 @@ class Share:
         self.received = 0
         self.period_start = clock.monotonic()
         self.refreshes = 0
+        self.refreshing = False  # a thread of its loop is refreshing it (outside the turn lock)
 
     # -- demand and refresh --------------------------------------------------------------------------
 
@@ -130,51 +132,60 @@ class Share:
             return True
         return self.wanted() > 0 and not counted
 
-    def refresh(self) -> None:
-        now_ms = int(self.clock.time() * 1000)
-        sent = self.clock.monotonic()
-        self.tried_at = sent
+    def refresh(self, lock: AbstractContextManager[object] | None = None) -> None:
+        """Write this lane, read everyone's. The state row's calls run outside ``lock`` (the loop's turn
+        lock): a refresh takes a round trip (240 ms on a loaded sandbox), and meanwhile the loop's other
+        threads spend with the view they have, within its age (VIEW_MAX_S)."""
+        lock = lock or nullcontext()
+        with lock:
+            now_ms = int(self.clock.time() * 1000)
+            sent = self.clock.monotonic()
+            self.tried_at = sent
         if not self.resumed:
-            self._resume(now_ms)
-        if self.mine is None and self.predecessor is not None:
-            # A revived loop goes on with its crashed predecessor's lane (and share) once no view of that
-            # loop can spend any more, rather than wait TTL_S for the lane to expire (docs/downstream.md).
-            if now_ms < self.predecessor.seen_ms + SWITCH_S * 1000:
-                return
-            self.mine, self.predecessor = self.predecessor, None
-        record = self._next_record(now_ms)
-        # Only a fresh view may say a lane is long gone: in an old one a live lane looks old too.
-        fresh = sent - self.viewed_at < VIEW_MAX_S
-        drop = [lane.lane for lane in self.view if fresh and lane.seen_ms < now_ms - DROP_AFTER_S * 1000]
-        self.refreshes += 1
+            self._resume(now_ms, lock)
+        with lock:
+            if self.mine is None and self.predecessor is not None:
+                # A revived loop goes on with its crashed predecessor's lane (and share) once no view of that
+                # loop can spend any more, rather than wait TTL_S for the lane to expire (docs/downstream.md).
+                if now_ms < self.predecessor.seen_ms + SWITCH_S * 1000:
+                    return
+                self.mine, self.predecessor = self.predecessor, None
+            record = self._next_record(now_ms)
+            # Only a fresh view may say a lane is long gone: in an old one a live lane looks old too.
+            fresh = sent - self.viewed_at < VIEW_MAX_S
+            drop = [lane.lane for lane in self.view if fresh and lane.seen_ms < now_ms - DROP_AFTER_S * 1000]
+            self.refreshes += 1
         try:
             lanes = self.store.refresh(self.limit.name, record, drop=drop)
         except LaneTaken as exc:
-            # Held, then lost: this loop's token was taken over. Never held: an old loop's lane, until it
-            # expires (or its holder refreshed it after all: read it again at the next try).
-            self.taken = self.mine is not None and self.mine.loop_id == self.loop_id
-            if not self.taken:
-                self.mine, self.resumed = None, False
+            with lock:
+                # Held, then lost: this loop's token was taken over. Never held: an old loop's lane, until it
+                # expires (or its holder refreshed it after all: read it again at the next try).
+                self.taken = self.mine is not None and self.mine.loop_id == self.loop_id
+                if not self.taken:
+                    self.mine, self.resumed = None, False
             log("warning", "lane_taken", error=str(exc), lost=self.taken, **self.log_fields)
             return
         except Exception as exc:  # no fresh view: no calls once the old one is VIEW_MAX_S old
             log("warning", "share_refresh_failed", error=repr(exc), **self.log_fields)
             return
         mine = next((lane for lane in lanes if lane.lane == self.lane), None)
-        if mine is None or mine.loop_id != self.loop_id:
-            # A loop that finds no lane of its own cannot know its share: it has lost its lease (issue 14).
-            self.taken = True
+        with lock:
+            if mine is None or mine.loop_id != self.loop_id:
+                # A loop that finds no lane of its own cannot know its share: it has lost its lease (issue 14).
+                self.taken = True
+            else:
+                self.view, self.mine, self.viewed_at = lanes, mine, sent
+                self.received, self.period_start, self.waited_s = 0, sent, 0.0
+        if self.taken:
             log("warning", "lane_missing", **self.log_fields)
-            return
-        self.view, self.mine, self.viewed_at = lanes, mine, sent
-        self.received, self.period_start, self.waited_s = 0, sent, 0.0
 
     def leave(self) -> None:
         self.received, self.backlog = 0, False
         if self.mine is not None and not self.taken and (self.mine.demand > 0 or self.mine.prev > 0):
             self.refresh()
 
-    def _resume(self, now_ms: int) -> None:
+    def _resume(self, now_ms: int, lock: AbstractContextManager[object]) -> None:
         """A loop's next step (a new invocation) goes on with the lane its last step left, if it is still
         live: one read at the first refresh, so that a recursion does not wait SWITCH_S for its share again."""
         try:
@@ -182,14 +193,15 @@ class Share:
         except Exception as exc:  # then as a new lane (its share a switch later): never more than that
             log("warning", "share_read_failed", error=repr(exc), **self.log_fields)
             return
-        self.resumed = True
         mine = next((lane for lane in lanes if lane.lane == self.lane), None)
-        if mine is None or now_ms >= mine.seen_ms + (TTL_S - SKEW_S) * 1000:
-            return
-        if mine.loop_id == self.loop_id:
-            self.mine = mine
-        elif mine.generation < self.generation:
-            self.predecessor = mine
+        with lock:
+            self.resumed = True
+            if mine is None or now_ms >= mine.seen_ms + (TTL_S - SKEW_S) * 1000:
+                return
+            if mine.loop_id == self.loop_id:
+                self.mine = mine
+            elif mine.generation < self.generation:
+                self.predecessor = mine
 
     def _next_record(self, now_ms: int) -> LaneRecord:
         want = self.wanted()
