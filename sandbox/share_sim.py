@@ -85,6 +85,7 @@ class QueuePlan:
     weight: float = 1.0
     priority: int = 0
     backlog: tuple[tuple[float, float], ...] = ((0.0, 1e9),)  # (from, to) seconds with more than it can use
+    call_s: float | None = None  # its handler's time a call (None: the simulation's); a slow one keeps up by itself
 
 
 @dataclass
@@ -177,7 +178,7 @@ class Simulation:
                 if wait == 0:
                     result.calls.append((self.now, plan.queue, units))
                     held[n] -= units
-                    wait = self.call_s
+                    wait = self.queues[plan.queue].call_s or self.call_s
             else:
                 asked = loop.receive_limit(self.batch_size, per_record=self.per_record)
                 busy = any(a <= at < b for a, b in self.queues[plan.queue].backlog)

@@ -23,6 +23,7 @@ from poller.downstream.shares import (
     Slots,
     allocate,
     alone,
+    spare_for,
     turn,
 )
 from poller.downstream.state import DROP_AFTER_S, LaneTaken, SharedStore
@@ -240,12 +241,17 @@ class Share:
         """This loop's messages a second now (0 without a usable view)."""
         if not self.usable():
             return 0.0
-        return self._shares(int(self.clock.time() * 1000)).get(self.lane, 0.0)
+        shares, spare = self._shares(int(self.clock.time() * 1000))
+        return shares.get(self.lane, 0.0) + spare
 
-    def _shares(self, now_ms: int) -> dict[str, float]:
+    def _shares(self, now_ms: int) -> tuple[dict[str, float], float]:
+        """Every lane's share at ``now_ms``, and what this lane may take of the rate no lane holds (a new
+        lane's, until its switch: shares.spare_for)."""
         if self.mine is not None and self.mine.demand > 0 and alone(self.view, self.lane, now_ms):
-            return {self.lane: self.limit.rate_limit}
-        return allocate(self.view, self.limit.rate_limit, now_ms)
+            return {self.lane: self.limit.rate_limit}, 0.0
+        shares = allocate(self.view, self.limit.rate_limit, now_ms)
+        spare = 0.0 if self.mine is None else spare_for(self.view, self.mine, shares, self.limit.rate_limit, now_ms)
+        return shares, spare
 
     def turn_at(self, units: int, not_before_s: float) -> tuple[float, int] | None:
         """The earliest epoch time at or after ``not_before_s`` this loop may call with ``units``, and the
@@ -253,11 +259,10 @@ class Share:
         if not self.usable():
             return None
         now_ms = int(not_before_s * 1000)
-        shares = self._shares(now_ms)
-        mine = shares.get(self.lane, 0.0)
-        if mine <= 0:
+        shares, spare = self._shares(now_ms)
+        if shares.get(self.lane, 0.0) + spare <= 0:
             return None
-        slots = Slots.of(self.limit.rate_limit, shares)
+        slots = Slots.of(self.limit.rate_limit, shares, (self.lane, spare) if spare > 0 else None)
         valid_s = min(self._next_change_s(now_ms), self.clock.time() + VIEW_MAX_S - self._age_s())
         horizon = TURN_HORIZON_S  # a call never spends a slot older than this, whatever it carries
         limit = min(_SEARCH_SLOTS, max(1, math.ceil((valid_s - not_before_s + horizon) * slots.rate)))
