@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, nullcontext
 from poller.clock import Clock
 from poller.config.shared import Downstream
 from poller.downstream.shares import (
+    EPOCH_S,
     REFRESH_S,
     SKEW_S,
     SWITCH_S,
@@ -266,7 +267,9 @@ class Share:
         valid_s = min(self._next_change_s(now_ms), self.clock.time() + VIEW_MAX_S - self._age_s())
         horizon = TURN_HORIZON_S  # a call never spends a slot older than this, whatever it carries
         limit = min(_SEARCH_SLOTS, max(1, math.ceil((valid_s - not_before_s + horizon) * slots.rate)))
-        slot = turn(slots, self.lane, units=units, after=self.used, now_s=not_before_s, horizon_s=horizon, limit=limit)
+        # Not a slot from before the allocation last changed: under the old one it may have been another's.
+        after = max(self.used, math.ceil((self._last_change_s(now_ms) - EPOCH_S) * slots.rate) - 1)
+        slot = turn(slots, self.lane, units=units, after=after, now_s=not_before_s, horizon_s=horizon, limit=limit)
         if slot is None:
             return None
         at = max(not_before_s, slots.start_of(slot))
@@ -274,6 +277,11 @@ class Share:
 
     def _age_s(self) -> float:
         return self.clock.monotonic() - self.viewed_at
+
+    def _last_change_s(self, now_ms: int) -> float:
+        """When the allocation last changed: the latest switch or expiry of any lane up to ``now_ms``."""
+        moments = [m for lane in self.view for m in (lane.switch_ms, lane.seen_ms + TTL_S * 1000) if m <= now_ms]
+        return max(moments, default=0) / 1000
 
     def _next_change_s(self, now_ms: int) -> float:
         """When the allocation may next change: the next switch or expiry of any lane."""
