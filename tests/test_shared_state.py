@@ -131,6 +131,16 @@ def test_a_revived_loop_takes_its_crashed_predecessors_lane_once_its_views_ran_o
     assert crashed.per_second() == 0 and crashed.shares[0].taken
 
 
+def test_one_empty_receive_after_a_full_one_is_not_yet_a_dry_queue() -> None:
+    clock = FakeClock()
+    a = loop(MemoryStore(), clock, "fetch")
+    spend(clock, 2.0, a)
+    a.received(0, 10)  # a loaded SQS answered one long poll empty with a backlog visible
+    assert math.isinf(a.shares[0].wanted())
+    a.received(0, 10)  # the next one too: the queue ran dry
+    assert a.shares[0].wanted() == 0
+
+
 class Unreachable(MemoryStore):
     def refresh(self, *args: Any, **kwargs: Any) -> Any:
         if self.now_down:
