@@ -48,6 +48,6 @@ def test_two_weighted_queues_share_one_limit() -> None:
     ended = max(light[-1], heavy[-1])
     used = (late_light + late_heavy) / (20 * (ended - since))
     print(f"shared sandbox: {late_light} + {late_heavy} calls in {ended - since:.1f} s: {used:.2f} of the limit")
-    # Used while both have a backlog (0.97 measured on 2 cores shared by four sessions; the simulation
+    # Used while both have a backlog (0.90-0.98 in three runs on 2 cores shared by four sessions; the simulation
     # shows >= 0.95 over 30 s, tests/test_shared_sim.py): below 0.7, a share is held that nobody uses.
     assert used >= 0.7, used
