@@ -118,7 +118,11 @@ class Share:
         elapsed = self.clock.monotonic() - self.period_start
         if self.backlog and (self.mine is None or self.mine.demand == 0 or self.waited_s >= HELD_FRACTION * elapsed):
             return math.inf
-        if self.backlog and elapsed < MEASURE_S:  # too soon to tell (a step's first receive): as it was
+        # Nothing new to tell, as it was: too short a period, a step's first one (it began before the step's
+        # claim: its waits are not all counted), or one with nothing received yet (a batch in hand, or an
+        # empty receive not taken for a dry queue). A busy lane that said less here lost its share for a
+        # switch or two at every recursion of the demo's loops.
+        if self.backlog and (elapsed < MEASURE_S or self.received == 0 or self.viewed_at == -math.inf):
             assert self.mine is not None
             return self.mine.demand
         elapsed = max(1.0, elapsed)
