@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from poller.config.shared import Downstream
 from poller.downstream.coordinator import HOLD_MAX_S, Turns, turns_for
-from poller.downstream.shares import TTL_S, LaneRecord, max_window
+from poller.downstream.shares import SWITCH_S, TTL_S, LaneRecord, max_window
 from poller.downstream.state import LaneTaken
 
 START_S = 1_800_000_000.0
@@ -34,7 +34,7 @@ class MemoryStore:
             raise ConnectionError("state row unreachable (simulated)")
         row = self.rows.setdefault(downstream, {})
         held = row.get(lane.lane)
-        if held is not None and held.loop_id != lane.loop_id and held.seen_ms >= lane.seen_ms - TTL_S * 1000:
+        if held is not None and held.loop_id != lane.loop_id and not _free(held, lane):
             raise LaneTaken(lane.lane)
         row[lane.lane] = lane
         for gone in drop:
@@ -47,6 +47,12 @@ class MemoryStore:
         if self.now < self.down_until:
             raise ConnectionError("state row unreachable (simulated)")
         return list(self.rows.get(downstream, {}).values())
+
+
+def _free(held: LaneRecord, lane: LaneRecord) -> bool:
+    """The state.py condition: the lane expired, or its holder is an earlier generation whose views ran out."""
+    old = held.seen_ms < lane.seen_ms - TTL_S * 1000
+    return old or (held.generation < lane.generation and held.seen_ms < lane.seen_ms - SWITCH_S * 1000)
 
 
 class SimClock:
@@ -79,6 +85,7 @@ class QueuePlan:
     weight: float = 1.0
     priority: int = 0
     backlog: tuple[tuple[float, float], ...] = ((0.0, 1e9),)  # (from, to) seconds with more than it can use
+    call_s: float | None = None  # its handler's time a call (None: the simulation's); a slow one keeps up by itself
 
 
 @dataclass
@@ -171,7 +178,7 @@ class Simulation:
                 if wait == 0:
                     result.calls.append((self.now, plan.queue, units))
                     held[n] -= units
-                    wait = self.call_s
+                    wait = self.queues[plan.queue].call_s or self.call_s
             else:
                 asked = loop.receive_limit(self.batch_size, per_record=self.per_record)
                 busy = any(a <= at < b for a, b in self.queues[plan.queue].backlog)

@@ -1,6 +1,7 @@
 """Two weighted queues on one shared downstream in the sandbox (moto server, local Lambda runtime, the real
-loops), bounded and short: the vendor never sees more than 1.05 x the shared limit over any 5 s, and while
-both queues have a backlog the weight-3 queue gets the bigger part. (How close to 1:3 is for the
+loops), bounded and short: the vendor never sees more than 1.05 x the shared limit over any 5 s, while both
+queues have a backlog the weight-3 queue gets the bigger part, and the limit is used (record-by-record
+loops, as docs/downstream.md advises under a shared limit). (How close to 1:3 is for the
 simulation, tests/test_shared_sim.py: a loaded 2-core machine decides it here.)"""
 
 from __future__ import annotations
@@ -44,3 +45,9 @@ def test_two_weighted_queues_share_one_limit() -> None:
     late_light = sum(1 for t in light if t >= since)
     late_heavy = sum(1 for t in heavy if t >= since)
     assert late_heavy > 1.5 * late_light > 0, (late_light, late_heavy)
+    ended = max(light[-1], heavy[-1])
+    used = (late_light + late_heavy) / (20 * (ended - since))
+    print(f"shared sandbox: {late_light} + {late_heavy} calls in {ended - since:.1f} s: {used:.2f} of the limit")
+    # Used while both have a backlog (0.90-0.98 in three runs on 2 cores shared by four sessions; the simulation
+    # shows >= 0.95 over 30 s, tests/test_shared_sim.py): below 0.7, a share is held that nobody uses.
+    assert used >= 0.7, used

@@ -30,6 +30,26 @@ def test_weighted_queues_with_loops_coming_and_going_keep_the_limit_and_use_it()
     assert result.calls_per_message() <= 0.02
 
 
+def test_a_queue_that_cannot_use_its_share_leaves_it_to_the_others() -> None:
+    """A slow handler (0.5 s a call) with a backlog and the bigger weight: its loop announces what it uses,
+    not a backlog, and the fast queue takes the rest (the sandbox's slow stages, issue 15)."""
+    queues = {"slow": QueuePlan(weight=3, call_s=0.5), "fast": QueuePlan(weight=1)}
+    loops = [LoopPlan("slow", 0, 150, "t1"), LoopPlan("fast", 0, 150, "t1"), LoopPlan("fast", 0, 150, "t2")]
+    result = Simulation(VENDOR, queues, loops, seed=4).run(150)
+    assert result.max_ratio_5s() <= 1.05
+    assert result.used(60, 150) >= 0.95 and result.used(60, 150, "slow") > 0.02  # it keeps its 2 calls a second
+
+
+def test_a_new_lane_takes_what_no_lane_holds_before_its_switch() -> None:
+    """A slow queue holds a little of the limit; a new loop of another queue uses the rest at once, not
+    SWITCH_S (7 s) later."""
+    queues = {"slow": QueuePlan(call_s=0.5), "fresh": QueuePlan()}
+    loops = [LoopPlan("slow", 0, 120, "t1"), LoopPlan("fresh", 60, 120, "t1")]
+    result = Simulation(VENDOR, queues, loops, seed=6).run(120)
+    assert result.max_ratio_5s() <= 1.05
+    assert result.used(61, 66, "fresh") >= 0.6  # without the spare: nothing before 67
+
+
 def test_a_higher_priority_with_backlog_goes_first() -> None:
     queues = {"bulk": QueuePlan(), "urgent": QueuePlan(priority=1, backlog=((30, 90),))}
     loops = [LoopPlan("bulk", 0, 150, "t1"), LoopPlan("bulk", 0, 150, "t2"), LoopPlan("urgent", 0, 150, "t1")]

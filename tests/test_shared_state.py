@@ -27,13 +27,16 @@ def store(tokens: TokenStore) -> DynamoSharedStore:
     return DynamoSharedStore(client, tokens.model.Meta.table_name)
 
 
-def loop(store: Any, clock: FakeClock, queue: str, token: str = "t1", *, weight: float = 1, loop_id: str = "") -> Turns:
+def loop(
+    store: Any, clock: FakeClock, queue: str, token: str = "t1", *, weight: float = 1, loop_id: str = "", gen: int = 0
+) -> Turns:
     return turns_for(
         [VENDOR],
         store,
         queue=queue,
         token=token,
         loop_id=loop_id or f"{queue}-{token}",
+        generation=gen,
         weight=weight,
         priority=0,
         clock=clock,
@@ -51,6 +54,16 @@ def busy(*loops: Turns) -> None:
                 break
 
 
+def spend(clock: FakeClock, seconds: float, *loops: Turns, idle: tuple[Turns, ...] = ()) -> None:
+    """``loops`` held back by their shares for ``seconds``: each takes what turns it has, then waits for the
+    next (the clock moves in steps of 50 ms); the ``idle`` ones only ask when to receive."""
+    for _ in range(round(seconds / 0.05)):
+        busy(*loops)
+        for turns in idle:
+            turns.ready_in_s()
+        clock.advance(0.05)
+
+
 def test_lanes_share_one_row_and_weights_count_after_the_switch(store: DynamoSharedStore, tokens: TokenStore) -> None:
     clock = FakeClock()
     a, b = loop(store, clock, "groups"), loop(store, clock, "items", weight=3)
@@ -58,9 +71,7 @@ def test_lanes_share_one_row_and_weights_count_after_the_switch(store: DynamoSha
     assert a.per_second() == 40  # alone: the whole limit at once
     busy(b)
     assert b.per_second() == 0  # not alone (a counts): b waits for its switch
-    for _ in range(int(SWITCH_S / REFRESH_S * 4) + 4):
-        clock.advance(REFRESH_S / 2)
-        busy(a, b)
+    spend(clock, (int(SWITCH_S / REFRESH_S * 4) + 4) * REFRESH_S / 2, a, b)
     assert (a.per_second(), b.per_second()) == pytest.approx((10.0, 30.0))
     item = store.client.get_item(
         TableName=store.table, Key={"queue_url": {"S": "#downstream:vendor"}, "token": {"S": "state"}}
@@ -74,19 +85,13 @@ def test_lanes_share_one_row_and_weights_count_after_the_switch(store: DynamoSha
 def test_an_idle_queue_and_a_vanished_loop_leave_their_share_to_the_busy_one(store: DynamoSharedStore) -> None:
     clock = FakeClock()
     a, b, c = loop(store, clock, "groups"), loop(store, clock, "items"), loop(store, clock, "fetch")
-    for _ in range(12):
-        busy(a, b, c)
-        clock.advance(1.0)
+    spend(clock, 12.0, a, b, c)
     assert a.per_second() == pytest.approx(40 / 3)
-    c.received(0, 10)  # fetch ran dry
-    for _ in range(int(REFRESH_S + SWITCH_S) + 2):
-        busy(a, b)
-        c.ready_in_s()
-        clock.advance(1.0)
+    c.received(0, 10)  # fetch ran dry: one empty receive after a full one is not yet dry, the second is
+    c.received(0, 10)
+    spend(clock, int(REFRESH_S + SWITCH_S) + 2, a, b, idle=(c,))
     assert (a.per_second(), b.per_second()) == pytest.approx((20.0, 20.0))
-    for _ in range(int(TTL_S) + 2):  # items' loop is gone: no more refreshes
-        busy(a)
-        clock.advance(1.0)
+    spend(clock, int(TTL_S) + 2, a)  # items' loop is gone: no more refreshes
     assert a.per_second() == pytest.approx(40.0)
 
 
@@ -107,6 +112,33 @@ def test_a_taken_over_lane_is_fenced_and_the_loop_that_lost_it_stops(store: Dyna
     with pytest.raises(LaneTaken):
         lane = old.shares[0]
         store.refresh("vendor", lane._next_record(int(clock.time() * 1000)), drop=[])
+
+
+def test_a_revived_loop_takes_its_crashed_predecessors_lane_once_its_views_ran_out(store: DynamoSharedStore) -> None:
+    clock = FakeClock()
+    crashed, other = loop(store, clock, "groups", loop_id="crashed", gen=3), loop(store, clock, "items")
+    spend(clock, 15.0, crashed, other)
+    assert crashed.per_second() == 20
+    revived = loop(store, clock, "groups", loop_id="revived", gen=5)  # restart revived the token
+    late = loop(store, clock, "groups", loop_id="fenced", gen=2)  # an older step of the token, not yet aware
+    spend(clock, 2.0, other, revived)  # the crashed loop's view may still spend: the lane stays its own
+    assert revived.per_second() == 0
+    spend(clock, SWITCH_S - 2.0 + 0.5, other, revived)  # past its views, long before it expires (TTL_S)
+    assert revived.per_second() == 20 and other.per_second() == 20
+    spend(clock, 3.0, other, revived, late)  # the takeover is for later generations only
+    assert late.per_second() == 0 and revived.per_second() == 20
+    spend(clock, 0.5, other, revived, crashed)  # the crashed loop wakes: it has lost the lane
+    assert crashed.per_second() == 0 and crashed.shares[0].taken
+
+
+def test_one_empty_receive_after_a_full_one_is_not_yet_a_dry_queue() -> None:
+    clock = FakeClock()
+    a = loop(MemoryStore(), clock, "fetch")
+    spend(clock, 2.0, a)
+    a.received(0, 10)  # a loaded SQS answered one long poll empty with a backlog visible
+    assert math.isinf(a.shares[0].wanted())
+    a.received(0, 10)  # the next one too: the queue ran dry
+    assert a.shares[0].wanted() == 0
 
 
 class Unreachable(MemoryStore):
@@ -154,6 +186,7 @@ def test_a_loop_waking_with_an_old_view_does_not_drop_a_live_lane() -> None:
     a, c = loop(store, clock, "groups"), loop(store, clock, "urgent")
     busy(a, c)
     c.received(0, 10)
+    c.received(0, 10)  # twice: dry
     for _ in range(90):  # c sits idle (no refresh once its lane says so); a keeps refreshing
         clock.advance(1.0)
         store.now = clock.time()
@@ -166,9 +199,7 @@ def test_a_loop_waking_with_an_old_view_does_not_drop_a_live_lane() -> None:
 def test_a_loops_next_step_goes_on_with_its_share_at_once(store: DynamoSharedStore) -> None:
     clock = FakeClock()
     a, b = loop(store, clock, "groups"), loop(store, clock, "items")
-    for _ in range(10):
-        busy(a, b)
-        clock.advance(1.0)
+    spend(clock, 10.0, a, b)
     assert a.per_second() == 20
     a_next = loop(store, clock, "groups")  # the same loop's next invocation (it recursed)
     busy(a_next)

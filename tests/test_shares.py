@@ -15,6 +15,7 @@ from poller.downstream.shares import (
     allocate,
     alone,
     max_window,
+    spare_for,
     turn,
     water_fill,
 )
@@ -33,6 +34,21 @@ def lane(
 def test_busy_queues_share_by_weight_and_a_queue_splits_among_its_loops() -> None:
     shares = allocate([lane("a1", "a"), lane("a2", "a"), lane("b1", "b", weight=3)], 40, NOW)
     assert shares == pytest.approx({"a1": 5, "a2": 5, "b1": 30})
+
+
+def test_a_new_lane_takes_the_rate_no_lane_holds_in_an_arc_of_its_own_unless_another_change_is_pending() -> None:
+    slow = lane("a", "a", demand=10)
+    new = lane("b", "b", prev=0, switch_ms=NOW + int(SWITCH_S * 1000))  # written now, counts a switch later
+    shares = allocate([slow, new], 50, NOW)
+    assert shares == pytest.approx({"a": 10, "b": 0})
+    assert spare_for([slow, new], new, shares, 50, NOW) == pytest.approx(40)
+    slots = Slots.of(50, shares, ("b", 40))
+    owners = [[k for k in ("a", "b") if slots.owns(k, n)] for n in range(1000)]
+    assert max(len(o) for o in owners) == 1 and sum(1 for o in owners if o == ["b"]) == pytest.approx(800, abs=5)
+    # another lane's change pending (it may have seen none of this lane): no spare
+    other = lane("c", "c", prev=0, switch_ms=NOW + 3000)
+    assert spare_for([slow, new, other], new, allocate([slow, new, other], 50, NOW), 50, NOW) == 0
+    assert spare_for([slow, new], slow, shares, 50, NOW) == 0  # a lane that counts has its share
 
 
 def test_what_a_queue_cannot_use_goes_to_the_busy_ones() -> None:

@@ -4,8 +4,9 @@ downstream's, coordinated through state rows in the token table), and the dispat
 
 from __future__ import annotations
 
-from poller.downstream.coordinator import Share, Turns, turns_for
+from poller.downstream.coordinator import Turns, turns_for
 from poller.downstream.dispatch import BatchResult, Dispatcher
+from poller.downstream.share import Share
 from poller.downstream.state import DynamoSharedStore, LaneTaken, SharedStore, store_for_table
 
 __all__ = [

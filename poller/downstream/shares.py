@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from poller.timing import TURN_HORIZON_S
 
-REFRESH_S = 5.0
+REFRESH_S = 5.5
 """A busy loop refreshes its lane (one UpdateItem, which also returns everyone's) when its view is older."""
 
 VIEW_MAX_S = 6.0
@@ -48,7 +48,8 @@ _RING = 2**32
 @dataclass(frozen=True)
 class LaneRecord:
     """One loop's lane in a downstream's state row. ``demand``/``prev``: messages a second it can use now
-    and before the change at ``switch_ms`` (``math.inf``: a backlog). ``seen_ms``: its last refresh."""
+    and before the change at ``switch_ms`` (``math.inf``: a backlog). ``seen_ms``: its last refresh.
+    ``generation``: its loop step's on the token row (a revived loop's is higher: it may take the lane over)."""
 
     lane: str
     queue: str
@@ -59,6 +60,7 @@ class LaneRecord:
     switch_ms: int
     seen_ms: int
     loop_id: str
+    generation: int = 0
 
     def effective(self, now_ms: int) -> float:
         """The demand that counts at ``now_ms`` (0 once the lane has expired)."""
@@ -117,6 +119,20 @@ def allocate(lanes: Iterable[LaneRecord], rate: float, now_ms: int) -> dict[str,
     return out
 
 
+def spare_for(
+    lanes: Sequence[LaneRecord], me: LaneRecord, shares: Mapping[str, float], rate: float, now_ms: int
+) -> float:
+    """What a lane whose demand is yet to count (new, or back from none) may take at once: the rate no lane
+    holds at ``now_ms``, as long as no other lane's change is pending. Any lane that could claim that rate
+    before this lane's switch was written before it, so this lane sees it pending; a lane written later
+    counts only after this lane's switch, when the spare ends (docs/downstream.md)."""
+    if me.demand <= 0 or shares.get(me.lane, 0.0) > 0 or not me.pending(now_ms):
+        return 0.0
+    if any(lane.lane != me.lane and lane.pending(now_ms) for lane in lanes):
+        return 0.0
+    return max(0.0, min(me.demand, rate - sum(shares.values())))
+
+
 def alone(lanes: Iterable[LaneRecord], me: str, now_ms: int) -> bool:
     """True when no other lane counts or is about to: this lane may then use the whole rate at once, before
     its own change counts (no one else may spend until it has seen this lane: docs/downstream.md)."""
@@ -133,14 +149,22 @@ class Slots:
     arcs: Mapping[str, tuple[int, int]]
 
     @classmethod
-    def of(cls, rate: float, shares: Mapping[str, float]) -> Slots:
-        """The slots of a limit of ``rate`` (see :func:`slot_rate`) split by ``shares`` (of ``rate``)."""
+    def of(cls, rate: float, shares: Mapping[str, float], spare: tuple[str, float] | None = None) -> Slots:
+        """The slots of a limit of ``rate`` (see :func:`slot_rate`) split by ``shares`` (of ``rate``);
+        ``spare``: a lane with no share that takes so much of what the shares leave, in the arc after all
+        of theirs (where no other lane's slots are, whether it sees that lane or not)."""
         arcs: dict[str, tuple[int, int]] = {}
         total = 0.0
         for lane in sorted(shares):
             start = math.floor(min(1.0, total / rate) * _RING)
             total += shares[lane]
             arcs[lane] = (start, math.floor(min(1.0, total / rate) * _RING))
+        if spare is not None:
+            lane, extra = spare
+            arcs[lane] = (
+                math.floor(min(1.0, total / rate) * _RING),
+                math.floor(min(1.0, (total + extra) / rate) * _RING),
+            )
         return cls(rate=slot_rate(rate), arcs=arcs)
 
     def slot_at(self, epoch_s: float) -> int:

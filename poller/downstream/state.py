@@ -3,7 +3,9 @@ range key ``state``, no ``loop_id``, so the scaler's scans pass it by) holding a
 
 A refresh is one UpdateItem that writes the caller's lane and returns the whole row (everyone's lanes):
 one call reads and writes. It is conditional on the lane being the caller's (same ``loop_id``) or free (absent
-or expired): two loops on one token (one of them fenced, not yet aware) never share a lane's slots.
+or expired), or its holder's being an earlier generation of the token (a crashed loop that restart revived)
+whose views have all run out (not refreshed for SWITCH_S): two loops on one token (one of them fenced, not
+yet aware) never spend a lane's slots at the same time.
 
     row: queue_url="#downstream:vendor", token="state",
          lanes={"orders#slot-1": {q, w, pr, d, p, sw, seen, lid}, ...}     (d, p: -1 for a backlog)
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from poller.aws.errors import error_code
-from poller.downstream.shares import TTL_S, LaneRecord
+from poller.downstream.shares import SWITCH_S, TTL_S, LaneRecord
 
 STATE_TOKEN = "state"
 DROP_AFTER_S = 3 * TTL_S
@@ -75,12 +77,17 @@ class DynamoSharedStore:
                 TableName=self.table,
                 Key=_key(downstream),
                 UpdateExpression=expression,
-                ConditionExpression="attribute_not_exists(lanes.#me) OR lanes.#me.lid = :lid OR lanes.#me.seen < :old",
+                ConditionExpression=(
+                    "attribute_not_exists(lanes.#me) OR lanes.#me.lid = :lid OR lanes.#me.seen < :old"
+                    " OR (lanes.#me.g < :gen AND lanes.#me.seen < :past)"
+                ),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={
                     ":lane": {"M": _encode(lane)},
                     ":lid": {"S": lane.loop_id},
                     ":old": {"N": str(lane.seen_ms - int(TTL_S * 1000))},
+                    ":gen": {"N": str(lane.generation)},
+                    ":past": {"N": str(lane.seen_ms - int(SWITCH_S * 1000))},
                 },
                 ReturnValues="ALL_NEW",
             )
@@ -122,6 +129,7 @@ def _encode(lane: LaneRecord) -> dict[str, Any]:
         "sw": {"N": str(lane.switch_ms)},
         "seen": {"N": str(lane.seen_ms)},
         "lid": {"S": lane.loop_id},
+        "g": {"N": str(lane.generation)},
     }
 
 
@@ -140,6 +148,7 @@ def _decode(name: str, value: dict[str, Any]) -> LaneRecord:
         switch_ms=int(value["sw"]["N"]),
         seen_ms=int(value["seen"]["N"]),
         loop_id=value["lid"]["S"],
+        generation=int(value.get("g", {"N": "0"})["N"]),
     )
 
 

@@ -193,13 +193,13 @@ class Loop:
         """The queue's target, paced by this loop's turns when the queue keeps a rate limit (its own, or
         its shared downstream's: docs/downstream.md)."""
         if self.queue.limits:
-            store = self.services.shared or store_beside(self.services.tokens)
             self.rate = turns_for(
                 self.queue.limits,
-                store,
+                self.services.shared or store_beside(self.services.tokens),
                 queue=self.queue.key,
                 token=self.step.token,
                 loop_id=self.step.loop_id,
+                generation=self.step.generation,  # a revived loop's is higher: it takes over its predecessor's lane
                 weight=self.queue.weight,
                 priority=self.queue.priority,
                 clock=self.clock,

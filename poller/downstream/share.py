@@ -1,0 +1,310 @@
+"""One loop's lane on one downstream (:class:`Share`): the demand it announces, its view of everyone's lanes
+(refreshed with one UpdateItem: :mod:`poller.downstream.state`), and the slots its share owns. The turns of a
+loop on all its limits together are :class:`poller.downstream.coordinator.Turns`.
+
+A loop whose view of a state row is older than VIEW_MAX_S (the row unreachable) makes no call; a loop whose
+lane is held by another loop (its token taken over) makes none again: it has lost its lease.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import AbstractContextManager, nullcontext
+
+from poller.clock import Clock
+from poller.config.shared import Downstream
+from poller.downstream.shares import (
+    EPOCH_S,
+    REFRESH_S,
+    SKEW_S,
+    SWITCH_S,
+    TTL_S,
+    VIEW_MAX_S,
+    LaneRecord,
+    Slots,
+    allocate,
+    alone,
+    spare_for,
+    turn,
+)
+from poller.downstream.state import DROP_AFTER_S, LaneTaken, SharedStore
+from poller.logs import log
+from poller.timing import TURN_HORIZON_S
+
+RETRY_S = 0.5
+"""A loop without a turn (no share yet, the state unreachable) looks again this often."""
+
+RECEIVE_LEAD_S = 0.3
+"""A loop waiting for its turn receives this long before it (a receive takes tens of milliseconds on AWS,
+more on a loaded sandbox)."""
+
+HELD_FRACTION = 0.2
+"""A loop whose calls waited for turns this much of a period is held back by its share (it announces a
+backlog: all it can get); one that waited less keeps up by itself and announces what it uses, x 1.5."""
+
+MEASURE_S = 1.0
+"""A period shorter than this (a new step's first receive) tells nothing new about a backlog: the lane keeps
+its demand."""
+
+HOLD_MAX_S = 2 * SWITCH_S
+"""The longest a received batch waits for a turn before it is given back (its loop keeps its demand)."""
+
+SLOT_SPREAD = 1.5  # the longest run of slots holding n of a lane's, over n mean gaps (golden-ratio spread)
+_SEARCH_SLOTS = 200_000  # bound on one search for the next owned slot (a lane with a tiny share)
+
+
+class Share:
+    """One loop's lane on one downstream: its demand, its view of everyone's lanes, the slots it has used."""
+
+    def __init__(
+        self,
+        store: SharedStore,
+        limit: Downstream,
+        *,
+        lane: str,
+        queue: str,
+        weight: float,
+        priority: int,
+        loop_id: str,
+        generation: int,
+        clock: Clock,
+        log_fields: dict[str, object],
+    ):
+        self.store = store
+        self.generation = generation
+        self.predecessor: LaneRecord | None = None  # the lane of the loop this one revived, to take over
+        self.limit = limit
+        self.lane = lane
+        self.queue = queue
+        self.weight = weight
+        self.priority = priority
+        self.loop_id = loop_id
+        self.clock = clock
+        self.log_fields = {**log_fields, "downstream": limit.name}
+        self.view: list[LaneRecord] = []
+        self.mine: LaneRecord | None = None
+        self.viewed_at = -math.inf  # monotonic send time of the request that returned the view
+        self.tried_at = -math.inf
+        self.taken = False  # another loop holds the lane: this loop has lost its lease
+        self.resumed = False  # the lane its previous step left has been read
+        self.used = -(2**62)  # the last slot this loop spent
+        self.backlog = False
+        self.empty_once = False  # the last receive was empty, after a full one
+        self.waited_s = 0.0  # seconds its calls waited for a turn in this period (threads add up)
+        self.received = 0
+        self.period_start = clock.monotonic()
+        self.refreshes = 0
+        self.refreshing = False  # a thread of its loop is refreshing it (outside the turn lock)
+
+    # -- demand and refresh --------------------------------------------------------------------------
+
+    def note(self, received: int, asked: int) -> None:
+        # One empty receive right after a full one is not yet a dry queue: a loaded SQS (moto, in the
+        # sandbox) answers a long poll empty now and then with hundreds of messages visible, and a lane that
+        # said 0 for it would lose its share for two switches (the demo's main loss after the slow stages).
+        if received == 0 and self.backlog and not self.empty_once:
+            self.empty_once = True
+            return
+        self.empty_once = False
+        # An empty receive: the queue ran dry, whatever came earlier in this period.
+        self.received = self.received + received if received else 0
+        self.backlog = received >= asked > 0
+
+    def wanted(self) -> float:
+        """What to announce: a backlog its share holds back (its calls spent at least HELD_FRACTION of the
+        period waiting for turns), or a first backlog after none: all it can get; a loop that keeps up by
+        itself, or has a backlog it cannot work faster (a slow handler, a trickle, a small batch a receive's
+        latency bounds): half again what it used, so that what it leaves goes to the others; nothing: 0."""
+        elapsed = self.clock.monotonic() - self.period_start
+        if self.backlog and (self.mine is None or self.mine.demand == 0 or self.waited_s >= HELD_FRACTION * elapsed):
+            return math.inf
+        # Nothing new to tell, as it was: too short a period, a step's first one (it began before the step's
+        # claim: its waits are not all counted), or one with nothing received yet (a batch in hand, or an
+        # empty receive not taken for a dry queue). A busy lane that said less here lost its share for a
+        # switch or two at every recursion of the demo's loops.
+        if self.backlog and (elapsed < MEASURE_S or self.received == 0 or self.viewed_at == -math.inf):
+            assert self.mine is not None
+            return self.mine.demand
+        elapsed = max(1.0, elapsed)
+        if self.received == 0:
+            return 0.0
+        return max(1.0, 1.5 * self.received / elapsed)
+
+    def due(self) -> bool:
+        """A refresh is due: the view is old and the lane has (or wants) a demand, or it wants one now."""
+        if self.taken:
+            return False
+        now = self.clock.monotonic()
+        if now - self.tried_at < RETRY_S:
+            return False
+        counted = self.mine is not None and (self.mine.demand > 0 or self.mine.prev > 0)
+        if now - self.viewed_at >= REFRESH_S and (counted or self.wanted() > 0):
+            return True
+        settled = self.mine is not None and not self.mine.pending(int(self.clock.time() * 1000))
+        # Nothing came, or a first message: say so now (the change still counts only SWITCH_S later).
+        if settled and self.mine is not None and (self.wanted() == 0) == (self.mine.demand > 0):
+            return True
+        return self.wanted() > 0 and not counted
+
+    def refresh(self, lock: AbstractContextManager[object] | None = None) -> None:
+        """Write this lane, read everyone's. The state row's calls run outside ``lock`` (the loop's turn
+        lock): a refresh takes a round trip (240 ms on a loaded sandbox), and meanwhile the loop's other
+        threads spend with the view they have, within its age (VIEW_MAX_S)."""
+        lock = lock or nullcontext()
+        with lock:
+            now_ms = int(self.clock.time() * 1000)
+            sent = self.clock.monotonic()
+            self.tried_at = sent
+        if not self.resumed:
+            self._resume(now_ms, lock)
+        with lock:
+            if self.mine is None and self.predecessor is not None:
+                # A revived loop goes on with its crashed predecessor's lane (and share) once no view of that
+                # loop can spend any more, rather than wait TTL_S for the lane to expire (docs/downstream.md).
+                if now_ms < self.predecessor.seen_ms + SWITCH_S * 1000:
+                    return
+                self.mine, self.predecessor = self.predecessor, None
+            record = self._next_record(now_ms)
+            # Only a fresh view may say a lane is long gone: in an old one a live lane looks old too.
+            fresh = sent - self.viewed_at < VIEW_MAX_S
+            drop = [lane.lane for lane in self.view if fresh and lane.seen_ms < now_ms - DROP_AFTER_S * 1000]
+            self.refreshes += 1
+        try:
+            lanes = self.store.refresh(self.limit.name, record, drop=drop)
+        except LaneTaken as exc:
+            with lock:
+                # Held, then lost: this loop's token was taken over. Never held: an old loop's lane, until it
+                # expires (or its holder refreshed it after all: read it again at the next try).
+                self.taken = self.mine is not None and self.mine.loop_id == self.loop_id
+                if not self.taken:
+                    self.mine, self.resumed = None, False
+            log("warning", "lane_taken", error=str(exc), lost=self.taken, **self.log_fields)
+            return
+        except Exception as exc:  # no fresh view: no calls once the old one is VIEW_MAX_S old
+            log("warning", "share_refresh_failed", error=repr(exc), **self.log_fields)
+            return
+        mine = next((lane for lane in lanes if lane.lane == self.lane), None)
+        with lock:
+            if mine is None or mine.loop_id != self.loop_id:
+                # A loop that finds no lane of its own cannot know its share: it has lost its lease (issue 14).
+                self.taken = True
+            else:
+                self.view, self.mine, self.viewed_at = lanes, mine, sent
+                self.received, self.period_start, self.waited_s = 0, sent, 0.0
+        if self.taken:
+            log("warning", "lane_missing", **self.log_fields)
+
+    def leave(self) -> None:
+        self.received, self.backlog = 0, False
+        if self.mine is not None and not self.taken and (self.mine.demand > 0 or self.mine.prev > 0):
+            self.refresh()
+
+    def _resume(self, now_ms: int, lock: AbstractContextManager[object]) -> None:
+        """A loop's next step (a new invocation) goes on with the lane its last step left, if it is still
+        live: one read at the first refresh, so that a recursion does not wait SWITCH_S for its share again."""
+        try:
+            lanes = self.store.read(self.limit.name)
+        except Exception as exc:  # then as a new lane (its share a switch later): never more than that
+            log("warning", "share_read_failed", error=repr(exc), **self.log_fields)
+            return
+        mine = next((lane for lane in lanes if lane.lane == self.lane), None)
+        with lock:
+            self.resumed = True
+            if mine is None or now_ms >= mine.seen_ms + (TTL_S - SKEW_S) * 1000:
+                return
+            if mine.loop_id == self.loop_id:
+                self.mine = mine
+            elif mine.generation < self.generation:
+                self.predecessor = mine
+
+    def _next_record(self, now_ms: int) -> LaneRecord:
+        want = self.wanted()
+        old = self.mine
+        fresh = old is None or now_ms >= old.seen_ms + (TTL_S - SKEW_S) * 1000
+        switch = now_ms + int(SWITCH_S * 1000)
+        if fresh:
+            demand, prev, switch_ms = want, 0.0, switch if want > 0 else now_ms
+        else:
+            assert old is not None
+            if old.pending(now_ms):  # one change at a time: the next waits until this one counts
+                demand, prev, switch_ms = old.demand, old.prev, old.switch_ms
+            elif not _changed(old.demand, want):
+                demand, prev, switch_ms = old.demand, old.demand, old.switch_ms
+            else:
+                demand, prev, switch_ms = want, old.demand, switch
+        return LaneRecord(
+            lane=self.lane,
+            queue=self.queue,
+            weight=self.weight,
+            priority=self.priority,
+            demand=demand,
+            prev=prev,
+            switch_ms=switch_ms,
+            seen_ms=now_ms,
+            loop_id=self.loop_id,
+            generation=self.generation,
+        )
+
+    # -- turns ---------------------------------------------------------------------------------------
+
+    def usable(self) -> bool:
+        return not self.taken and self.clock.monotonic() - self.viewed_at < VIEW_MAX_S
+
+    def rate_now(self) -> float:
+        """This loop's messages a second now (0 without a usable view)."""
+        if not self.usable():
+            return 0.0
+        shares, spare = self._shares(int(self.clock.time() * 1000))
+        return shares.get(self.lane, 0.0) + spare
+
+    def _shares(self, now_ms: int) -> tuple[dict[str, float], float]:
+        """Every lane's share at ``now_ms``, and what this lane may take of the rate no lane holds (a new
+        lane's, until its switch: shares.spare_for)."""
+        if self.mine is not None and self.mine.demand > 0 and alone(self.view, self.lane, now_ms):
+            return {self.lane: self.limit.rate_limit}, 0.0
+        shares = allocate(self.view, self.limit.rate_limit, now_ms)
+        spare = 0.0 if self.mine is None else spare_for(self.view, self.mine, shares, self.limit.rate_limit, now_ms)
+        return shares, spare
+
+    def turn_at(self, units: int, not_before_s: float) -> tuple[float, int] | None:
+        """The earliest epoch time at or after ``not_before_s`` this loop may call with ``units``, and the
+        slot it spends up to; None if not before the view or the allocation may change."""
+        if not self.usable():
+            return None
+        now_ms = int(not_before_s * 1000)
+        shares, spare = self._shares(now_ms)
+        if shares.get(self.lane, 0.0) + spare <= 0:
+            return None
+        slots = Slots.of(self.limit.rate_limit, shares, (self.lane, spare) if spare > 0 else None)
+        valid_s = min(self._next_change_s(now_ms), self.clock.time() + VIEW_MAX_S - self._age_s())
+        horizon = TURN_HORIZON_S  # a call never spends a slot older than this, whatever it carries
+        limit = min(_SEARCH_SLOTS, max(1, math.ceil((valid_s - not_before_s + horizon) * slots.rate)))
+        # Not a slot from before the allocation last changed: under the old one it may have been another's.
+        after = max(self.used, math.ceil((self._last_change_s(now_ms) - EPOCH_S) * slots.rate) - 1)
+        slot = turn(slots, self.lane, units=units, after=after, now_s=not_before_s, horizon_s=horizon, limit=limit)
+        if slot is None:
+            return None
+        at = max(not_before_s, slots.start_of(slot))
+        return (at, slot) if at < valid_s else None
+
+    def _age_s(self) -> float:
+        return self.clock.monotonic() - self.viewed_at
+
+    def _last_change_s(self, now_ms: int) -> float:
+        """When the allocation last changed: the latest switch or expiry of any lane up to ``now_ms``."""
+        moments = [m for lane in self.view for m in (lane.switch_ms, lane.seen_ms + TTL_S * 1000) if m <= now_ms]
+        return max(moments, default=0) / 1000
+
+    def _next_change_s(self, now_ms: int) -> float:
+        """When the allocation may next change: the next switch or expiry of any lane."""
+        moments = [m for lane in self.view for m in (lane.switch_ms, lane.seen_ms + TTL_S * 1000) if m > now_ms]
+        return min(moments, default=now_ms + 10**9) / 1000
+
+
+def _changed(old: float, new: float) -> bool:
+    """A demand worth announcing: to or from zero or a backlog, or by more than a quarter."""
+    if old == new:
+        return False
+    if old == 0 or new == 0 or math.isinf(old) or math.isinf(new):
+        return True
+    return not 0.8 <= new / old <= 1.25
