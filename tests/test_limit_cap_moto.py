@@ -54,20 +54,24 @@ def report_pace(rig: PlaneRig, clock: FakeClock, rps: float, wait: float) -> Non
         )
 
 
-def test_the_heartbeat_writes_the_loops_pace_and_a_takeover_clears_it(tokens: TokenStore, clock: FakeClock) -> None:
-    tokens.create(URL, "slot-0001", loop_id="L1", now_ms=epoch_ms(clock))
-    claimed = tokens.claim(URL, "slot-0001", loop_id="L1", generation=0, claim_id="c1", now_ms=epoch_ms(clock))
-    step = LoopStep(URL, "slot-0001", "L1", 0)
-    lease = Lease(
+def new_lease(tokens: TokenStore, clock: FakeClock, claimed: Any, *, heartbeat_s: float) -> Lease:
+    """The lease a loop step holds on slot-0001 once it has claimed ``claimed``."""
+    return Lease(
         store=tokens,
-        step=step,
+        step=LoopStep(URL, "slot-0001", "L1", claimed.generation - 1),
         claimed=claimed,
         confirmed_at=clock.monotonic(),
-        heartbeat_s=30,
+        heartbeat_s=heartbeat_s,
         clock=clock,
         rand=random.Random(0),
         log_fields={},
     )
+
+
+def test_the_heartbeat_writes_the_loops_pace_and_a_takeover_clears_it(tokens: TokenStore, clock: FakeClock) -> None:
+    tokens.create(URL, "slot-0001", loop_id="L1", now_ms=epoch_ms(clock))
+    claimed = tokens.claim(URL, "slot-0001", loop_id="L1", generation=0, claim_id="c1", now_ms=epoch_ms(clock))
+    lease = new_lease(tokens, clock, claimed, heartbeat_s=30)
     for _ in range(30):  # 8 records a batch each second, 75 ms of it working, the rest waiting for the share
         clock.advance(1)
         lease.pace.batch(handed=8, waited_s=0.925, now=clock.monotonic())
@@ -180,16 +184,7 @@ def test_a_loops_first_figures_reach_its_row_within_seconds_not_a_heartbeat_late
 ) -> None:
     tokens.create(URL, "slot-0001", loop_id="L1", now_ms=epoch_ms(clock))
     claimed = tokens.claim(URL, "slot-0001", loop_id="L1", generation=0, claim_id="c1", now_ms=epoch_ms(clock))
-    lease = Lease(
-        store=tokens,
-        step=LoopStep(URL, "slot-0001", "L1", 0),
-        claimed=claimed,
-        confirmed_at=clock.monotonic(),
-        heartbeat_s=75,
-        clock=clock,
-        rand=random.Random(0),
-        log_fields={},
-    )
+    lease = new_lease(tokens, clock, claimed, heartbeat_s=75)
     for _ in range(3):  # three seconds of work: enough to tell (poller/lease/pace.py)
         clock.advance(1)
         lease.pace.batch(handed=8, waited_s=0.9, now=clock.monotonic())
@@ -204,16 +199,7 @@ def test_a_loops_first_figures_reach_its_row_within_seconds_not_a_heartbeat_late
 
     # The next step of the same loop finds its figures fresh on the row: nothing early.
     again = tokens.claim(URL, "slot-0001", loop_id="L1", generation=1, claim_id="c2", now_ms=epoch_ms(clock))
-    step = Lease(
-        store=tokens,
-        step=LoopStep(URL, "slot-0001", "L1", 1),
-        claimed=again,
-        confirmed_at=clock.monotonic(),
-        heartbeat_s=75,
-        clock=clock,
-        rand=random.Random(0),
-        log_fields={},
-    )
+    step = new_lease(tokens, clock, again, heartbeat_s=75)
     for _ in range(5):
         clock.advance(1)
         step.pace.batch(handed=8, waited_s=0.9, now=clock.monotonic())

@@ -100,6 +100,19 @@ def live(tokens: TokenStore) -> int:
     return sum(1 for row in tokens.tokens_of(URL) if not row.retiring)
 
 
+def report(tokens: TokenStore, clock: FakeClock) -> None:
+    """Each reports loop's heartbeat: it could do 10/s unwaited, and waits half its time for its share."""
+    for row in tokens.tokens_of(URL):
+        tokens.heartbeat(
+            URL,
+            row.token,
+            loop_id=row.loop_id,
+            generation=row.generation,
+            now_ms=epoch_ms(clock),
+            pace=PaceFigures(rps=10, wait=0.5),
+        )
+
+
 def _restart(rig: PlaneRig) -> dict[str, Any]:
     report: dict[str, Any] = rig.plane.restart(region=REGION, account_id=ACCOUNT)
     return report["reports"]
@@ -115,15 +128,7 @@ def test_restart_caps_a_queue_at_its_share_and_grows_it_when_the_share_rises(
     send(boto3.client("sqs", region_name=REGION), URL, [str(n) for n in range(30)])
     _restart(rig)
     clock.advance(60)
-    for row in tokens.tokens_of(URL):  # each reports loop could do 10/s unwaited; they wait for their share
-        tokens.heartbeat(
-            URL,
-            row.token,
-            loop_id=row.loop_id,
-            generation=row.generation,
-            now_ms=epoch_ms(clock),
-            pace=PaceFigures(rps=10, wait=0.5),
-        )
+    report(tokens, clock)
     now = epoch_ms(clock)
     for n in (1, 2):  # exports' loops refresh their lanes (still a backlog)
         store.refresh("vendor", lane("exports", n, math.inf, at_ms=now), drop=[])
@@ -137,15 +142,7 @@ def test_restart_caps_a_queue_at_its_share_and_grows_it_when_the_share_rises(
     for n in (1, 2):
         store.refresh("vendor", lane("exports", n, 0.0, at_ms=now, prev=math.inf), drop=[])
     clock.advance(SWITCH_S + 1)
-    for row in tokens.tokens_of(URL):
-        tokens.heartbeat(
-            URL,
-            row.token,
-            loop_id=row.loop_id,
-            generation=row.generation,
-            now_ms=epoch_ms(clock),
-            pace=PaceFigures(rps=10, wait=0.5),
-        )
+    report(tokens, clock)
     grown = _restart(rig)
     assert grown["limited"]["limit"] == 100 and grown["limited"]["whole"] is None
     assert grown["wanted"] == 6 and live(tokens) == 6  # its top step: 100/s needs 10 of 10/s
