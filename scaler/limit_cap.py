@@ -19,8 +19,8 @@ loops are added or removed; it moves when the handler's speed or the share does.
 No fresh figures (a new backlog, before the first loop reported): the cap is one loop more than the queue
 has (``live + 1``), so a rate-limited queue grows a loop at a time until figures say how many it needs,
 instead of jumping to its top step. When the loops report that they wait for the limit (``wait`` at least
-:data:`WAIT_BINDS`), the queue is not hovering on depth: the limit binds, and the cap lowers the count at
-once to ``spare`` (the cool-down still holds the step from ``spare`` to ``base``, so a headroom loop that
+:data:`WAIT_BINDS`, and ``used`` at least :data:`FULL_USE` of it), the queue is not hovering on depth: the
+limit binds, and the cap lowers the count at once to ``spare`` (the cool-down still holds the step from ``spare`` to ``base``, so a headroom loop that
 the measurements add and remove cannot flap faster than the cool-down)."""
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ class LimitCap:
 
     @property
     def binds(self) -> bool:
-        """The loops report that they wait for the limit: loops past the cap are not needed for depth."""
-        return self.figures > 0 and self.wait >= WAIT_BINDS
+        """The loops report that they wait, and together hand over the whole limit: it is the limit they
+        wait for (not a downstream's pause or a lane's switch), and loops past the cap are not needed."""
+        return self.figures > 0 and self.wait >= WAIT_BINDS and self.used >= FULL_USE * self.limit
 
     @property
     def keep_while_waiting(self) -> int | None:

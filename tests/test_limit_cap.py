@@ -140,6 +140,10 @@ def test_no_headroom_loop_when_the_loops_the_pace_needs_fill_the_limit() -> None
     # three waiting a third of their time: two would do, but the cool-down, not the waiting, removes the third
     three = cap_loops(50, figs((25, 0.33), (25, 0.33), (25, 0.33)), live=3)
     assert three.loops == 2 and three.binds and three.keep_while_waiting == 3
+    # loops that wait but hand over far less than the limit wait for something else (a downstream's
+    # pause, a lane's switch): no headroom loop, and the cool-down, not the waiting, removes loops
+    stalled = cap_loops(50, figs((700, 0.99), (700, 0.99)), live=2)
+    assert stalled.loops == 1 and not stalled.binds and stalled.keep_while_waiting is None
 
 
 def test_no_figures_grows_one_loop_at_a_time() -> None:

@@ -104,7 +104,7 @@ def test_restart_caps_a_rate_limited_queue_at_the_loops_its_limit_keeps_busy(
     assert first["rule"] == 4 and first["wanted"] == 1 and first["limited"]["figures"] == 0
     clock.advance(60)
     assert restart(rig)["wanted"] == 2  # still no figures (the loop reported none): one more
-    report_pace(rig, clock, rps=107, wait=0.93)  # each loop could do 107/s; they wait for 15/s shares
+    report_pace(rig, clock, rps=107, wait=0.86)  # each loop could do 107/s; they wait for 15/s shares
     capped = restart(rig)
     # The loops wait for the limit: the cap lowers the count at once, not a cool-down later.
     assert capped["wanted"] == 1 and capped["rule"] == 4 and capped["held"] == 2
@@ -112,9 +112,9 @@ def test_restart_caps_a_rate_limited_queue_at_the_loops_its_limit_keeps_busy(
         "loops": 1,
         "limit": 30,
         "per_loop": 107,
-        "wait": 0.93,
+        "wait": 0.86,
         "figures": 2,
-        "used": 14.98,
+        "used": 29.96,
         "spare": 1,
         "whole": None,
     }
