@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import aws, efficiency, footprint, periods, restart_scale, throughput, wake
+from bench import aws, efficiency, footprint, limit_cap, periods, restart_scale, throughput, wake
 from bench.harness import create_table, quiet_logs
 
 TARGETS = {  # key: (comparison, bound), from the issue
@@ -22,6 +22,8 @@ TARGETS = {  # key: (comparison, bound), from the issue
     "idle_calls_per_minute": ("<=", 4.0),
     "import_ms": ("<=", 300.0),
     "rss_mb": ("<=", 90.0),
+    "limit_cap_loop_s_ratio": ("<=", 1.2),  # issue 20: loop-seconds against the fewest that fill the limit
+    "limit_cap_limit_use": (">=", 0.95),
 }
 
 
@@ -77,6 +79,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"restart over 1,000 resting queues, {ROUND_TRIP_MS:g} ms per call ...", flush=True)
         aws.reset(url)
         details["restart_1000"] = restart_scale.measure(queues=1000, round_trip_ms=ROUND_TRIP_MS)
+    print("limit cap against today's rule (a simulation of the rule, under a second) ...", flush=True)
+    details["limit_cap"] = limit_cap.measure()
     print("cold import ...", flush=True)
     details["import"] = footprint.import_ms(sys.executable, plan["imports"])
     if args.py312:
@@ -103,6 +107,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "revive_periods": details.get("periods", {}).get("revive_periods"),
         "restart_1000_s": details["restart_1000"]["restart_s"],
         "resting_calls_per_minute": details["restart_1000"]["resting_calls_per_minute"],
+        **_limit_cap_summary(details["limit_cap"]),
         "wake": {
             path: {k: v for k, v in figures.items() if k.startswith(("wake", "grow"))}
             for path, figures in details.get("wake", {}).items()
@@ -124,6 +129,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(),
     }
     return results
+
+
+def _limit_cap_summary(figures: dict[str, Any]) -> dict[str, Any]:
+    """The worst case of the single-queue backlogs under the cap, and the shared downstream's saving."""
+    cases = figures["single"].values()
+    return {
+        "limit_cap_loop_s_ratio": max(case["cap"]["loop_s_ratio"] for case in cases),
+        "limit_cap_limit_use": min(case["cap"]["limit_use"] for case in cases),
+        "limit_cap_today_loop_s_ratio": max(case["today"]["loop_s_ratio"] for case in cases),
+        "limit_cap_slow_caught_up_s": max(case["cap"]["slow_handler_caught_up_s"] or 0 for case in cases),
+        "limit_cap_shared_saved_usd_a_month": max(v["saved_usd_a_month"] for v in figures["shared"].values()),
+    }
 
 
 def _profiled(path: Path | None, work: Any) -> Any:
@@ -149,6 +166,11 @@ def _table(results: dict[str, Any]) -> str:
         target = results["targets"][key]
         mark = "met" if target["met"] else "NOT met"
         lines.append(f"{key:24} {results[key]:>10} {base.get(key, ''):>12}  {target['target']} ({mark})")
+    for key in ("limit_cap_loop_s_ratio", "limit_cap_limit_use"):
+        target = results["targets"][key]
+        mark = "met" if target["met"] else "NOT met"
+        today = results["limit_cap_today_loop_s_ratio"] if key == "limit_cap_loop_s_ratio" else ""
+        lines.append(f"{key:24} {results[key]:>10} {today:>12}  {target['target']} ({mark}; beside: today's rule)")
     for key in ("throughput_ratio_network", "scale_up_periods", "revive_periods", "restart_1000_s"):
         lines.append(f"{key:24} {results[key] if results[key] is not None else '-':>10}")
     lines.append(f"{'resting_calls_per_minute':24} {results['resting_calls_per_minute']:>10}")

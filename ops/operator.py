@@ -14,10 +14,12 @@ from ops.console import bar, console
 from poller.aws.errors import error_code
 from poller.clock import SYSTEM_CLOCK, epoch_ms
 from poller.config import Config, QueueConfig
+from poller.downstream.state import DynamoSharedStore
 from poller.lease.tokens import TokenStore, bind_token_table
 from scaler.alarms.states import AlarmStates
 from scaler.limit_cap import limit_cap
 from scaler.overrides import OverrideStore, bind_override_table
+from scaler.share import queue_share, read_lanes, shared_names
 from scaler.wanted import wanted_loops
 
 
@@ -43,6 +45,7 @@ class Operator:
         self.tokens = TokenStore(bind_token_table(table, region=self.region))
         self.overrides = OverrideStore(bind_override_table(table, region=self.region))
         self.alarms = AlarmStates(self.cloudwatch, self.prefix)
+        self.shares = DynamoSharedStore(boto3.client("dynamodb", **kwargs), table)  # shared downstreams' rows
 
     def url(self, queue: QueueConfig) -> str:
         return queue.queue_url(region=self.region, account_id=self.account)
@@ -59,6 +62,7 @@ class Operator:
     def status(self) -> dict[str, Any]:
         now = epoch_ms(SYSTEM_CLOCK)
         pinned = self.overrides.pinned()
+        lanes = read_lanes(self.shares, shared_names(self.config))  # a queue's share, as the scalers see it
         result: dict[str, Any] = {}
         for key, queue in self.config.queues.items():
             states = self.alarms.of_queue(queue)
@@ -66,7 +70,8 @@ class Operator:
             dlq = self.dlq_url(queue)
             rows = list(self.tokens.tokens_of(self.url(queue)))
             live = [r for r in rows if not r.retiring]
-            cap = limit_cap(queue, rows, now_ms=now, fresh_s=self.config.stale_after_s)
+            share = queue_share(queue, lanes, now_ms=now)
+            cap = limit_cap(queue, rows, now_ms=now, fresh_s=self.config.stale_after_s, share=share)
             result[key] = {
                 "queue_url": self.url(queue),
                 "visible": visible,

@@ -9,6 +9,7 @@ from typing import Any
 
 from poller.clock import epoch_ms
 from poller.config import Config, QueueConfig
+from poller.downstream.state import SharedStore
 from poller.lease.tokens import TokenState, TokenStore
 from poller.logs import log
 from poller.metrics import (
@@ -30,6 +31,7 @@ from scaler.holds import HoldStore
 from scaler.limit_cap import LimitCap, limit_cap, limit_of
 from scaler.overrides import OverrideStore
 from scaler.reconcile import Changes, Reconciler
+from scaler.share import queue_share, read_lanes, shared_names
 from scaler.wanted import ALARM, capped, combined_loops, rule_loops
 
 UP, DOWN = "up", "down"
@@ -60,6 +62,7 @@ class ControlPlane:
     reconciler: Reconciler
     depths: QueueDepths | None = None  # None: the alarm-only path (no depth reads)
     holds: HoldStore | None = None  # None: no cool-down (loops are removed as soon as the rule allows)
+    shares: SharedStore | None = None  # shared downstreams' state rows; None: a queue's cap uses the whole limit
 
     # -- scale_up / scale_down ---------------------------------------------------------------------
 
@@ -127,7 +130,11 @@ class ControlPlane:
         seen = self.holds.of(queue.key) if self.holds is not None else {}
         # A rate-limited queue's rows carry the loops' paces (the cap); scale then needs no read of its own.
         rows = list(self.tokens.tokens_of(url)) if limit_of(queue) is not None else None
-        decision = self._decide(queue, url, states, self.overrides.pinned_for(queue.key), seen, now, rows=rows)
+        lanes = read_lanes(self.shares, [queue.shared.name] if queue.shared is not None else [])
+        share = queue_share(queue, lanes, now_ms=now)
+        decision = self._decide(
+            queue, url, states, self.overrides.pinned_for(queue.key), seen, now, rows=rows, share=share
+        )
         # An alarm's OK never takes a queue below what the depth or the cool-down still want: the
         # decision holds both, and scale_down only shrinks to it.
         changes = self.reconciler.scale(url, decision.wanted, grow=direction == UP, shrink=direction == DOWN, rows=rows)
@@ -145,20 +152,24 @@ class ControlPlane:
         now_ms: int,
         *,
         rows: list[TokenState] | None = None,
+        share: float | None = None,
     ) -> Decision:
         """``max(min(limit cap, max(alarm rule, depth rule)), cool-down)`` for one queue, remembering the
         capped count for the cool-down. ``seen``: the cool-down's memory of the queue (None: unreadable);
-        ``rows``: its token rows as read, whose paces give the cap (None: no cap)."""
+        ``rows``: its token rows as read, whose paces give the cap (None: no cap); ``share``: its share of
+        its shared downstream (None: unknown, the whole limit counts)."""
         depth = self._read_depth(queue, url)
         rule = rule_loops(queue, states, depth)
-        cap = None if rows is None else limit_cap(queue, rows, now_ms=now_ms, fresh_s=self.config.stale_after_s)
+        fresh_s = self.config.stale_after_s
+        cap = None if rows is None else limit_cap(queue, rows, now_ms=now_ms, fresh_s=fresh_s, share=share)
         cap_loops = None if cap is None else cap.loops
+        keep = None if cap is None else cap.keep_while_waiting
         held = 0 if self.holds is None else None
         if seen is not None and self.holds is not None:
             held = self.holds.held(queue, seen, now_ms=now_ms)
             if pinned is None:
                 self.holds.record(queue, capped(rule, cap_loops), now_ms=now_ms, seen=seen)
-        wanted = combined_loops(queue, states, depth, held=held or 0, pinned=pinned, cap=cap_loops)
+        wanted = combined_loops(queue, states, depth, held=held or 0, pinned=pinned, cap=cap_loops, keep=keep)
         return Decision(wanted=wanted, depth=depth, held=held, rule=rule, limited=cap)
 
     def _read_depth(self, queue: QueueConfig, url: str) -> int | None:
@@ -192,6 +203,7 @@ class ControlPlane:
         pinned = attempt("read overrides", self.overrides.pinned)
         holds = attempt("read cool-downs", self.holds.all) if self.holds is not None else {}
         now = epoch_ms(self.reconciler.clock)
+        lanes = read_lanes(self.shares, shared_names(self.config))  # each shared downstream's row, once
         queues = list(self.config.queues.items())
         urls = {key: queue.queue_url(region=region, account_id=account_id) for key, queue in queues}
 
@@ -202,7 +214,10 @@ class ControlPlane:
                 rows = list(self.tokens.tokens_of(urls[key]))
                 if states is not None and pinned is not None:
                     seen = None if holds is None else holds.get(key, {})
-                    decision = self._decide(queue, urls[key], states[key], pinned.get(key), seen, now, rows=rows)
+                    share = queue_share(queue, lanes, now_ms=now)
+                    decision = self._decide(
+                        queue, urls[key], states[key], pinned.get(key), seen, now, rows=rows, share=share
+                    )
                 return self._restart_queue(queue, urls[key], decision, pinned, rows)
 
             return lambda: attempt(key, call)

@@ -12,6 +12,7 @@ from poller.aws.clients import control_client
 from poller.aws.environment import LOOPS_PREFIX, LOOPS_TABLE, POLLER_FUNCTION, region, required
 from poller.clock import SYSTEM_CLOCK
 from poller.config import load_config
+from poller.downstream.state import DynamoSharedStore
 from poller.lease.recursion import LambdaInvoker
 from poller.lease.tokens import TokenStore, bind_token_table
 from poller.logs import configure_logging, log
@@ -22,6 +23,7 @@ from scaler.depth import QueueDepths, depth_client
 from scaler.holds import HoldStore, bind_hold_table
 from scaler.overrides import OverrideStore, bind_override_table
 from scaler.reconcile import Reconciler
+from scaler.share import shared_names
 
 
 @cache
@@ -29,8 +31,11 @@ def control_plane() -> ControlPlane:
     table, prefix = required(LOOPS_TABLE), required(LOOPS_PREFIX)
     tokens = TokenStore(bind_token_table(table, region=region()))
     invoker = LambdaInvoker(control_client("lambda", region()))
+    config = load_config(region=region())
+    # Shared downstreams' state rows, for a queue's share (scaler/share.py); no client without one.
+    shares = DynamoSharedStore(control_client("dynamodb", region()), table) if shared_names(config) else None
     return ControlPlane(
-        config=load_config(region=region()),
+        config=config,
         prefix=prefix,
         tokens=tokens,
         alarms=AlarmStates(control_client("cloudwatch", region()), prefix),
@@ -38,6 +43,7 @@ def control_plane() -> ControlPlane:
         reconciler=Reconciler(tokens, invoker, required(POLLER_FUNCTION), SYSTEM_CLOCK),
         depths=QueueDepths(depth_client(region())),
         holds=HoldStore(bind_hold_table(table, region=region())),
+        shares=shares,
     )
 
 

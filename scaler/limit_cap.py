@@ -1,87 +1,165 @@
-"""The limit cap: a queue with a ``rate_limit`` or a shared downstream never wants more loops than that
-limit can keep busy (docs/scaling.md#limit-cap). Pure logic, no AWS.
+"""The limit cap: a queue with a ``rate_limit`` or a shared downstream never wants more loops than its limit
+(or its share of a shared downstream) can keep busy (docs/scaling.md#limit-cap). Pure logic, no AWS.
 
 Its inputs are what the loops measured themselves and wrote onto their token rows with their heartbeats
-(poller/lease/pace.py): records a second one loop hands over when it is not waiting for its share. The
-cap is the loops that pace needs to fill the limit, with :data:`HEADROOM`::
+(poller/lease/pace.py): records a second one loop hands over when it is not waiting for its share
+(``rps``), and the part of its time it waited (``wait``)::
 
-    per_loop = mean pace_rps of the rows with fresh figures
-    cap      = ceil(limit x (1 + HEADROOM) / per_loop)          at least 1; limit: see limit_of
+    limit    = the tightest of its own rate_limit and its share of its shared downstream (scaler/share.py)
+    per_loop = mean rps of the rows with fresh figures
+    used     = sum of rps x (1 - wait) over them: records a second they hand over now
+    base     = ceil(limit / per_loop)                   the loops the pace says fill the limit
+    spare    = ceil(limit x (1 + HEADROOM) / per_loop)  the same with 10 % to spare
+    cap      = spare  if spare > base, at least base loops report, and they leave the limit unused
+               base   otherwise (fewer loops yet: try base first; or the limit is shown full)
 
 A loop's unwaited pace does not depend on how many loops share the limit, so the cap does not move when
-loops are added or removed (no flapping); it moves when the handler's speed does. Rows without figures,
-or with figures older than ``stale_after_s``, say nothing: a queue with none is not capped."""
+loops are added or removed; it moves when the handler's speed or the share does.
+
+No fresh figures (a new backlog, before the first loop reported): the cap is one loop more than the queue
+has (``live + 1``), so a rate-limited queue grows a loop at a time until figures say how many it needs,
+instead of jumping to its top step. When the loops report that they wait for the limit (``wait`` at least
+:data:`WAIT_BINDS`, and ``used`` at least :data:`FULL_USE` of it), the queue is not hovering on depth: the
+limit binds, and the cap lowers the count at once to ``spare`` (the cool-down still holds the step from ``spare`` to ``base``, so a headroom loop that
+the measurements add and remove cannot flap faster than the cool-down)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from poller.config import QueueConfig
+from poller.lease.pace import PaceFigures
 from poller.lease.tokens import TokenState
 
 HEADROOM = 0.1
-"""Loops for 10 % more than the limit: a pace measured on a good minute, receives that come back short and
-a loop recursing must not leave the limit unused."""
+"""Loops for 10 % more than the limit when the loops the pace needs are seen to leave it unused: a pace
+measured on a good minute, receives that come back short and a loop recursing."""
+
+WAIT_BINDS = 0.1
+"""The loops spend at least this share of their time waiting for a turn: the limit (their share) binds, so
+they fill it, and loops past the cap only wait."""
+
+FULL_USE = 0.95
+"""The loops hand over at least this share of the limit: it is full (the issue's target for its use)."""
 
 
 @dataclass(frozen=True)
 class LimitCap:
-    """``loops``: the cap; ``limit``: records a second; ``per_loop``: the mean unwaited pace of ``figures``
-    rows; ``wait``: their mean share-wait fraction (1: all waiting, the limit binds)."""
+    """``loops``: the cap; ``limit``: records a second the queue's loops may be given (``whole``: the shared
+    downstream's limit, when ``limit`` is the queue's share of it); ``per_loop``: the mean unwaited pace of
+    ``figures`` rows (0: no figures, the cap then grows a loop at a time); ``wait``: their mean waiting
+    fraction; ``used``: records a second they hand over; ``spare``: the cap with headroom, what the count
+    may fall to at once while the loops wait for the limit."""
 
     loops: int
     limit: float
     per_loop: float
     wait: float
     figures: int
+    used: float = 0.0
+    spare: int = 0
+    whole: float | None = None
+
+    @property
+    def binds(self) -> bool:
+        """The loops report that they wait, and together hand over the whole limit: it is the limit they
+        wait for (not a downstream's pause or a lane's switch), and loops past the cap are not needed."""
+        return self.figures > 0 and self.wait >= WAIT_BINDS and self.used >= FULL_USE * self.limit
+
+    @property
+    def keep_while_waiting(self) -> int | None:
+        """What the cool-down may still hold while the limit binds (None: the whole cool-down applies)."""
+        return max(self.loops, self.spare) if self.binds else None
 
     def fields(self) -> dict[str, Any]:
         return {
             "loops": self.loops,
-            "limit": self.limit,
+            "limit": round(self.limit, 2),
             "per_loop": round(self.per_loop, 2),
             "wait": round(self.wait, 3),
             "figures": self.figures,
+            "used": round(self.used, 2),
+            "spare": self.spare,
+            "whole": self.whole,
         }
 
     def describe(self) -> str:
         """For ``sqs-loops status``: "1 loop keeps 30/s busy"."""
-        return f"{self.loops} loop{'' if self.loops == 1 else 's'} keep{'s' if self.loops == 1 else ''} {self.limit:g}/s busy"
+        share = "" if self.whole is None else f" (its share of {self.whole:g}/s)"
+        if self.figures == 0:
+            return (
+                f"no figures yet: {self.loops} loop{_s(self.loops)} at most, one more a step ({self.limit:g}/s{share})"
+            )
+        keeps = "keeps" if self.loops == 1 else "keep"
+        return f"{self.loops} loop{_s(self.loops)} {keeps} {self.limit:g}/s busy{share}"
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
 
 
 def cap_loops(
-    limit: float, paces: Iterable[float], waits: Iterable[float] = (), *, headroom: float = HEADROOM
-) -> LimitCap | None:
-    """The cap for ``limit`` records a second from the loops' unwaited paces (None: no pace to go by)."""
-    rates = [rps for rps in paces if rps > 0]
-    if not rates or limit <= 0:
-        return None
-    per_loop = sum(rates) / len(rates)
-    shares = list(waits)
-    wait = sum(shares) / len(shares) if shares else 0.0
-    loops = max(1, math.ceil(limit * (1 + headroom) / per_loop - 1e-9))
-    return LimitCap(loops=loops, limit=limit, per_loop=per_loop, wait=wait, figures=len(rates))
+    limit: float,
+    figures: Iterable[PaceFigures],
+    *,
+    live: int = 0,
+    headroom: float = HEADROOM,
+    whole: float | None = None,
+) -> LimitCap:
+    """The cap for ``limit`` records a second from the loops' ``figures``; ``live``: the queue's loops now
+    (without figures the cap is ``live + 1``). A limit of 0 (a share that others' priority takes whole)
+    keeps one loop, ready for when the share comes back."""
+    rated = [f for f in figures if f.rps > 0]
+    if not rated:
+        return LimitCap(loops=live + 1, limit=limit, per_loop=0.0, wait=0.0, figures=0, spare=live + 1, whole=whole)
+    per_loop = sum(f.rps for f in rated) / len(rated)
+    wait = sum(f.wait for f in rated) / len(rated)
+    used = sum(f.rps * (1 - f.wait) for f in rated)
+    if limit <= 0:
+        return LimitCap(1, limit, per_loop, wait, len(rated), used, 1, whole)
+    base = max(1, math.ceil(limit / per_loop - 1e-9))
+    spare = max(1, math.ceil(limit * (1 + headroom) / per_loop - 1e-9))
+    full = used >= FULL_USE * limit or wait >= WAIT_BINDS
+    loops = spare if spare > base and len(rated) >= base and not full else base
+    return LimitCap(loops, limit, per_loop, wait, len(rated), used, spare, whole)
 
 
-def limit_of(queue: QueueConfig) -> float | None:
-    """The most records a second a queue's loops can be given: the tightest of the limits they keep (its
-    own ``rate_limit``, its shared downstream's; None: no limit, no cap). On a shared downstream that is
-    the whole downstream's limit, not the queue's share now: the share rises to it when the other queues
-    go idle, and the cap must not stand in the way (docs/scaling.md#limit-cap)."""
-    return min((limit.rate_limit for limit in queue.limits), default=None)
+def limit_of(queue: QueueConfig, share: float | None = None) -> float | None:
+    """The most records a second a queue's loops can be given: the tightest of the limits they keep (its own
+    ``rate_limit``, its shared downstream's; None: no limit, no cap). ``share``: the queue's share of its
+    shared downstream now, if known (scaler/share.py); unknown, the whole downstream's limit counts."""
+    limits = [limit.rate_limit for limit in queue.limits if limit is not queue.shared]
+    if queue.shared is not None:
+        limits.append(queue.shared.rate_limit if share is None else min(share, queue.shared.rate_limit))
+    return min(limits, default=None)
 
 
-def limit_cap(queue: QueueConfig, rows: Iterable[TokenState], *, now_ms: int, fresh_s: float) -> LimitCap | None:
-    """The cap of ``queue`` from its token ``rows``: only figures written within ``fresh_s`` count."""
-    limit = limit_of(queue)
-    if limit is None:
-        return None
-    fresh = [
+def fresh_figures(rows: Iterable[TokenState], *, now_ms: int, fresh_s: float) -> list[PaceFigures]:
+    """The figures of ``rows`` written within ``fresh_s`` (a dead loop's say nothing)."""
+    return [
         row.pace
         for row in rows
         if row.pace is not None and row.pace_at is not None and now_ms - row.pace_at <= fresh_s * 1000
     ]
-    return cap_loops(limit, (p.rps for p in fresh), (p.wait for p in fresh))
+
+
+def limit_cap(
+    queue: QueueConfig,
+    rows: Sequence[TokenState],
+    *,
+    now_ms: int,
+    fresh_s: float,
+    share: float | None = None,
+) -> LimitCap | None:
+    """The cap of ``queue`` from its token ``rows`` (None: no limit); ``share``: see :func:`limit_of`."""
+    limit = limit_of(queue, share)
+    if limit is None:
+        return None
+    live = sum(1 for row in rows if not row.retiring)
+    whole = None if share is None or queue.shared is None else queue.shared.rate_limit
+    if whole is not None and limit >= whole:
+        whole = None  # the share is the whole downstream now: say so plainly
+    return cap_loops(limit, fresh_figures(rows, now_ms=now_ms, fresh_s=fresh_s), live=live, whole=whole)

@@ -39,14 +39,21 @@ def combined_loops(
     held: int = 0,
     pinned: int | None = None,
     cap: int | None = None,
+    keep: int | None = None,
 ) -> int:
     """``max(min(cap, max(alarm rule, depth rule)), held)`` within ``[min_loops, max_loops]``; a pin wins
     over all. ``None`` for the alarm states or the depth: that reading failed, and the other decides alone.
     ``cap``: the loops a rate limit keeps busy (:mod:`scaler.limit_cap`; None: no cap). The cool-down
-    remembers the capped count, so ``held`` keeps loops a lowered cap no longer wants for a cool-down."""
+    remembers the capped count, so ``held`` keeps loops a lowered cap no longer wants for a cool-down,
+    except while the loops report that they wait for the limit: then ``keep`` (the cap with its headroom)
+    bounds what the cool-down holds, since a queue whose loops wait for their share is not hovering on
+    its depth, and the loops past it only wait (None: the whole cool-down holds)."""
     if pinned is not None:
         return wanted_loops(queue, {}, pinned)
-    return _clamp(queue, max(capped(rule_loops(queue, step_states, depth), cap), held))
+    rule = capped(rule_loops(queue, step_states, depth), cap)
+    if keep is not None:
+        held = min(held, max(rule, keep))
+    return _clamp(queue, max(rule, held))
 
 
 def capped(rule: int, cap: int | None) -> int:

@@ -13,6 +13,7 @@ from conftest import ACCOUNT, REGION, RecordingInvoker
 from deploy.render import depth_alarm_properties
 from poller.clock import SYSTEM_CLOCK, Clock
 from poller.config import Config, parse_config
+from poller.downstream.state import DynamoSharedStore
 from poller.lease.tokens import TokenState, TokenStore
 from scaler.alarms.names import depth_alarm_names
 from scaler.alarms.states import AlarmStates
@@ -119,6 +120,10 @@ def build_plane(
         reconciler=Reconciler(tokens, invoker, POLLER, clock),
         depths=QueueDepths(boto3.client("sqs", region_name=REGION)) if reads else None,
         holds=HoldStore(bind_hold_table(tokens.model.Meta.table_name, region=REGION)) if reads else None,
+        # shared downstreams' state rows (the limit cap's shares), as scaler.handlers builds them
+        shares=DynamoSharedStore(boto3.client("dynamodb", region_name=REGION), tokens.model.Meta.table_name)
+        if reads
+        else None,
     )
     if reads:
         sqs = boto3.client("sqs", region_name=REGION)

@@ -110,29 +110,49 @@ def test_a_wait_longer_than_the_cycle_counts_as_the_cycle() -> None:
 # -- the cap ---------------------------------------------------------------------------------------------
 
 
+def figs(*pairs: tuple[float, float]) -> list[PaceFigures]:
+    return [PaceFigures(rps, wait) for rps, wait in pairs]
+
+
 def test_a_limit_one_loop_saturates_needs_one_loop() -> None:
-    cap = cap_loops(30, [107.0, 110.0, 104.0, 108.0], [0.93, 0.92, 0.94, 0.93])
-    assert cap is not None and cap.loops == 1
+    cap = cap_loops(30, figs((107, 0.93), (110, 0.92), (104, 0.94), (108, 0.93)), live=4)
+    assert cap.loops == 1 and cap.binds and cap.keep_while_waiting == 1
     assert cap.describe() == "1 loop keeps 30/s busy"
     assert cap.fields()["figures"] == 4 and cap.fields()["wait"] == pytest.approx(0.93, abs=0.01)
 
 
 def test_a_handler_five_times_slower_needs_more_loops() -> None:
-    cap = cap_loops(30, [21.4])  # 107/s / 5
-    assert cap is not None and cap.loops == 2  # ceil(33 / 21.4)
-    slower = cap_loops(30, [10.0])
-    assert slower is not None and slower.loops == 4 and slower.describe() == "4 loops keep 30/s busy"
+    cap = cap_loops(30, figs((21.4, 0.0)), live=1)  # 107/s / 5
+    assert cap.loops == 2  # ceil(30 / 21.4)
+    slower = cap_loops(30, figs((10.0, 0.0)), live=1)
+    assert slower.loops == 3 and slower.describe() == "3 loops keep 30/s busy"
 
 
-def test_the_headroom_adds_a_loop_only_when_the_pace_barely_fills_the_limit() -> None:
-    assert cap_loops(30, [31.0]).loops == 2  # type: ignore[union-attr]  # 33 > 31: one more
-    assert cap_loops(30, [33.0]).loops == 1  # type: ignore[union-attr]
+def test_no_headroom_loop_when_the_loops_the_pace_needs_fill_the_limit() -> None:
+    # 2 x 25 = 50 exactly: two loops first (one reported so far), ...
+    assert cap_loops(50, figs((25, 0.0)), live=1).loops == 2
+    # ... and two they stay when the two hand over the whole limit (or wait for it): no third loop
+    assert cap_loops(50, figs((25, 0.0), (25, 0.0)), live=2).loops == 2
+    assert cap_loops(50, figs((25.5, 0.12), (25.5, 0.12)), live=2).loops == 2
+    # two that leave more than 5 % of it unused without waiting for it get the headroom loop
+    short = cap_loops(50, figs((25, 0.08), (25, 0.08)), live=2)
+    assert short.loops == 3 and short.spare == 3 and not short.binds
+    # three waiting a third of their time: two would do, but the cool-down, not the waiting, removes the third
+    three = cap_loops(50, figs((25, 0.33), (25, 0.33), (25, 0.33)), live=3)
+    assert three.loops == 2 and three.binds and three.keep_while_waiting == 3
+    # loops that wait but hand over far less than the limit wait for something else (a downstream's
+    # pause, a lane's switch): no headroom loop, and the cool-down, not the waiting, removes loops
+    stalled = cap_loops(50, figs((700, 0.99), (700, 0.99)), live=2)
+    assert stalled.loops == 1 and not stalled.binds and stalled.keep_while_waiting is None
 
 
-def test_no_figures_no_cap() -> None:
-    assert cap_loops(30, []) is None
-    assert cap_loops(30, [0.0]) is None
-    assert limit_cap(QUEUE, [row("slot-0001", None)], now_ms=NOW_MS, fresh_s=120) is None
+def test_no_figures_grows_one_loop_at_a_time() -> None:
+    assert cap_loops(30, [], live=0).loops == 1
+    probe = cap_loops(30, figs((0.0, 0.0)), live=2)
+    assert probe.loops == 3 and probe.figures == 0 and not probe.binds
+    assert probe.describe().startswith("no figures yet: 3 loops at most")
+    rows = [row("slot-0001", None), row("slot-0002", None)]
+    assert limit_cap(QUEUE, rows, now_ms=NOW_MS, fresh_s=120).loops == 3  # type: ignore[union-attr]
     no_limit = replace(QUEUE, rate_limit=None)
     assert limit_cap(no_limit, [row("slot-0001", PaceFigures(100, 0.9))], now_ms=NOW_MS, fresh_s=120) is None
 
@@ -144,7 +164,8 @@ def test_only_fresh_figures_count() -> None:
     ]
     cap = limit_cap(QUEUE, rows, now_ms=NOW_MS, fresh_s=120)
     assert cap is not None and cap.loops == 1 and cap.figures == 1
-    assert limit_cap(QUEUE, rows[1:], now_ms=NOW_MS, fresh_s=120) is None
+    stale = limit_cap(QUEUE, rows[1:], now_ms=NOW_MS, fresh_s=120)
+    assert stale is not None and stale.figures == 0 and stale.loops == 2  # no figures: one more than it has
 
 
 # -- applied with the rules ------------------------------------------------------------------------------
@@ -160,19 +181,19 @@ def test_the_cap_bounds_the_depth_rule_and_min_loops_still_holds() -> None:
     assert combined_loops(QUEUE, {}, 5000, cap=1, pinned=3) == 3  # an operator's pin wins
 
 
-def test_lowering_the_cap_waits_for_the_cool_down_raising_it_does_not() -> None:
+def test_lowering_the_cap_waits_for_the_cool_down_unless_the_loops_wait_for_the_limit() -> None:
     cooldown_s, minute = QUEUE.scale_in_cooldown_s, 60_000
     seen: dict[int, int] = {}
     now = NOW_MS
 
-    def tick(cap: int | None) -> int:
+    def tick(cap: int | None, keep: int | None = None) -> int:
         nonlocal seen
         held = held_loops(seen, now_ms=now, cooldown_s=cooldown_s)
         seen = remember(seen, capped(4, cap), now_ms=now, cooldown_s=cooldown_s, floor=QUEUE.min_loops)
-        return combined_loops(QUEUE, {}, 5000, held=held, cap=cap)
+        return combined_loops(QUEUE, {}, 5000, held=held, cap=cap, keep=keep)
 
-    assert tick(None) == 4  # a new queue: no figures yet, the depth rule alone
-    for _ in range(cooldown_s // 60 - 1):  # figures arrive and say one loop is enough: the four stay
+    assert tick(None) == 4  # the depth rule alone (no limit's figures to go by)
+    for _ in range(cooldown_s // 60 - 1):  # a lower cap whose loops do not wait: the four stay
         now += minute
         assert tick(1) == 4
     now += minute
@@ -180,10 +201,14 @@ def test_lowering_the_cap_waits_for_the_cool_down_raising_it_does_not() -> None:
     now += minute
     assert tick(3) == 3  # the handler slowed: loops come back at once
     now += minute
-    assert tick(1) == 3  # and stay a cool-down again
+    assert tick(1) == 3  # and stay a cool-down again, ...
+    now += minute
+    assert tick(1, keep=1) == 1  # ... unless the loops report that they wait for the limit
+    now += minute
+    assert tick(2, keep=3) == 3  # up to the cap with its headroom, the cool-down still decides (it held 3)
 
 
-def test_a_shared_downstream_caps_at_its_whole_limit_and_the_tighter_limit_holds() -> None:
+def test_a_shared_downstream_caps_at_the_queues_share_and_the_tighter_limit_holds() -> None:
     config = parse_config(
         "downstreams:\n  vendor: {rate_limit: 100}\n"
         "queues:\n"
@@ -193,8 +218,11 @@ def test_a_shared_downstream_caps_at_its_whole_limit_and_the_tighter_limit_holds
         source="cap-test.yml",
     )
     rows = [row("slot-0001", PaceFigures(40, 0.5))]
-    a = limit_cap(config.queues["a"], rows, now_ms=NOW_MS, fresh_s=120)
-    assert a is not None and a.limit == 100 and a.loops == 3  # its share may rise to all 100/s: ceil(110 / 40)
-    b = limit_cap(config.queues["b"], rows, now_ms=NOW_MS, fresh_s=120)
+    a = limit_cap(config.queues["a"], rows, now_ms=NOW_MS, fresh_s=120)  # share unknown: the whole 100/s
+    assert a is not None and a.limit == 100 and a.loops == 3 and a.whole is None  # ceil(100 / 40)
+    half = limit_cap(config.queues["a"], rows, now_ms=NOW_MS, fresh_s=120, share=50)
+    assert half is not None and half.limit == 50 and half.loops == 2 and half.whole == 100
+    assert half.describe() == "2 loops keep 50/s busy (its share of 100/s)"
+    b = limit_cap(config.queues["b"], rows, now_ms=NOW_MS, fresh_s=120, share=50)
     assert b is not None and b.limit == 30 and b.loops == 1  # its own 30/s is the tighter
     assert limit_cap(config.queues["c"], rows, now_ms=NOW_MS, fresh_s=120) is None  # no limit at all

@@ -54,20 +54,24 @@ def report_pace(rig: PlaneRig, clock: FakeClock, rps: float, wait: float) -> Non
         )
 
 
-def test_the_heartbeat_writes_the_loops_pace_and_a_takeover_clears_it(tokens: TokenStore, clock: FakeClock) -> None:
-    tokens.create(URL, "slot-0001", loop_id="L1", now_ms=epoch_ms(clock))
-    claimed = tokens.claim(URL, "slot-0001", loop_id="L1", generation=0, claim_id="c1", now_ms=epoch_ms(clock))
-    step = LoopStep(URL, "slot-0001", "L1", 0)
-    lease = Lease(
+def new_lease(tokens: TokenStore, clock: FakeClock, claimed: Any, *, heartbeat_s: float) -> Lease:
+    """The lease a loop step holds on slot-0001 once it has claimed ``claimed``."""
+    return Lease(
         store=tokens,
-        step=step,
+        step=LoopStep(URL, "slot-0001", "L1", claimed.generation - 1),
         claimed=claimed,
         confirmed_at=clock.monotonic(),
-        heartbeat_s=30,
+        heartbeat_s=heartbeat_s,
         clock=clock,
         rand=random.Random(0),
         log_fields={},
     )
+
+
+def test_the_heartbeat_writes_the_loops_pace_and_a_takeover_clears_it(tokens: TokenStore, clock: FakeClock) -> None:
+    tokens.create(URL, "slot-0001", loop_id="L1", now_ms=epoch_ms(clock))
+    claimed = tokens.claim(URL, "slot-0001", loop_id="L1", generation=0, claim_id="c1", now_ms=epoch_ms(clock))
+    lease = new_lease(tokens, clock, claimed, heartbeat_s=30)
     for _ in range(30):  # 8 records a batch each second, 75 ms of it working, the rest waiting for the share
         clock.advance(1)
         lease.pace.batch(handed=8, waited_s=0.925, now=clock.monotonic())
@@ -96,17 +100,24 @@ def test_restart_caps_a_rate_limited_queue_at_the_loops_its_limit_keeps_busy(
     sqs = boto3.client("sqs", region_name=REGION)
     send(sqs, URL, [str(n) for n in range(60)])  # past the top step: the depth rule wants 4
     first = restart(rig)
-    assert first["wanted"] == 4 and first["limited"] is None  # a new queue: no figures, no cap
-    report_pace(rig, clock, rps=107, wait=0.93)  # each loop could do 107/s; they wait for 7.5/s shares
-    for _ in range(COOLDOWN_S // 60 - 1):  # the cap says 1 at once, but removing waits for the cool-down
-        clock.advance(60)
-        report_pace(rig, clock, rps=107, wait=0.93)
-        assert restart(rig)["wanted"] == 4
+    # A new backlog, no figures: one loop more than the queue has, not the top step at once.
+    assert first["rule"] == 4 and first["wanted"] == 1 and first["limited"]["figures"] == 0
     clock.advance(60)
-    report_pace(rig, clock, rps=107, wait=0.93)
+    assert restart(rig)["wanted"] == 2  # still no figures (the loop reported none): one more
+    report_pace(rig, clock, rps=107, wait=0.86)  # each loop could do 107/s; they wait for 15/s shares
     capped = restart(rig)
-    assert capped["wanted"] == 1 and capped["rule"] == 4
-    assert capped["limited"] == {"loops": 1, "limit": 30, "per_loop": 107, "wait": 0.93, "figures": 4}
+    # The loops wait for the limit: the cap lowers the count at once, not a cool-down later.
+    assert capped["wanted"] == 1 and capped["rule"] == 4 and capped["held"] == 2
+    assert capped["limited"] == {
+        "loops": 1,
+        "limit": 30,
+        "per_loop": 107,
+        "wait": 0.86,
+        "figures": 2,
+        "used": 29.96,
+        "spare": 1,
+        "whole": None,
+    }
     assert len(rig.live("emails")) == 1
     reconciled = log_events(loop_logs, "reconciled")
     assert reconciled[-1]["limited"]["loops"] == 1
@@ -117,6 +128,13 @@ def test_restart_caps_a_rate_limited_queue_at_the_loops_its_limit_keeps_busy(
     grown = restart(rig)
     assert grown["wanted"] == 2 and grown["limited"]["loops"] == 2 and len(rig.live("emails")) == 2
 
+    # It speeds up again, but the loops do not wait for the limit (the backlog may be ending): the
+    # cool-down holds the second loop, as it does for the depth rule.
+    clock.advance(60)
+    report_pace(rig, clock, rps=107, wait=0.05)
+    held = restart(rig)
+    assert held["limited"]["loops"] == 1 and held["wanted"] == 2
+
 
 def test_figures_older_than_a_stale_row_do_not_cap(rig: PlaneRig, clock: FakeClock) -> None:
     sqs = boto3.client("sqs", region_name=REGION)
@@ -124,7 +142,8 @@ def test_figures_older_than_a_stale_row_do_not_cap(rig: PlaneRig, clock: FakeClo
     restart(rig)
     report_pace(rig, clock, rps=107, wait=0.93)
     clock.advance(rig.config.stale_after_s + 1)
-    assert restart(rig)["limited"] is None
+    stale = restart(rig)["limited"]  # a dead loop's figures say nothing: the queue grows a loop at a time
+    assert stale["figures"] == 0 and stale["loops"] == 2
 
 
 def test_a_growth_request_adds_no_loop_past_the_cap(rig: PlaneRig, clock: FakeClock) -> None:
@@ -135,9 +154,12 @@ def test_a_growth_request_adds_no_loop_past_the_cap(rig: PlaneRig, clock: FakeCl
     [result] = rig.plane.on_alarm_event(request, UP, region=REGION, account_id=ACCOUNT)
     assert result["rule"] == 4 and result["wanted"] == 1 and result["limited"]["loops"] == 1
     assert result["started"] == [] and len(rig.live("emails")) == 1
-    report_pace(rig, clock, rps=15, wait=0.0)  # the handler slowed: 33/s needs three loops of 15/s
+    report_pace(rig, clock, rps=15, wait=0.0)  # the handler slowed: 30/s needs two loops of 15/s
     [result] = rig.plane.on_alarm_event(request, UP, region=REGION, account_id=ACCOUNT)
-    assert result["wanted"] == 3 and len(rig.live("emails")) == 3
+    assert result["wanted"] == 2 and len(rig.live("emails")) == 2
+    report_pace(rig, clock, rps=15, wait=0.08)  # two of them leave 8 % of the limit unused: one to spare
+    [result] = rig.plane.on_alarm_event(request, UP, region=REGION, account_id=ACCOUNT)
+    assert result["wanted"] == 3 and result["limited"]["used"] == 27.6 and len(rig.live("emails")) == 3
 
 
 def test_a_rate_limited_loop_writes_its_pace_with_its_heartbeats(rig_factory: Any) -> None:
@@ -153,5 +175,33 @@ def test_a_rate_limited_loop_writes_its_pace_with_its_heartbeats(rig_factory: An
     assert row is not None and row.pace is not None and row.pace_at is not None
     assert 30 <= row.pace.rps <= 40.5  # 40/s, less anything else the loop did between its waits
     assert row.pace.wait > 0.8  # the share binds: 4/s of a possible 40/s
-    cap = cap_loops(4, [row.pace.rps])
-    assert cap is not None and cap.loops == 1
+    cap = cap_loops(4, [row.pace], live=1)
+    assert cap.loops == 1 and cap.binds
+
+
+def test_a_loops_first_figures_reach_its_row_within_seconds_not_a_heartbeat_later(
+    tokens: TokenStore, clock: FakeClock
+) -> None:
+    tokens.create(URL, "slot-0001", loop_id="L1", now_ms=epoch_ms(clock))
+    claimed = tokens.claim(URL, "slot-0001", loop_id="L1", generation=0, claim_id="c1", now_ms=epoch_ms(clock))
+    lease = new_lease(tokens, clock, claimed, heartbeat_s=75)
+    for _ in range(3):  # three seconds of work: enough to tell (poller/lease/pace.py)
+        clock.advance(1)
+        lease.pace.batch(handed=8, waited_s=0.9, now=clock.monotonic())
+        lease.heartbeat_if_due(deadline=None)
+    row = tokens.get(URL, "slot-0001")
+    assert lease.heartbeats == 1 and row is not None and row.pace is not None and row.pace_at == epoch_ms(clock)
+    for _ in range(30):  # then the usual interval: no write per batch
+        clock.advance(1)
+        lease.pace.batch(handed=8, waited_s=0.9, now=clock.monotonic())
+        lease.heartbeat_if_due(deadline=None)
+    assert lease.heartbeats == 1
+
+    # The next step of the same loop finds its figures fresh on the row: nothing early.
+    again = tokens.claim(URL, "slot-0001", loop_id="L1", generation=1, claim_id="c2", now_ms=epoch_ms(clock))
+    step = new_lease(tokens, clock, again, heartbeat_s=75)
+    for _ in range(5):
+        clock.advance(1)
+        step.pace.batch(handed=8, waited_s=0.9, now=clock.monotonic())
+        step.heartbeat_if_due(deadline=None)
+    assert step.heartbeats == 0

@@ -79,7 +79,8 @@ def test_status_shows_the_rate_limits_cap_from_the_loops_paces(sqs: Any, tokens:
     operator = Operator(parse_config(config), "p", REGION, table=tokens.model.Meta.table_name)
     now = epoch_ms(SYSTEM_CLOCK)
     tokens.create(url, "slot-0001", loop_id="L1", now_ms=now)
-    assert operator.status()["emails"]["limited"] is None  # a loop without figures: no cap
+    probe = operator.status()["emails"]["limited"]  # a loop without figures: one loop more at a time
+    assert probe["figures"] == 0 and probe["says"] == "no figures yet: 2 loops at most, one more a step (30/s)"
     tokens.claim(url, "slot-0001", loop_id="L1", generation=0, claim_id="c", now_ms=now)
     tokens.heartbeat(url, "slot-0001", loop_id="L1", generation=1, now_ms=now, pace=PaceFigures(107, 0.93))
     limited = operator.status()["emails"]["limited"]

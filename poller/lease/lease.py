@@ -49,6 +49,10 @@ class Lease:
         self.retiring = claimed.retiring
         self.heartbeats = 0
         self.pace = Pace(confirmed_at)  # the loop's batches add to it; every heartbeat writes its figures
+        # Whether the row carries figures of this loop that are recent (the last step's, within a heartbeat):
+        # if not, the first figures go out as soon as there are some, not a heartbeat_s later, so that the
+        # control plane can size a rate-limited backlog within seconds (docs/scaling.md#limit-cap).
+        self.reported = claimed.pace_at is not None and epoch_ms(clock) - claimed.pace_at < heartbeat_s * 1000
         self._lock = threading.Lock()
 
     @property
@@ -65,9 +69,14 @@ class Lease:
         """Heartbeat if due. Sets :attr:`lost` or :attr:`retiring` as the row answers; raises
         :class:`RetriesExhausted` if the heartbeat kept failing (ownership is then unknown)."""
         with self._lock:  # held for the state only, never across a call: a slow DynamoDB must not hold up
-            if self.ended or not self.due():  # the other thread (the keeper's heartbeat, or the loop's)
+            if self.ended:
                 return
+            if not self.due():  # the other thread (the keeper's heartbeat, or the loop's) may be at it
+                if self.reported or self.pace.figures() is None:
+                    return
+                self.reported = True  # the first figures, early: one thread sends them
         sent_at = self.clock.monotonic()
+        figures = self.pace.figures()
         try:
             state = retry_transient(
                 lambda: self.store.heartbeat(
@@ -76,7 +85,7 @@ class Lease:
                     loop_id=self.step.loop_id,
                     generation=self.generation,
                     now_ms=epoch_ms(self.clock),
-                    pace=self.pace.figures(),
+                    pace=figures,
                 ),
                 what="heartbeat",
                 clock=self.clock,
@@ -94,6 +103,7 @@ class Lease:
         with self._lock:
             self.heartbeats += 1
             self.confirmed_at = max(self.confirmed_at, sent_at)
+            self.reported = figures is not None  # none written: the row's figures go stale
             self.retiring = state.retiring
 
     def heartbeat_from_keeper(self) -> None:
