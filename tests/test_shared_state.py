@@ -204,3 +204,34 @@ def test_a_loops_next_step_goes_on_with_its_share_at_once(store: DynamoSharedSto
     a_next = loop(store, clock, "groups")  # the same loop's next invocation (it recursed)
     busy(a_next)
     assert a_next.per_second() == 20 and a_next.try_take(1) < 1.0
+
+
+def idle_step(turns: Turns, clock: FakeClock, seconds: float, *others: Turns) -> None:
+    """A loop step that finds its queue dry: its long polls (2 s) come back empty; ``others`` stay busy."""
+    for n in range(round(seconds / 0.05)):
+        if n % 40 == 0:
+            turns.received(0, 10)
+        turns.ready_in_s()
+        busy(*others)
+        clock.advance(0.05)
+
+
+def test_a_step_that_finds_its_queue_dry_takes_back_its_last_steps_backlog(store: DynamoSharedStore) -> None:
+    clock = FakeClock()
+    a, b = loop(store, clock, "groups"), loop(store, clock, "items")
+    spend(clock, 10.0, a, b)
+    assert a.per_second() == b.per_second() == 20
+    a_next = loop(store, clock, "groups")  # its next invocation: the queue has run dry meanwhile
+    idle_step(a_next, clock, 4 + SWITCH_S + 1, b)
+    # two empty receives, then the switch: well before the lane would expire (TTL_S)
+    assert 4 + SWITCH_S + 1 < TTL_S and b.per_second() == 40
+
+
+def test_a_step_that_retires_before_its_first_refresh_still_gives_its_share_back(store: DynamoSharedStore) -> None:
+    clock = FakeClock()
+    a, b = loop(store, clock, "groups"), loop(store, clock, "items")
+    spend(clock, 10.0, a, b)
+    a_next = loop(store, clock, "groups")
+    a_next.leave()  # scale-down retired it before it received anything
+    spend(clock, SWITCH_S + 1, b)
+    assert b.per_second() == 40

@@ -92,6 +92,7 @@ class Share:
         self.empty_once = False  # the last receive was empty, after a full one
         self.waited_s = 0.0  # seconds its calls waited for a turn in this period (threads add up)
         self.received = 0
+        self.noted = False  # this step has received at least once
         self.period_start = clock.monotonic()
         self.refreshes = 0
         self.refreshing = False  # a thread of its loop is refreshing it (outside the turn lock)
@@ -102,6 +103,7 @@ class Share:
         # One empty receive right after a full one is not yet a dry queue: a loaded SQS (moto, in the
         # sandbox) answers a long poll empty now and then with hundreds of messages visible, and a lane that
         # said 0 for it would lose its share for two switches (the demo's main loss after the slow stages).
+        self.noted = True
         if received == 0 and self.backlog and not self.empty_once:
             self.empty_once = True
             return
@@ -137,6 +139,11 @@ class Share:
         now = self.clock.monotonic()
         if now - self.tried_at < RETRY_S:
             return False
+        if not self.resumed and self.noted:
+            # A step's first receive is in: read the lane its last step left. A step that finds its queue
+            # dry must take back a backlog its last step announced (else the lane holds its share until it
+            # expires, TTL_S: the demo's idle stage-2 lanes held 20 of its 50 a second for 12 s that way).
+            return True
         counted = self.mine is not None and (self.mine.demand > 0 or self.mine.prev > 0)
         if now - self.viewed_at >= REFRESH_S and (counted or self.wanted() > 0):
             return True
@@ -158,6 +165,8 @@ class Share:
         if not self.resumed:
             self._resume(now_ms, lock)
         with lock:
+            if not self._worth_writing():
+                return  # an idle lane, or none: nothing to announce (an idle loop makes no write)
             if self.mine is None and self.predecessor is not None:
                 # A revived loop goes on with its crashed predecessor's lane (and share) once no view of that
                 # loop can spend any more, rather than wait TTL_S for the lane to expire (docs/downstream.md).
@@ -196,6 +205,10 @@ class Share:
 
     def leave(self) -> None:
         self.received, self.backlog = 0, False
+        if not self.resumed and not self.taken:
+            # A step that retires before it refreshed (an idle one) still knows nothing of the lane its last
+            # step left, perhaps with a backlog: read it, so that the 0 below goes out (one GetItem).
+            self._resume(int(self.clock.time() * 1000), nullcontext())
         if self.mine is not None and not self.taken and (self.mine.demand > 0 or self.mine.prev > 0):
             self.refresh()
 
@@ -216,6 +229,17 @@ class Share:
                 self.mine = mine
             elif mine.generation < self.generation:
                 self.predecessor = mine
+            else:
+                return
+            if math.isinf(mine.demand) and self.noted and not self.backlog and self.received == 0:
+                # The lane goes on with its last step's backlog: this step's empty receives so far (one, as a
+                # rule) are the one empty receive that is not yet a dry queue (note()).
+                self.backlog = self.empty_once = True
+
+    def _worth_writing(self) -> bool:
+        """Whether a refresh has anything to write: a demand now, or a lane (or a predecessor's) that had one."""
+        had = [lane for lane in (self.mine, self.predecessor) if lane is not None]
+        return self.wanted() > 0 or any(lane.demand > 0 or lane.prev > 0 for lane in had)
 
     def _next_record(self, now_ms: int) -> LaneRecord:
         want = self.wanted()
