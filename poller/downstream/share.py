@@ -89,13 +89,14 @@ class Share:
         self.resumed = False  # the lane its previous step left has been read
         self.used = -(2**62)  # the last slot this loop spent
         self.backlog = False
-        self.empty_once = False  # the last receive was empty, after a full one
+        self.empty_once = False  # the last receive was empty or short, after a full one
         self.waited_s = 0.0  # seconds its calls waited for a turn in this period (threads add up)
         self.received = 0
         self.noted = False  # this step has received at least once
         self.period_start = clock.monotonic()
         self.refreshes = 0
         self.refreshing = False  # a thread of its loop is refreshing it (outside the turn lock)
+        self.leaving = False  # its loop retires: the last write releases the lane
 
     # -- demand and refresh --------------------------------------------------------------------------
 
@@ -103,9 +104,15 @@ class Share:
         # One empty receive right after a full one is not yet a dry queue: a loaded SQS (moto, in the
         # sandbox) answers a long poll empty now and then with hundreds of messages visible, and a lane that
         # said 0 for it would lose its share for two switches (the demo's main loss after the slow stages).
+        # Nor is a short receive right after a full one, on a lane that announces a backlog: a queue that
+        # runs dry ends with one, and a lane that announced what it used then (x 1.5) went to 0 only a
+        # switch later ("one change at a time"): the demo's draining stages held a share for two switches.
+        # (Only to keep a backlog announced: a lane that announces a trickle does not grow on a short receive.)
         self.noted = True
-        if received == 0 and self.backlog and not self.empty_once:
+        announced = self.mine is not None and math.isinf(self.mine.demand)
+        if self.backlog and not self.empty_once and (received == 0 or (received < asked and announced)):
             self.empty_once = True
+            self.received += received
             return
         self.empty_once = False
         # An empty receive: the queue ran dry, whatever came earlier in this period.
@@ -170,7 +177,7 @@ class Share:
             if self.mine is None and self.predecessor is not None:
                 # A revived loop goes on with its crashed predecessor's lane (and share) once no view of that
                 # loop can spend any more, rather than wait TTL_S for the lane to expire (docs/downstream.md).
-                if now_ms < self.predecessor.seen_ms + SWITCH_S * 1000:
+                if now_ms < self.predecessor.seen_ms + SWITCH_S * 1000 and not self.predecessor.released:
                     return
                 self.mine, self.predecessor = self.predecessor, None
             record = self._next_record(now_ms)
@@ -204,12 +211,15 @@ class Share:
             log("warning", "lane_missing", **self.log_fields)
 
     def leave(self) -> None:
-        self.received, self.backlog = 0, False
+        """Its loop retires: announce 0 (at once, unless a change is pending: then at no time, and the lane
+        holds that change until it expires) and release the lane, so that the token's next loop (a scale-up
+        soon after) goes on with it at once instead of finding it held for TTL_S."""
+        self.received, self.backlog, self.leaving = 0, False, True
         if not self.resumed and not self.taken:
             # A step that retires before it refreshed (an idle one) still knows nothing of the lane its last
             # step left, perhaps with a backlog: read it, so that the 0 below goes out (one GetItem).
             self._resume(int(self.clock.time() * 1000), nullcontext())
-        if self.mine is not None and not self.taken and (self.mine.demand > 0 or self.mine.prev > 0):
+        if self.mine is not None and not self.taken:
             self.refresh()
 
     def _resume(self, now_ms: int, lock: AbstractContextManager[object]) -> None:
@@ -227,7 +237,7 @@ class Share:
                 return
             if mine.loop_id == self.loop_id:
                 self.mine = mine
-            elif mine.generation < self.generation:
+            elif mine.generation < self.generation or mine.released:
                 self.predecessor = mine
             else:
                 return
@@ -239,7 +249,7 @@ class Share:
     def _worth_writing(self) -> bool:
         """Whether a refresh has anything to write: a demand now, or a lane (or a predecessor's) that had one."""
         had = [lane for lane in (self.mine, self.predecessor) if lane is not None]
-        return self.wanted() > 0 or any(lane.demand > 0 or lane.prev > 0 for lane in had)
+        return self.leaving or self.wanted() > 0 or any(lane.demand > 0 or lane.prev > 0 for lane in had)
 
     def _next_record(self, now_ms: int) -> LaneRecord:
         want = self.wanted()
@@ -267,6 +277,7 @@ class Share:
             seen_ms=now_ms,
             loop_id=self.loop_id,
             generation=self.generation,
+            released=self.leaving,
         )
 
     # -- turns ---------------------------------------------------------------------------------------

@@ -49,7 +49,8 @@ _RING = 2**32
 class LaneRecord:
     """One loop's lane in a downstream's state row. ``demand``/``prev``: messages a second it can use now
     and before the change at ``switch_ms`` (``math.inf``: a backlog). ``seen_ms``: its last refresh.
-    ``generation``: its loop step's on the token row (a revived loop's is higher: it may take the lane over)."""
+    ``generation``: its loop step's on the token row (a revived loop's is higher: it may take the lane over).
+    ``released``: its loop retired (it makes no more calls): the next loop on the token takes it over at once."""
 
     lane: str
     queue: str
@@ -61,6 +62,7 @@ class LaneRecord:
     seen_ms: int
     loop_id: str
     generation: int = 0
+    released: bool = False
 
     def effective(self, now_ms: int) -> float:
         """The demand that counts at ``now_ms`` (0 once the lane has expired)."""
