@@ -265,3 +265,17 @@ def test_a_queue_that_runs_dry_under_a_backlog_gives_its_share_back_in_one_switc
     spend(clock, SWITCH_S + 1, b, idle=(a,))
     # one switch: not a trickle announced first (what it used x 1.5) and 0 only a switch after that
     assert b.per_second() == 40
+
+
+def test_a_loop_that_retires_while_its_backlog_waits_to_count_gives_it_back_a_switch_later(
+    store: DynamoSharedStore,
+) -> None:
+    clock = FakeClock()
+    a, b = loop(store, clock, "groups"), loop(store, clock, "items")
+    spend(clock, 10.0, a, b)
+    scaled_up = loop(store, clock, "fetch")
+    spend(clock, 2.0, a, b, scaled_up)  # its backlog is written: it counts SWITCH_S after that
+    scaled_up.leave()  # scale-down took it back before then: its 0 follows a switch after this write
+    spend(clock, SWITCH_S + 0.5, a, b)
+    # not held until the lane expires (TTL_S after its last write): back with the loops that stay
+    assert SWITCH_S + 0.5 < TTL_S and a.per_second() == b.per_second() == 20

@@ -119,3 +119,12 @@ def test_a_call_carrying_several_messages_spends_only_recent_slots() -> None:
     start = NOW / 1000
     k = turn(slots, "a", units=3, after=slots.slot_at(start), now_s=start, horizon_s=0.25, limit=100)
     assert k is not None and slots.start_of(k) - start == pytest.approx(0.3, abs=0.11)
+
+
+def test_a_second_change_counts_from_its_own_switch_and_keeps_the_lane_pending_until_then() -> None:
+    chained = lane("a", "a", demand=math.inf, prev=0, switch_ms=NOW + 7000, then=0.0, then_ms=NOW + 9000)  # type: ignore[arg-type]
+    assert [chained.effective(NOW + dt) for dt in (0, 7000, 9000)] == [0, math.inf, 0]
+    assert chained.pending(NOW + 8000) and not chained.pending(NOW + 9000)
+    folded = chained.settled(NOW + 7000)  # the first change counts: the second is the one pending
+    assert (folded.prev, folded.demand, folded.switch_ms, folded.then) == (math.inf, 0, NOW + 9000, None)
+    assert chained.settled(NOW) is chained

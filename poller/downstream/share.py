@@ -154,9 +154,11 @@ class Share:
         counted = self.mine is not None and (self.mine.demand > 0 or self.mine.prev > 0)
         if now - self.viewed_at >= REFRESH_S and (counted or self.wanted() > 0):
             return True
-        settled = self.mine is not None and not self.mine.pending(int(self.clock.time() * 1000))
+        now_ms = int(self.clock.time() * 1000)
+        mine = None if self.mine is None else self.mine.settled(now_ms)
+        room = mine is not None and (not mine.pending(now_ms) or mine.then is None)  # for one more change
         # Nothing came, or a first message: say so now (the change still counts only SWITCH_S later).
-        if settled and self.mine is not None and (self.wanted() == 0) == (self.mine.demand > 0):
+        if room and mine is not None and (self.wanted() == 0) == (mine.demand > 0):
             return True
         return self.wanted() > 0 and not counted
 
@@ -253,15 +255,19 @@ class Share:
 
     def _next_record(self, now_ms: int) -> LaneRecord:
         want = self.wanted()
-        old = self.mine
+        old = None if self.mine is None else self.mine.settled(now_ms)
         fresh = old is None or now_ms >= old.seen_ms + (TTL_S - SKEW_S) * 1000
         switch = now_ms + int(SWITCH_S * 1000)
+        then, then_ms = None, 0
         if fresh:
             demand, prev, switch_ms = want, 0.0, switch if want > 0 else now_ms
         else:
             assert old is not None
-            if old.pending(now_ms):  # one change at a time: the next waits until this one counts
+            if old.pending(now_ms):  # two changes at a time at most: a third waits until the first counts
                 demand, prev, switch_ms = old.demand, old.prev, old.switch_ms
+                then, then_ms = old.then, old.then_ms
+                if then is None and _changed(old.demand, want):
+                    then, then_ms = want, switch  # a switch after this write, as any change (LaneRecord.then)
             elif not _changed(old.demand, want):
                 demand, prev, switch_ms = old.demand, old.demand, old.switch_ms
             else:
@@ -278,6 +284,8 @@ class Share:
             loop_id=self.loop_id,
             generation=self.generation,
             released=self.leaving,
+            then=then,
+            then_ms=then_ms,
         )
 
     # -- turns ---------------------------------------------------------------------------------------
@@ -327,13 +335,19 @@ class Share:
 
     def _last_change_s(self, now_ms: int) -> float:
         """When the allocation last changed: the latest switch or expiry of any lane up to ``now_ms``."""
-        moments = [m for lane in self.view for m in (lane.switch_ms, lane.seen_ms + TTL_S * 1000) if m <= now_ms]
+        moments = [m for lane in self.view for m in _moments(lane) if m <= now_ms]
         return max(moments, default=0) / 1000
 
     def _next_change_s(self, now_ms: int) -> float:
         """When the allocation may next change: the next switch or expiry of any lane."""
-        moments = [m for lane in self.view for m in (lane.switch_ms, lane.seen_ms + TTL_S * 1000) if m > now_ms]
+        moments = [m for lane in self.view for m in _moments(lane) if m > now_ms]
         return min(moments, default=now_ms + 10**9) / 1000
+
+
+def _moments(lane: LaneRecord) -> tuple[int, ...]:
+    """When ``lane`` changes the allocation: its switches and its expiry (epoch milliseconds)."""
+    expiry = lane.seen_ms + int(TTL_S * 1000)
+    return (lane.switch_ms, expiry) if lane.then is None else (lane.switch_ms, lane.then_ms, expiry)
 
 
 def _changed(old: float, new: float) -> bool:

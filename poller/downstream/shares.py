@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from poller.timing import TURN_HORIZON_S
 
@@ -50,7 +50,11 @@ class LaneRecord:
     """One loop's lane in a downstream's state row. ``demand``/``prev``: messages a second it can use now
     and before the change at ``switch_ms`` (``math.inf``: a backlog). ``seen_ms``: its last refresh.
     ``generation``: its loop step's on the token row (a revived loop's is higher: it may take the lane over).
-    ``released``: its loop retired (it makes no more calls): the next loop on the token takes it over at once."""
+    ``released``: its loop retired (it makes no more calls): the next loop on the token takes it over at once.
+    ``then``/``then_ms``: a second change, written while the first was pending (None: none). It is as safe as
+    the first: ``then_ms`` is SWITCH_S after its write, so every view that does not know of it is too old to
+    spend by then, and until then both kinds of view agree. A lane whose queue runs dry, or whose loop
+    retires, while it waits for a backlog to count thus says 0 a switch after, not two (or never)."""
 
     lane: str
     queue: str
@@ -63,15 +67,26 @@ class LaneRecord:
     loop_id: str
     generation: int = 0
     released: bool = False
+    then: float | None = None
+    then_ms: int = 0
 
     def effective(self, now_ms: int) -> float:
         """The demand that counts at ``now_ms`` (0 once the lane has expired)."""
         if now_ms >= self.seen_ms + TTL_S * 1000:
             return 0.0
+        if self.then is not None and now_ms >= self.then_ms:
+            return self.then
         return self.demand if now_ms >= self.switch_ms else self.prev
 
     def pending(self, now_ms: int) -> bool:
-        return now_ms < self.switch_ms and now_ms < self.seen_ms + TTL_S * 1000
+        last_ms = self.then_ms if self.then is not None else self.switch_ms
+        return now_ms < last_ms and now_ms < self.seen_ms + TTL_S * 1000
+
+    def settled(self, now_ms: int) -> LaneRecord:
+        """The same lane with the changes that count by ``now_ms`` folded in: at most one left pending."""
+        if self.then is None or now_ms < self.switch_ms:
+            return self
+        return replace(self, prev=self.demand, demand=self.then, switch_ms=self.then_ms, then=None, then_ms=0)
 
 
 def slot_rate(rate: float) -> float:

@@ -9,7 +9,7 @@ calls, and the token's next loop, a generation 1 again, goes on with it at once)
 yet aware) never spend a lane's slots at the same time.
 
     row: queue_url="#downstream:vendor", token="state",
-         lanes={"orders#slot-1": {q, w, pr, d, p, sw, seen, lid, g, rel}, ...}   (d, p: -1 for a backlog)
+         lanes={"orders#slot-1": {q, w, pr, d, p, sw, seen, lid, g, rel, t, tsw}, ...}   (d, p, t: -1 for a backlog)
 """
 
 from __future__ import annotations
@@ -133,6 +133,7 @@ def _encode(lane: LaneRecord) -> dict[str, Any]:
         "lid": {"S": lane.loop_id},
         "g": {"N": str(lane.generation)},
         "rel": {"BOOL": lane.released},
+        **({} if lane.then is None else {"t": _num(lane.then), "tsw": {"N": str(lane.then_ms)}}),
     }
 
 
@@ -153,6 +154,8 @@ def _decode(name: str, value: dict[str, Any]) -> LaneRecord:
         loop_id=value["lid"]["S"],
         generation=int(value.get("g", {"N": "0"})["N"]),
         released=bool(value.get("rel", {"BOOL": False})["BOOL"]),
+        then=num("t") if "t" in value else None,
+        then_ms=int(value["tsw"]["N"]) if "tsw" in value else 0,
     )
 
 
