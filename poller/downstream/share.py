@@ -222,7 +222,7 @@ class Share:
             # step left, perhaps with a backlog: read it, so that the 0 below goes out (one GetItem).
             self._resume(int(self.clock.time() * 1000), nullcontext())
         if self.mine is not None and not self.taken:
-            self.refresh()
+            self.refresh()  # idle or not: the release lets the token's next loop go on with the lane
 
     def _resume(self, now_ms: int, lock: AbstractContextManager[object]) -> None:
         """A loop's next step (a new invocation) goes on with the lane its last step left, if it is still

@@ -140,20 +140,40 @@ def spare_for(
     lanes: Sequence[LaneRecord], me: LaneRecord, shares: Mapping[str, float], rate: float, now_ms: int
 ) -> float:
     """What a lane whose demand is yet to count (new, or back from none) may take at once: the rate no lane
-    holds at ``now_ms``, as long as no other lane's change is pending. Any lane that could claim that rate
-    before this lane's switch was written before it, so this lane sees it pending; a lane written later
-    counts only after this lane's switch, when the spare ends (docs/downstream.md)."""
+    holds at ``now_ms``, as long as no lane written before it has a change pending. Any lane that could claim
+    that rate before this lane's switch was written before it, so this lane sees it pending; a lane written
+    later (:func:`written_after`) saw this one pending and claims nothing before this lane's switch, when the
+    spare ends (docs/downstream.md)."""
     if me.demand <= 0 or shares.get(me.lane, 0.0) > 0 or not me.pending(now_ms):
         return 0.0
-    if any(lane.lane != me.lane and lane.pending(now_ms) for lane in lanes):
+    if any(lane.lane != me.lane and lane.pending(now_ms) and not written_after(lane, me, now_ms) for lane in lanes):
         return 0.0
     return max(0.0, min(me.demand, rate - sum(shares.values())))
 
 
+def written_after(lane: LaneRecord, me: LaneRecord, now_ms: int) -> bool:
+    """Whether ``lane``'s pending change was written after ``me``'s, which is pending too: its switch is more
+    than SKEW_S (a request's time in flight and the clocks' difference, as for every switch) after
+    ``me``'s. Its write then returned ``me`` pending, so that lane takes neither the whole rate nor the
+    spare before ``me``'s switch: it does not stop ``me`` taking them meanwhile."""
+    if not me.pending(now_ms):
+        return False
+    return lane.settled(now_ms).switch_ms > me.settled(now_ms).switch_ms + SKEW_S * 1000
+
+
 def alone(lanes: Iterable[LaneRecord], me: str, now_ms: int) -> bool:
     """True when no other lane counts or is about to: this lane may then use the whole rate at once, before
-    its own change counts (no one else may spend until it has seen this lane: docs/downstream.md)."""
-    return all(lane.lane == me or (lane.effective(now_ms) == 0 and not lane.pending(now_ms)) for lane in lanes)
+    its own change counts (no one else may spend until it has seen this lane: docs/downstream.md). A lane
+    whose change was written after this lane's, while this one waits for its switch, does not count either
+    (:func:`written_after`): a stage that starts while the first one waits for its switch no longer stops it."""
+    lanes = list(lanes)
+    mine = next((lane for lane in lanes if lane.lane == me), None)
+
+    def quiet(lane: LaneRecord) -> bool:
+        later = mine is not None and written_after(lane, mine, now_ms)
+        return lane.effective(now_ms) == 0 and (not lane.pending(now_ms) or later)
+
+    return all(lane.lane == me or quiet(lane) for lane in lanes)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ A refresh is one UpdateItem that writes the caller's lane and returns the whole 
 one call reads and writes. It is conditional on the lane being the caller's (same ``loop_id``) or free (absent
 or expired), or its holder's being an earlier generation of the token (a crashed loop that restart revived)
 whose views have all run out (not refreshed for SWITCH_S), or released (its loop retired: it makes no more
-calls, and the token's next loop, a generation 1 again, goes on with it at once): two loops on one token (one of them fenced, not
-yet aware) never spend a lane's slots at the same time.
+calls, and the token's next loop, a generation 1 again, goes on with it at once): two loops on one token
+(one of them fenced, not yet aware) never spend a lane's slots at the same time. (Not an idle lane held by
+another loop: a fenced loop would take its successor's so.)
 
     row: queue_url="#downstream:vendor", token="state",
          lanes={"orders#slot-1": {q, w, pr, d, p, sw, seen, lid, g, rel, t, tsw}, ...}   (d, p, t: -1 for a backlog)
