@@ -168,7 +168,7 @@ class ControlPlane:
         if seen is not None and self.holds is not None:
             held = self.holds.held(queue, seen, now_ms=now_ms)
             if pinned is None:
-                self.holds.record(queue, capped(rule, cap_loops), now_ms=now_ms, seen=seen)
+                self.holds.record(queue, capped(rule, cap_loops), now_ms=now_ms, seen=seen, at_most=keep)
         wanted = combined_loops(queue, states, depth, held=held or 0, pinned=pinned, cap=cap_loops, keep=keep)
         return Decision(wanted=wanted, depth=depth, held=held, rule=rule, limited=cap)
 

@@ -21,7 +21,11 @@ has (``live + 1``), so a rate-limited queue grows a loop at a time until figures
 instead of jumping to its top step. When the loops report that they wait for the limit (``wait`` at least
 :data:`WAIT_BINDS`, and ``used`` at least :data:`FULL_USE` of it), the queue is not hovering on depth: the
 limit binds, and the cap lowers the count at once to ``spare`` (the cool-down still holds the step from ``spare`` to ``base``, so a headroom loop that
-the measurements add and remove cannot flap faster than the cool-down)."""
+the measurements add and remove cannot flap faster than the cool-down). The cool-down then also forgets
+the counts above ``spare`` it remembered (``at_most`` of :func:`scaler.cooldown.remember`): the loops' own
+figures showed those loops were never needed, and a loop's wait fades over a minute after the cut (it
+still reads what it waited while it shared the limit with the loops removed), so the next decision may not
+see the limit full and would otherwise bring the probed loops back for the rest of the cool-down."""
 
 from __future__ import annotations
 
