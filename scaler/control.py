@@ -162,8 +162,10 @@ class ControlPlane:
         rule = rule_loops(queue, states, depth)
         fresh_s = self.config.stale_after_s
         cap = None if rows is None else limit_cap(queue, rows, now_ms=now_ms, fresh_s=fresh_s, share=share)
-        cap_loops = None if cap is None else cap.loops
-        keep = None if cap is None else cap.keep_while_waiting
+        # poller.limit_cap: false still measures the cap (the log and status show it) but does not apply it.
+        applied = cap if self.config.poller.limit_cap else None
+        cap_loops = None if applied is None else applied.loops
+        keep = None if applied is None else applied.keep_while_waiting
         held = 0 if self.holds is None else None
         if seen is not None and self.holds is not None:
             held = self.holds.held(queue, seen, now_ms=now_ms)

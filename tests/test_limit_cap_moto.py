@@ -143,6 +143,23 @@ def test_restart_caps_a_rate_limited_queue_at_the_loops_its_limit_keeps_busy(
     assert held["limited"]["loops"] == 1 and held["wanted"] == 2
 
 
+def test_with_the_cap_switched_off_the_rule_decides_and_the_cap_is_still_reported(
+    tokens: TokenStore, clock: FakeClock
+) -> None:
+    rig = build_plane(
+        tokens,
+        clock,
+        CONFIG.replace("poller: {heartbeat_s: 30}", "poller: {heartbeat_s: 30, limit_cap: false}"),
+        reads=True,
+    )
+    assert not rig.config.poller.limit_cap
+    send(boto3.client("sqs", region_name=REGION), URL, [str(n) for n in range(60)])
+    assert restart(rig)["wanted"] == 4  # today's rule: the depth's top step at once
+    report_pace(rig, clock, rps=107, wait=0.93)
+    again = restart(rig)
+    assert again["wanted"] == 4 and again["limited"]["loops"] == 1 and len(rig.live("emails")) == 4
+
+
 def test_figures_older_than_a_stale_row_do_not_cap(rig: PlaneRig, clock: FakeClock) -> None:
     sqs = boto3.client("sqs", region_name=REGION)
     send(sqs, URL, [str(n) for n in range(60)])
