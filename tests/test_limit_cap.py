@@ -169,6 +169,9 @@ def test_no_headroom_loop_when_the_loops_the_pace_needs_fill_the_limit() -> None
     # ... and two they stay when the two hand over the whole limit (or wait for it): no third loop
     assert cap_loops(50, figs((25, 0.0), (25, 0.0)), live=2).loops == 2
     assert cap_loops(50, figs((25.5, 0.12), (25.5, 0.12)), live=2).loops == 2
+    # a measured pace a record or so below 25/s is still two loops filling 50/s (not ceil(50 / 24.99) = 3)
+    assert cap_loops(50, figs((24.99, 0.25), (25.0, 0.22)), live=2).loops == 2
+    assert cap_loops(50, figs((24.0, 0.0), (24.0, 0.0)), live=2).loops == 3  # 4 % short: a third loop
     # two that leave more than 5 % of it unused without waiting for it get the headroom loop
     short = cap_loops(50, figs((25, 0.08), (25, 0.08)), live=2)
     assert short.loops == 3 and short.spare == 3 and not short.binds
