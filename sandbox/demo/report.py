@@ -292,7 +292,7 @@ def backlog_figures(
     ``decisions`` the control plane's lines for it, ``calls`` its vendor calls, ``loop_s(a, b)`` the
     loop-seconds its steps ran between ``a`` and ``b``. The minimum is, second by second, the loops that
     keep its limit busy (its share then, as the last decision read it) at the loops' measured unwaited
-    pace (the median ``per_loop`` of the decisions that had figures), never below ``min_loops``;
+    pace (the median ``per_loop`` of the decisions that had figures), within ``[min_loops, max_loops]``;
     ``minimum_for_calls_loop_s`` the same for the calls it made (less, when the limit was not full);
     ``rule_loop_s`` is what the alarm and depth
     rule asked for at the same decisions, before the cap and the cool-down (what today's rule would have
@@ -312,8 +312,12 @@ def backlog_figures(
         if start <= t < start + seconds:
             per_second[int(t - start)] += 1
     shares = [_at(decisions, start + n, lambda line: float(line["limited"]["limit"])) for n in range(seconds)]
-    minimum = sum(max(min_loops, math.ceil(share / pace - 1e-9)) for share in shares) if pace else None
-    for_calls = sum(max(min_loops, math.ceil(n / pace - 1e-9)) for n in per_second) if pace else None
+
+    def loops(rate: float) -> int:  # to hand over ``rate`` a second at the pace, within the queue's bounds
+        return min(queue.max_loops, max(min_loops, math.ceil(rate / pace - 1e-9))) if pace else 0
+
+    minimum = sum(loops(share) for share in shares) if pace else None
+    for_calls = sum(loops(n) for n in per_second) if pace else None
     limits = _stepped(decisions, start, end, lambda line: float(line["limited"]["limit"]))
     rule = _stepped(decisions, start, end, lambda line: float(min(queue.max_loops, max(min_loops, line["rule"]))))
     handed = sum(per_second)
