@@ -172,6 +172,12 @@ class QueueConfig:
         return self.stack_dlq_name if self.create else None
 
     @property
+    def known_max_receives(self) -> int | None:
+        """Receives before SQS moves a message to the DLQ, as far as the config knows (None: it names no
+        DLQ): the fallback when the queue's own redrive policy cannot be read."""
+        return self.max_receive_count if self.dlq_name is not None else None
+
+    @property
     def stack_dlq_name(self) -> str:
         """The name a DLQ made for this queue gets: ``<name>-dlq`` (``<name>-dlq.fifo`` for FIFO)."""
         name = self.queue_name
