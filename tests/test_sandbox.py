@@ -252,7 +252,10 @@ def test_the_runtime_counts_tokens_with_a_loop_running_and_the_overlap_of_a_take
     # batch and its successor are two steps on one token.
     assert runtime.running_loops() == {(url, "slot-0001", "L1"), (url, "slot-0001", "L2")}
     assert runtime.max_running[url] == 1 and runtime.max_loops_running[url] == 2
+    a = time.monotonic()
     time.sleep(0.2)
+    b = time.monotonic()
+    assert runtime.loop_seconds(url, a, b) == pytest.approx(2 * (b - a))  # two loop steps; not the request
     for name in ("growth", "old"):
         _release[name].set()
         threads[name].join(5)
