@@ -9,6 +9,8 @@ import json
 import math
 import statistics
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from poller.config import Config, QueueConfig
@@ -159,8 +161,8 @@ class DemoReport:
     def limit_cap(self, vendor: VendorApi) -> dict[str, dict[str, Any]]:
         """Per rate-limited queue (its own ``rate_limit`` or a shared downstream), while its backlog lasted
         (from the first sample with a visible message to the last with any): the loop-seconds its steps ran,
-        the fewest that would have handed over what it did at the pace its loops measured (docs/scaling.md
-        #limit-cap), their ratio, and how much of its limit (its share, as the control plane read it) it used."""
+        the fewest that keep its limit busy at the pace its loops measured (docs/scaling.md#limit-cap), their
+        ratio, and how much of its limit (its share, as the control plane read it) it used."""
         config: Config = self.sandbox.config
         with vendor._lock:
             calls = {path: list(times) for path, times in vendor.calls.items()}
@@ -177,10 +179,11 @@ class DemoReport:
                 continue
             mine = [(t, line) for t, line in decisions if line.get("queue") == key]
             times = [t - self.started for t in calls.get(handlers.VENDOR_PATHS.get(queue.handler or "", ""), [])]
-            out[key] = backlog_figures(self.samples, queue, mine, times, lambda a, b, k=key: self._loop_s(k, a, b))
+            out[key] = backlog_figures(self.samples, queue, mine, times, partial(self._loop_s, key))
         return out
 
     def _loop_s(self, key: str, a: float, b: float) -> float:
+        """Loop-seconds of ``key`` between ``a`` and ``b`` (seconds since the run began)."""
         return self.sandbox.runtime.loop_seconds(self.sandbox.queue_url(key), self.started + a, self.started + b)
 
     def reliability(self, processed: dict[str, int], dlq: set[str], lost: int) -> dict[str, Any]:
@@ -286,7 +289,7 @@ def backlog_figures(
     queue: QueueConfig,
     decisions: list[tuple[float, dict[str, Any]]],
     calls: list[float],
-    loop_s: Any,
+    loop_s: Callable[[float, float], float],
 ) -> dict[str, Any]:
     """The limit cap's figures of one queue over its backlog (times in seconds since the run began):
     ``decisions`` the control plane's lines for it, ``calls`` its vendor calls, ``loop_s(a, b)`` the
@@ -294,9 +297,9 @@ def backlog_figures(
     keep its limit busy (its share then, as the last decision read it) at the loops' measured unwaited
     pace (the median ``per_loop`` of the decisions that had figures), within ``[min_loops, max_loops]``;
     ``minimum_for_calls_loop_s`` the same for the calls it made (less, when the limit was not full);
-    ``rule_loop_s`` is what the alarm and depth
-    rule asked for at the same decisions, before the cap and the cool-down (what today's rule would have
-    started at least; not a run of it: its extra loops would have changed the depths it then read)."""
+    ``rule_loop_s`` is what the alarm and depth rule asked for at the same decisions, before the cap and
+    the cool-down (what today's rule would have started at least; not a run of it: its extra loops would
+    have changed the depths it then read; `poller.limit_cap: false` runs it)."""
     key, min_loops = queue.key, queue.min_loops
     deep = [s["t"] for s in samples if s["queues"][key]["visible"] > 0]
     busy = [s["t"] for s in samples if s["queues"][key]["visible"] + s["queues"][key]["in_flight"] > 0]
