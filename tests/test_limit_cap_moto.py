@@ -74,7 +74,7 @@ def test_the_heartbeat_writes_the_loops_pace_and_a_takeover_clears_it(tokens: To
     lease = new_lease(tokens, clock, claimed, heartbeat_s=30)
     for _ in range(30):  # 8 records a batch each second, 75 ms of it working, the rest waiting for the share
         clock.advance(1)
-        lease.pace.batch(handed=8, waited_s=0.925, now=clock.monotonic())
+        lease.pace.batch(handed=8, waited_s=0.925, received_at=clock.monotonic() - 1, now=clock.monotonic())
     lease.heartbeat_if_due(deadline=None)
     row = tokens.get(URL, "slot-0001")
     assert row is not None and row.pace is not None
@@ -122,6 +122,13 @@ def test_restart_caps_a_rate_limited_queue_at_the_loops_its_limit_keeps_busy(
     reconciled = log_events(loop_logs, "reconciled")
     assert reconciled[-1]["limited"]["loops"] == 1
 
+    # A minute later the one loop's faded figures still show the waits of when it shared the limit (they
+    # say 19/s handed over, not 30): the cut holds, the cool-down forgot the second loop it had probed.
+    clock.advance(60)
+    report_pace(rig, clock, rps=107, wait=0.82)
+    lagging = restart(rig)
+    assert lagging["wanted"] == 1 and lagging["held"] == 0 and len(rig.live("emails")) == 1
+
     # The vendor answers five times slower: the one loop's pace falls, and loops come back at once.
     clock.advance(60)
     report_pace(rig, clock, rps=21, wait=0.05)
@@ -134,6 +141,23 @@ def test_restart_caps_a_rate_limited_queue_at_the_loops_its_limit_keeps_busy(
     report_pace(rig, clock, rps=107, wait=0.05)
     held = restart(rig)
     assert held["limited"]["loops"] == 1 and held["wanted"] == 2
+
+
+def test_with_the_cap_switched_off_the_rule_decides_and_the_cap_is_still_reported(
+    tokens: TokenStore, clock: FakeClock
+) -> None:
+    rig = build_plane(
+        tokens,
+        clock,
+        CONFIG.replace("poller: {heartbeat_s: 30}", "poller: {heartbeat_s: 30, limit_cap: false}"),
+        reads=True,
+    )
+    assert not rig.config.poller.limit_cap
+    send(boto3.client("sqs", region_name=REGION), URL, [str(n) for n in range(60)])
+    assert restart(rig)["wanted"] == 4  # today's rule: the depth's top step at once
+    report_pace(rig, clock, rps=107, wait=0.93)
+    again = restart(rig)
+    assert again["wanted"] == 4 and again["limited"]["loops"] == 1 and len(rig.live("emails")) == 4
 
 
 def test_figures_older_than_a_stale_row_do_not_cap(rig: PlaneRig, clock: FakeClock) -> None:
@@ -187,13 +211,13 @@ def test_a_loops_first_figures_reach_its_row_within_seconds_not_a_heartbeat_late
     lease = new_lease(tokens, clock, claimed, heartbeat_s=75)
     for _ in range(3):  # three seconds of work: enough to tell (poller/lease/pace.py)
         clock.advance(1)
-        lease.pace.batch(handed=8, waited_s=0.9, now=clock.monotonic())
+        lease.pace.batch(handed=8, waited_s=0.9, received_at=clock.monotonic() - 1, now=clock.monotonic())
         lease.heartbeat_if_due(deadline=None)
     row = tokens.get(URL, "slot-0001")
     assert lease.heartbeats == 1 and row is not None and row.pace is not None and row.pace_at == epoch_ms(clock)
     for _ in range(30):  # then the usual interval: no write per batch
         clock.advance(1)
-        lease.pace.batch(handed=8, waited_s=0.9, now=clock.monotonic())
+        lease.pace.batch(handed=8, waited_s=0.9, received_at=clock.monotonic() - 1, now=clock.monotonic())
         lease.heartbeat_if_due(deadline=None)
     assert lease.heartbeats == 1
 
@@ -202,6 +226,6 @@ def test_a_loops_first_figures_reach_its_row_within_seconds_not_a_heartbeat_late
     step = new_lease(tokens, clock, again, heartbeat_s=75)
     for _ in range(5):
         clock.advance(1)
-        step.pace.batch(handed=8, waited_s=0.9, now=clock.monotonic())
+        step.pace.batch(handed=8, waited_s=0.9, received_at=clock.monotonic() - 1, now=clock.monotonic())
         step.heartbeat_if_due(deadline=None)
     assert step.heartbeats == 0

@@ -44,6 +44,8 @@ class PollerSettings:
     config (no retries, a bounded event age) as ``$LATEST`` does (default none).
     ``depth_reads``: the control plane reads every queue's depth and loops ask for growth (default true;
     false is the alarm-only path, kept for comparisons: docs/scaling.md#two-paths).
+    ``limit_cap``: a rate-limited queue wants no more loops than its limit keeps busy (default true; false is
+    the rule without the cap, kept for comparisons: docs/scaling.md#limit-cap).
     """
 
     timeout_s: int = LAMBDA_MAX_TIMEOUT_S
@@ -55,6 +57,7 @@ class PollerSettings:
     reserved_concurrency: int | None = None  # the poller's ReservedConcurrentExecutions
     aliases: tuple[str, ...] = ()  # poller aliases loops may run under: each gets the async invoke config
     depth_reads: bool = True  # restart and scale_up read depths, loops ask for growth (docs/scaling.md)
+    limit_cap: bool = True  # restart and scale_up cap a rate-limited queue (scaler/limit_cap.py)
 
     @property
     def keeper_interval_s(self) -> float:

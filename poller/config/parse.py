@@ -125,7 +125,7 @@ class _Parser(DownstreamFields, SharedFields):
         heartbeat = self.integer(data.get("heartbeat_s", base.heartbeat_s), "poller.heartbeat_s", 1)
         margin = self.integer(data.get("lease_margin_s", base.lease_margin_s), "poller.lease_margin_s", 1)
         switches = {}
-        for name in ("tracing", "metrics", "depth_reads"):
+        for name in ("tracing", "metrics", "depth_reads", "limit_cap"):
             switches[name] = data.get(name, getattr(base, name))
             if not isinstance(switches[name], bool):
                 raise self.fail(f"poller.{name}", f"expected true or false, got {shown(switches[name])}")

@@ -98,7 +98,8 @@ class BatchWork:
         ):
             result = dispatcher.run(messages, self.context, may_start=self.may_start)
         handed = len(messages) - len(result.returned)
-        lease.pace.batch(handed=handed, waited_s=result.waited_ms / 1000, now=self.clock.monotonic())
+        waited_s = result.waited_ms / 1000
+        lease.pace.batch(handed=handed, waited_s=waited_s, received_at=received_at, now=self.clock.monotonic())
         if self.queue.ref.fifo:  # a failed record holds back its group's later records (poller/loop/fifo.py)
             returned = {m["MessageId"] for m in result.returned}
             result.returned += held_back([m for m in messages if m["MessageId"] not in returned], result.failures)
