@@ -2,7 +2,9 @@
 our retry policy (poller/aws/retry.py), which knows the invocation's deadline, sits on top of them.
 
 boto3 is imported when a client is first made, not when this module is: a cold start pays for it once, on
-the first invocation that needs it."""
+the first invocation that needs it. Every client here is made from boto3's default botocore session, and so
+is the token table's (:func:`share_default_session`): a session loads and parses botocore's data files
+(the endpoints, the service models) once, where each further session would load them again."""
 
 from __future__ import annotations
 
@@ -106,6 +108,27 @@ def token_table_settings(*, in_loop: bool) -> dict[str, Any]:
         "read_timeout_seconds": CONTROL_READ_TIMEOUT_S,
         "max_retry_attempts": CONTROL_MAX_ATTEMPTS - 1,
     }
+
+
+def default_session() -> Any:
+    """boto3's default botocore session (made on first use), the one every client here comes from."""
+    import boto3
+
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    return boto3.DEFAULT_SESSION._session
+
+
+def share_default_session(model: Any) -> None:
+    """Have a PynamoDB model's connection make its client from :func:`default_session`. PynamoDB makes a
+    botocore session of its own (per thread), and a fresh session costs about 50 ms on a cold start (it
+    lists botocore's data folders and parses endpoints.json, 1.2 MB, again: docs/benchmarks.md). Call it on
+    the thread that makes the client (the claim's); the client is then shared by every thread. PynamoDB has
+    no public way to pass a session: where its connection has no ``_local`` any more, nothing changes."""
+    connection = model._get_connection().connection
+    local = getattr(connection, "_local", None)
+    if local is not None and getattr(local, "session", None) is None:
+        local.session = default_session()
 
 
 def _client(service: str, region: str, connect_s: float, read_s: float, attempts: int, pool: int | None = None) -> Any:
