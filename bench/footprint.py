@@ -78,10 +78,13 @@ def import_ms(python: str, runs: int) -> dict[str, Any]:
     return {"import_ms": round(statistics.median(times), 1), "runs": [round(t, 1) for t in times], "python": version}
 
 
-def packaged_cold_start(zip_path: Path, python: str, runs: int, *, queue_url: str | None = None) -> dict[str, Any]:
+def packaged_cold_start(
+    zip_path: Path, python: str, runs: int, *, queue_url: str | None = None, config: str = "queues.yml"
+) -> dict[str, Any]:
     """Cold import of ``poller.handler`` from the unzipped package, in each of :data:`PACKAGE_FORMS`, run
     by turns (``runs`` each; medians); with ``queue_url`` (one of the package's queues, on the moto server
-    :func:`bench.aws.moto_server` set up, its table made), the import and the first claim together."""
+    :func:`bench.aws.moto_server` set up, its table made), the import and the first claim together;
+    ``config``: the config file's path in the zip."""
     python = os.path.abspath(shutil.which(python) or python)  # run from the task folder: not relative
     with tempfile.TemporaryDirectory() as folder:
         runtime = _runtime_stand_in(python, Path(folder, "runtime"))
@@ -89,7 +92,7 @@ def packaged_cold_start(zip_path: Path, python: str, runs: int, *, queue_url: st
         samples: dict[str, dict[str, list[float]]] = {form: {} for form in tasks}
         for _ in range(runs):
             for form, task in tasks.items():
-                for key, value in _cold_start(python, task, runtime, queue_url).items():
+                for key, value in _cold_start(python, task, runtime, queue_url, config).items():
                     samples[form].setdefault(key, []).append(value)
     version = subprocess.run([python, "--version"], capture_output=True, text=True, check=True).stdout.strip()
     result: dict[str, Any] = {"python": version, "package": str(zip_path), "runs": runs}
@@ -99,7 +102,7 @@ def packaged_cold_start(zip_path: Path, python: str, runs: int, *, queue_url: st
     return result
 
 
-def _cold_start(python: str, task: Path, runtime: Path, queue_url: str | None) -> dict[str, float]:
+def _cold_start(python: str, task: Path, runtime: Path, queue_url: str | None, config: str) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     # The task folder first, as /var/task is in Lambda, then the runtime's libraries; no bytecode written.
     env |= {"PYTHONPATH": f"{task}{os.pathsep}{runtime}", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -108,7 +111,7 @@ def _cold_start(python: str, task: Path, runtime: Path, queue_url: str | None) -
             [python, "-S", "-c", IMPORT_PROBE], cwd=task, env=env, capture_output=True, text=True, check=True
         )
         return {"import_ms": float(out.stdout)}
-    env |= {"SQS_LOOPS_CONFIG": "queues.yml", "AWS_REGION": "us-east-1", "POLLER_FUNCTION": "sqs-loops-bench-poller"}
+    env |= {"SQS_LOOPS_CONFIG": config, "AWS_REGION": "us-east-1", "POLLER_FUNCTION": "sqs-loops-bench-poller"}
     event = {"queue_url": queue_url, "token": "no-such-token", "loop_id": "loop-cold", "generation": 0}
     out = subprocess.run(
         [python, "-S", "-c", FIRST_CLAIM_PROBE, json.dumps(event)],
@@ -229,20 +232,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
-    with zipfile.ZipFile(args.package) as archive:
-        config = archive.read("queues.yml").decode("utf-8")
-    from poller.config import parse_config
+    from poller.config import config_path, parse_config
 
-    queue = next(iter(parse_config(config).queues.values()))
+    config = str(config_path())  # as serverless.yml ships it: $SQS_LOOPS_CONFIG, else queues.yml
+    with zipfile.ZipFile(args.package) as archive:
+        queue = next(iter(parse_config(archive.read(config).decode("utf-8")).queues.values()))
     url = queue.queue if queue.queue_url_given else f"https://sqs.us-east-1.amazonaws.com/123456789012/{queue.queue}"
     from bench.harness import create_table
 
     print(f"import alone, {args.runs} runs per form ...", flush=True)
-    result = {"import": packaged_cold_start(args.package, args.python, args.runs)}
+    result = {"import": packaged_cold_start(args.package, args.python, args.runs, config=config)}
     with aws.moto_server():
         create_table()
         print(f"import and first claim, {args.runs} runs per form ...", flush=True)
-        result["first_claim"] = packaged_cold_start(args.package, args.python, args.runs, queue_url=url)
+        result["first_claim"] = packaged_cold_start(args.package, args.python, args.runs, queue_url=url, config=config)
     print(f"{result['import']['python']}, {args.package}, medians of {args.runs} [min, max], ms:")
     for phase, figures in result.items():
         for form in PACKAGE_FORMS:
