@@ -11,8 +11,9 @@ const { python } = require('./render.js');
 const root = path.resolve(__dirname, '..');
 
 class SqsLoopsArtifact {
-  constructor(serverless) {
+  constructor(serverless, options) {
     this.serverless = serverless;
+    this.options = options || {};
     this.hooks = {
       'after:package:createDeploymentArtifacts': () => this.complete(),
       'after:deploy:function:packageFunction': () => this.complete(),
@@ -21,7 +22,9 @@ class SqsLoopsArtifact {
 
   complete() {
     const service = this.serverless.service;
-    const artifact = service.package && service.package.artifact;
+    // `deploy function -f NAME` packages that function alone, into its own artifact.
+    const fn = this.options.function ? service.getFunction(this.options.function) : null;
+    const artifact = (fn && fn.package && fn.package.artifact) || (service.package && service.package.artifact);
     if (!artifact) return;
     const args = [
       '-m', 'deploy.artifact', path.resolve(root, artifact),
