@@ -77,32 +77,31 @@ def _version_of(python: str) -> str | None:
     return out.stdout.strip()
 
 
-def add_bytecode(zip_path: Path, python: str) -> int:
+def add_bytecode(zip_path: Path, python: str) -> tuple[int, list[str]]:
     """Compile every ``.py`` of the zip with ``python`` and add the ``.pyc`` it makes (checked-hash, under
-    ``__pycache__`` as the import system looks for them). Returns how many were added."""
-    with zipfile.ZipFile(zip_path) as archive:
-        names = set(archive.namelist())
-        sources = [n for n in names if n.endswith(".py") and not n.endswith("/")]
-        with tempfile.TemporaryDirectory() as folder:
-            for name in sources:
-                archive.extract(name, folder)
-            # -s/-p: the bytecode names its sources as Lambda places them (/var/task/...), for tracebacks.
-            compile_all = ["-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "checked-hash"]
-            subprocess.run(
-                [python, *compile_all, "-s", folder, "-p", TASK_ROOT, folder],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            compiled = sorted(Path(folder).rglob("*.pyc"))
-            added = 0
-            with zipfile.ZipFile(zip_path, "a", compression=zipfile.ZIP_DEFLATED) as out:
-                for pyc in compiled:
-                    name = pyc.relative_to(folder).as_posix()
-                    if name not in names:
-                        out.writestr(_member(name), pyc.read_bytes())
-                        added += 1
-    return added
+    ``__pycache__`` as the import system looks for them). Returns how many were added, and compileall's
+    complaints about files it could not compile (a library's file of another Python version, say): those
+    ship without bytecode, as before, and fail only if imported, as they would have."""
+    with tempfile.TemporaryDirectory() as folder:
+        with zipfile.ZipFile(zip_path) as archive:
+            names = set(archive.namelist())
+            for name in names:
+                if name.endswith(".py"):
+                    archive.extract(name, folder)
+        # -s/-p: the bytecode names its sources as Lambda places them (/var/task/...), for tracebacks.
+        compile_all = ["-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "checked-hash"]
+        done = subprocess.run(
+            [python, *compile_all, "-s", folder, "-p", TASK_ROOT, folder], capture_output=True, text=True, check=False
+        )
+        failures = [line for line in done.stdout.splitlines() + done.stderr.splitlines() if line.strip()]
+        added = 0
+        with zipfile.ZipFile(zip_path, "a", compression=zipfile.ZIP_DEFLATED) as out:
+            for pyc in sorted(Path(folder).rglob("*.pyc")):
+                name = pyc.relative_to(folder).as_posix()
+                if name not in names:
+                    out.writestr(_member(name), pyc.read_bytes())
+                    added += 1
+    return added, failures if done.returncode != 0 else []
 
 
 def add_config_form(zip_path: Path, config: str) -> bool:
@@ -141,7 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             "pyenv): the package ships without bytecode, and every cold start compiles it (docs/deploy.md)"
         )
     else:
-        print(f"sqs-loops: {add_bytecode(args.zip, python)} .pyc compiled by {python} added to {args.zip.name}")
+        added, failures = add_bytecode(args.zip, python)
+        print(f"sqs-loops: {added} .pyc compiled by {python} added to {args.zip.name}")
+        for line in failures:
+            print(f"sqs-loops: not compiled (ships as source): {line}")
     if add_config_form(args.zip, args.config):
         print(f"sqs-loops: {args.config}{RENDERED_SUFFIX} added (the config read without PyYAML at cold start)")
     else:
