@@ -54,7 +54,9 @@ def report_pace(rig: PlaneRig, clock: FakeClock, rps: float, wait: float) -> Non
         )
 
 
-def new_lease(tokens: TokenStore, clock: FakeClock, claimed: Any, *, heartbeat_s: float) -> Lease:
+def new_lease(
+    tokens: TokenStore, clock: FakeClock, claimed: Any, *, heartbeat_s: float, report_early: bool = True
+) -> Lease:
     """The lease a loop step holds on slot-0001 once it has claimed ``claimed``."""
     return Lease(
         store=tokens,
@@ -65,6 +67,7 @@ def new_lease(tokens: TokenStore, clock: FakeClock, claimed: Any, *, heartbeat_s
         clock=clock,
         rand=random.Random(0),
         log_fields={},
+        report_early=report_early,
     )
 
 
@@ -229,3 +232,15 @@ def test_a_loops_first_figures_reach_its_row_within_seconds_not_a_heartbeat_late
         step.pace.batch(handed=8, waited_s=0.9, received_at=clock.monotonic() - 1, now=clock.monotonic())
         step.heartbeat_if_due(deadline=None)
     assert step.heartbeats == 0
+
+    # A queue without a rate limit (the cap never sizes it) makes no early write at all.
+    assert tokens.release(URL, "slot-0001")
+    tokens.create(URL, "slot-0001", loop_id="L1", now_ms=epoch_ms(clock))
+    free = tokens.claim(URL, "slot-0001", loop_id="L1", generation=0, claim_id="c3", now_ms=epoch_ms(clock))
+    assert free.pace_at is None  # as in the first lease above, which wrote early
+    unlimited = new_lease(tokens, clock, free, heartbeat_s=75, report_early=False)
+    for _ in range(5):
+        clock.advance(1)
+        unlimited.pace.batch(handed=8, waited_s=0.0, received_at=clock.monotonic() - 1, now=clock.monotonic())
+        unlimited.heartbeat_if_due(deadline=None)
+    assert unlimited.heartbeats == 0

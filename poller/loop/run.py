@@ -186,6 +186,7 @@ class Loop:
             clock=self.clock,
             rand=self.services.rand,
             log_fields=self.fields,
+            report_early=bool(self.queue.limits),  # only the limit cap reads the figures soon
         )
 
     def _dispatcher(self) -> Dispatcher:
