@@ -27,11 +27,6 @@ COOLDOWN_S = 300
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def rig(tokens: TokenStore, clock: FakeClock) -> PlaneRig:
     return build_plane(tokens, clock, CONFIG, reads=True)
 

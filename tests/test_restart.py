@@ -17,11 +17,6 @@ STALE_S = parse_config(CONFIG).stale_after_s  # heartbeat 30 + longest poll 20 +
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def rig(tokens: TokenStore, clock: FakeClock) -> PlaneRig:
     return build_plane(tokens, clock)
 
