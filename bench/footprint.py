@@ -1,15 +1,23 @@
 """Cold import time of the loop function's module, and the peak memory of one invocation that handles
-1,000 messages, each in a fresh interpreter."""
+1,000 messages, each in a fresh interpreter.
+
+The cold start as Lambda sees it (:func:`packaged_cold_start`): the deployment package unzipped into a
+folder of its own, imported from there as from ``/var/task`` (first on the path, no site-packages), the
+runtime's boto3 and botocore beside it, and no bytecode written (Lambda's code directory is read-only):
+``python -m bench.footprint --package .serverless/sqs-loops.zip --python .venv312/bin/python``."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
+import zipfile
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -20,6 +28,38 @@ from sandbox import loopback
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPORT_PROBE = "import time; t = time.perf_counter(); import poller.handler; print((time.perf_counter() - t) * 1000)"
+FIRST_CLAIM_PROBE = """
+import json, sys, time
+started = time.perf_counter()
+import poller.handler
+imported = time.perf_counter()
+
+class Context:
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:sqs-loops-bench-poller"
+
+    def get_remaining_time_in_millis(self):
+        return 900000
+
+outcome = poller.handler.handler(json.loads(sys.argv[1]), Context())
+ended = time.perf_counter()
+print(json.dumps({"import_ms": (imported - started) * 1000, "first_claim_ms": (ended - started) * 1000,
+                  "reason": outcome["reason"], "yaml_imported": "yaml" in sys.modules}))
+"""
+"""Imports the entry point, then runs one step whose claim the table refuses (no such row): the import,
+the config, the clients and one conditional write answered, the first thing every cold step does."""
+
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
+"""What Lambda's Python runtime brings (serverless.yml's noDeploy leaves them out of the zip), bytecode
+included: taken from the measuring Python's site-packages."""
+
+PACKAGE_FORMS = {
+    "shipped": lambda name: True,
+    "no_config_form": lambda name: not name.endswith(".yml.json"),
+    "no_bytecode": lambda name: "__pycache__/" not in name and not name.endswith(".yml.json"),
+}
+"""The package as built, without the config's JSON form, and without bytecode either (as it shipped
+before deploy/artifact.py)."""
+
 FEED_BELOW = 100
 """The feeder keeps the queue at about this many messages (moto walks the whole queue on every receive)."""
 
@@ -36,6 +76,86 @@ def import_ms(python: str, runs: int) -> dict[str, Any]:
         times.append(float(out.stdout))
     version = subprocess.run([python, "--version"], capture_output=True, text=True, check=True).stdout.strip()
     return {"import_ms": round(statistics.median(times), 1), "runs": [round(t, 1) for t in times], "python": version}
+
+
+def packaged_cold_start(
+    zip_path: Path, python: str, runs: int, *, queue_url: str | None = None, config: str = "queues.yml"
+) -> dict[str, Any]:
+    """Cold import of ``poller.handler`` from the unzipped package, in each of :data:`PACKAGE_FORMS`, run
+    by turns (``runs`` each; medians); with ``queue_url`` (one of the package's queues, on the moto server
+    :func:`bench.aws.moto_server` set up, its table made), the import and the first claim together;
+    ``config``: the config file's path in the zip."""
+    python = os.path.abspath(shutil.which(python) or python)  # run from the task folder: not relative
+    with tempfile.TemporaryDirectory() as folder:
+        runtime = _runtime_stand_in(python, Path(folder, "runtime"))
+        tasks = {form: _unpack(zip_path, Path(folder, form), keep) for form, keep in PACKAGE_FORMS.items()}
+        samples: dict[str, dict[str, list[float]]] = {form: {} for form in tasks}
+        for _ in range(runs):
+            for form, task in tasks.items():
+                for key, value in _cold_start(python, task, runtime, queue_url, config).items():
+                    samples[form].setdefault(key, []).append(value)
+    version = subprocess.run([python, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    result: dict[str, Any] = {"python": version, "package": str(zip_path), "runs": runs}
+    for form, figures in samples.items():
+        result[form] = {f"{key}": round(statistics.median(values), 1) for key, values in figures.items()}
+        result[form]["spread"] = {key: [round(min(v), 1), round(max(v), 1)] for key, v in figures.items()}
+    return result
+
+
+def _cold_start(python: str, task: Path, runtime: Path, queue_url: str | None, config: str) -> dict[str, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    # The task folder first, as /var/task is in Lambda, then the runtime's libraries; no bytecode written.
+    env |= {"PYTHONPATH": f"{task}{os.pathsep}{runtime}", "PYTHONDONTWRITEBYTECODE": "1"}
+    if queue_url is None:
+        out = subprocess.run(
+            [python, "-S", "-c", IMPORT_PROBE], cwd=task, env=env, capture_output=True, text=True, check=True
+        )
+        return {"import_ms": float(out.stdout)}
+    env |= {"SQS_LOOPS_CONFIG": config, "AWS_REGION": "us-east-1", "POLLER_FUNCTION": "sqs-loops-bench-poller"}
+    event = {"queue_url": queue_url, "token": "no-such-token", "loop_id": "loop-cold", "generation": 0}
+    out = subprocess.run(
+        [python, "-S", "-c", FIRST_CLAIM_PROBE, json.dumps(event)],
+        cwd=task,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    if figures["reason"] != "deleted":
+        raise RuntimeError(f"the cold step did not end at its claim: {figures}")
+    return {"import_ms": figures["import_ms"], "first_claim_ms": figures["first_claim_ms"]}
+
+
+def _unpack(zip_path: Path, task: Path, keep: Any) -> Path:
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(task, members=[name for name in archive.namelist() if keep(name)])
+    return task
+
+
+def _runtime_stand_in(python: str, folder: Path) -> Path:
+    """A folder of links to ``python``'s own copies of what the runtime provides, and nothing else."""
+    purelib = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    cache_tag = subprocess.run(
+        [python, "-c", "import sys; print(sys.implementation.cache_tag)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    (folder / "__pycache__").mkdir(parents=True)
+    for name in RUNTIME_PROVIDED:
+        if (purelib / name).is_dir():
+            (folder / name).symlink_to(purelib / name)
+        else:  # a module of one file (six): its bytecode sits in site-packages' own __pycache__
+            (folder / f"{name}.py").symlink_to(purelib / f"{name}.py")
+            pyc = purelib / "__pycache__" / f"{name}.{cache_tag}.pyc"
+            if pyc.exists():
+                (folder / "__pycache__" / pyc.name).symlink_to(pyc)
+    return folder
 
 
 def _accept_invoke(request: BaseHTTPRequestHandler) -> None:
@@ -103,3 +223,43 @@ def _feed(url: str, total: int, done: threading.Event) -> None:
             sent += 50
         else:
             done.wait(0.05)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.footprint", description=packaged_cold_start.__doc__)
+    parser.add_argument("--package", type=Path, required=True, help="the zip `serverless package` made")
+    parser.add_argument("--python", default=sys.executable, help="a Python of the runtime's version (3.12)")
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    from poller.config import config_path, parse_config
+
+    config = str(config_path())  # as serverless.yml ships it: $SQS_LOOPS_CONFIG, else queues.yml
+    with zipfile.ZipFile(args.package) as archive:
+        queue = next(iter(parse_config(archive.read(config).decode("utf-8")).queues.values()))
+    url = queue.queue if queue.queue_url_given else f"https://sqs.us-east-1.amazonaws.com/123456789012/{queue.queue}"
+    from bench.harness import create_table
+
+    print(f"import alone, {args.runs} runs per form ...", flush=True)
+    result = {"import": packaged_cold_start(args.package, args.python, args.runs, config=config)}
+    with aws.moto_server():
+        create_table()
+        print(f"import and first claim, {args.runs} runs per form ...", flush=True)
+        result["first_claim"] = packaged_cold_start(args.package, args.python, args.runs, queue_url=url, config=config)
+    print(f"{result['import']['python']}, {args.package}, medians of {args.runs} [min, max], ms:")
+    for phase, figures in result.items():
+        for form in PACKAGE_FORMS:
+            cells = [
+                f"{key} {value} {figures[form]['spread'][key]}"
+                for key, value in figures[form].items()
+                if key != "spread"
+            ]
+            print(f"  {phase:12} {form:15} " + "  ".join(cells))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

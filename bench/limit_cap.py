@@ -6,7 +6,9 @@ loops hand over ``min(limit or share, loops x unwaited pace)`` records and feed 
 real :class:`poller.lease.pace.Pace` (a batch a second: records handed, the rest of the second waiting).
 A loop writes its figures as a :class:`poller.lease.lease.Lease` does: as soon as it has some when its
 row has none of its own (a new loop), then every ``heartbeat_s``; every ``STEP_S`` it recurses with a
-fresh Pace. Restart runs every minute from the backlog's first second, and a loop asks for growth as
+fresh Pace. A batch's receive returns at the start of its second (the Pace leaves out the empty long polls
+before it, as a loop does); the queue's resting loops were half a step into their invocation when the
+backlog came. Restart runs every minute from the backlog's first second, and a loop asks for growth as
 ``poller/loop/growth.py`` does (``GROWTH_CHECK_S`` into its step, when the depth rule wants more loops
 than there are); both decide with the real rule code (``scaler.wanted``, ``scaler.cooldown``,
 ``scaler.limit_cap``, and on a shared downstream ``scaler.share`` over the allocation of
@@ -103,8 +105,9 @@ class Sim:
             cap, keep = limited.loops, limited.keep_while_waiting
         cooldown = self.queue.scale_in_cooldown_s
         held = held_loops(self.seen, now_ms=now_ms, cooldown_s=cooldown)
+        floor = self.queue.min_loops
         self.seen = remember(
-            self.seen, capped(rule, cap), now_ms=now_ms, cooldown_s=cooldown, floor=self.queue.min_loops
+            self.seen, capped(rule, cap), now_ms=now_ms, cooldown_s=cooldown, floor=floor, at_most=keep
         )
         wanted = combined_loops(self.queue, None, depth, held=held, cap=cap, keep=keep)
         self.resize(max(wanted, len(self.loops)) if grow_only else wanted, t)
@@ -127,7 +130,7 @@ class Sim:
             loop.carry += per_loop
             handed = int(loop.carry)
             loop.carry -= handed
-            loop.pace.batch(handed=handed, waited_s=max(0.0, 1 - per_loop / pace), now=t + 1.0)
+            loop.pace.batch(handed=handed, waited_s=max(0.0, 1 - per_loop / pace), received_at=float(t), now=t + 1.0)
             self._heartbeat(loop, t + 1)
             if t + 1 - loop.step_start >= STEP_S:  # recursion: a new invocation, a new Pace
                 loop.step_start, loop.pace, loop.seen = t + 1, Pace(t + 1.0), 1
@@ -167,7 +170,7 @@ def simulate(
     by 5 from ``slow_at_s`` on). The queue's ``min_loops`` loops were resting when the backlog came."""
     limit = float(limit_of(queue) or 0)
     sim = Sim(queue, config, cap, left=float(backlog))
-    sim.resize(queue.min_loops, -3600)
+    sim.resize(queue.min_loops, -STEP_S // 2)
     run = Run(0.0, 0, 0.0)
     t = 0
     while sim.left > 0:
@@ -230,7 +233,7 @@ def simulate_shared(*, cap: bool, per_group: float = 7.5) -> dict[str, Any]:
     sims = {key: Sim(queue, config, cap) for key, queue in config.queues.items()}
     sims["accounts"].left = 1000.0
     for sim in sims.values():
-        sim.resize(sim.queue.min_loops, -3600)
+        sim.resize(sim.queue.min_loops, -STEP_S // 2)
     assert config.downstreams["vendor"].rate_limit == 50
     limit, t, minimum, floor, calls = 50.0, 0, 0.0, 0.0, 0.0
     while any(sim.left > 0 for sim in sims.values()):

@@ -61,9 +61,11 @@ def function_statements(config: Config, prefix: str) -> dict[str, list[dict[str,
     reads = ["dynamodb:GetItem", "dynamodb:Query"]  # a queue's rows, its override (pin, pause)
     depth = allow(["sqs:GetQueueAttributes"], queues)  # depth reads (docs/scaling.md#two-paths)
     scale_up = [_here("lambda", f"function:{prefix}-scaleUp")]  # loops ask it for growth
-    # The queues the handlers send to (``sends_to``: a pipeline's next stages); the runs' counts of what they
-    # send are the poller's table writes already, the queues' size limit its depth reads.
-    sent_to = sorted({k for q in config.queues.values() for k in q.sends_to})
+    # The queues the handlers send to (``sends_to``: a pipeline's next stages; the runs' counts of what they
+    # send are the poller's table writes already, the queues' size limit its depth reads), and each standard
+    # queue itself: a message given back on its last receive is sent again as a copy (poller/loop/give_back.py).
+    standard = {key for key, q in config.queues.items() if not q.ref.fifo}
+    sent_to = sorted(standard | {k for q in config.queues.values() for k in q.sends_to})
     sends = [allow(["sqs:SendMessage"], [_queue_arn(config.queues[k].ref) for k in sent_to])] if sent_to else []
     return {
         "poller": [
@@ -74,8 +76,8 @@ def function_statements(config: Config, prefix: str) -> dict[str, list[dict[str,
             allow(["sns:Publish"], [{"Ref": RUNS_TOPIC}]),
             depth,
             *sends,
-            *_kms(config, ["kms:Decrypt"]),
-            *_kms(config, ["kms:GenerateDataKey"], only=sent_to),
+            *_kms(config, ["kms:Decrypt", "kms:GenerateDataKey"], only=sent_to),
+            *_kms(config, ["kms:Decrypt"], only=[k for k in config.queues if k not in sent_to]),
         ],
         "scaleUp": [
             allow([*reads, "dynamodb:PutItem", "dynamodb:UpdateItem"], table),  # start, or keep on a retiring loop

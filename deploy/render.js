@@ -38,3 +38,6 @@ module.exports = async ({ resolveVariable }) => {
   }
   return rendered;
 };
+
+// The Python that runs the project's deploy code (deploy/artifact.js uses it too).
+module.exports.python = python;

@@ -17,7 +17,7 @@ from poller.config import Config, QueueConfig
 from poller.downstream.state import DynamoSharedStore
 from poller.lease.tokens import TokenStore, bind_token_table
 from scaler.alarms.states import AlarmStates
-from scaler.limit_cap import limit_cap
+from scaler.limit_cap import LimitCap, limit_cap
 from scaler.overrides import OverrideStore, bind_override_table
 from scaler.share import queue_share, read_lanes, shared_names
 from scaler.wanted import wanted_loops
@@ -59,6 +59,10 @@ class Operator:
         )["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
+    def _says(self, cap: LimitCap) -> str:
+        """What status prints of a queue's cap; with ``poller.limit_cap: false`` it is measured, not applied."""
+        return cap.describe() if self.config.poller.limit_cap else f"{cap.describe()} (not applied: poller.limit_cap)"
+
     def status(self) -> dict[str, Any]:
         now = epoch_ms(SYSTEM_CLOCK)
         pinned = self.overrides.pinned()
@@ -87,7 +91,7 @@ class Operator:
                 "alarms": {f"depth-{n}": states.get(n, "?") for n in range(1, len(queue.scale_steps) + 1)},
                 "override": pinned.get(key),
                 # The rate limit's cap from the loops' paces (docs/scaling.md#limit-cap); None: no cap.
-                "limited": None if cap is None else {**cap.fields(), "says": cap.describe()},
+                "limited": None if cap is None else {**cap.fields(), "says": self._says(cap)},
             }
         return result
 

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import os
 import random
-from functools import cache, partial
+from collections.abc import Sequence
+from functools import cache, cached_property, partial
 from typing import Any
 
-from poller.aws.clients import async_lambda_client, dynamodb_client, sqs_client, sqs_receive_client
+from poller.aws.clients import (
+    async_lambda_client,
+    dynamodb_client,
+    share_default_session,
+    sqs_client,
+    sqs_receive_client,
+)
 from poller.aws.environment import LOOPS_TABLE, POLLER_FUNCTION, SCALE_UP_FUNCTION, region, required
 from poller.clock import SYSTEM_CLOCK
 from poller.config import Config, load_config
+from poller.downstream.shares import LaneRecord
 from poller.downstream.state import DynamoSharedStore
 from poller.exceptions import BadLoopEvent, ConfigError, UnknownQueue
 from poller.lease.recursion import LambdaInvoker
@@ -35,18 +43,39 @@ def _config() -> Config:
 @cache
 def _services() -> LoopServices:
     table = required(LOOPS_TABLE)
+    model = bind_token_table(table, region=region(), in_loop=True)
+    share_default_session(model)  # one botocore session for every client: its data files parsed once
     return LoopServices(
         sqs_client=sqs_client(region()),
         sqs_receive_client=cache(partial(sqs_receive_client, region())),  # one per wait, for the container
-        tokens=TokenStore(bind_token_table(table, region=region(), in_loop=True)),
+        tokens=TokenStore(model),
         invoker=LambdaInvoker(async_lambda_client(region())),
         region=region(),
         clock=SYSTEM_CLOCK,
         rand=random.Random(),
         runs=RunBook.from_environment(region()),
         scale_up_function=os.environ.get(SCALE_UP_FUNCTION) or None,
-        shared=DynamoSharedStore(dynamodb_client(region()), table),  # no call until a rate-limited loop needs it
+        shared=_SharedOnFirstUse(table),
     )
+
+
+class _SharedOnFirstUse:
+    """The downstreams' state rows (:class:`DynamoSharedStore`), whose DynamoDB client is made on the first
+    call: only a queue with a rate limit or a shared downstream makes one, and the others never pay for it
+    (about 10 ms of a cold start)."""
+
+    def __init__(self, table: str):
+        self.table = table
+
+    @cached_property
+    def _store(self) -> DynamoSharedStore:
+        return DynamoSharedStore(dynamodb_client(region()), self.table)
+
+    def refresh(self, downstream: str, lane: LaneRecord, *, drop: Sequence[str]) -> list[LaneRecord]:
+        return self._store.refresh(downstream, lane, drop=drop)
+
+    def read(self, downstream: str) -> list[LaneRecord]:
+        return self._store.read(downstream)
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:

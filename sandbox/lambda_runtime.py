@@ -80,6 +80,16 @@ class LocalLambda:
         self._running: dict[tuple[str, str], list[LocalContext]] = {}
         self._running_loops: Counter[tuple[str, str, str]] = Counter()  # (queue_url, token, loop_id) -> steps
         self.max_running: dict[str, int] = {}  # queue_url -> most tokens with a loop step running at once
+        # queue_url -> most loops (token, loop_id) with a step running at once: above max_running only while a
+        # token has steps of two loops (below); one loop's steps (its recursion, a duplicate delivery) count once
+        self.max_loops_running: dict[str, int] = {}
+        # A token with steps of two loops running at once (a takeover, or a retired row made anew, while the
+        # old loop finishes the batch in hand): since when, and per queue the overlaps once they ended
+        # (seconds). Steps of one loop (its recursion, a duplicate delivery) are one loop: the claim lets only
+        # one of them work.
+        self._overlap_since: dict[tuple[str, str], float] = {}
+        self.overlaps: dict[str, list[float]] = {}
+        self._steps: list[tuple[str, float, float | None]] = []  # loop steps: (queue_url, started, ended) monotonic
         self._threads: list[threading.Thread] = []
         self.invocations = 0
         self.crashed: list[tuple[str, str]] = []
@@ -167,6 +177,7 @@ class LocalLambda:
         context = LocalContext(function, function.timeout_s)
         loop = _loop_of(payload)
         loop_id = str(payload.get("loop_id", "")) if isinstance(payload, dict) else ""
+        step = -1  # its place in _steps (a loop step's)
         with self._lock:  # one lock with stop(): a step either registers before it, or never starts
             if self._closing:  # queued before the runtime stopped: never starts, as in a deleted account
                 return None
@@ -176,6 +187,11 @@ class LocalLambda:
                 self._running_loops[(*loop, loop_id)] += 1
                 running = sum(1 for (url, _), steps in self._running.items() if url == loop[0] and steps)
                 self.max_running[loop[0]] = max(self.max_running.get(loop[0], 0), running)
+                loops = sum(1 for (url, _, _), steps in self._running_loops.items() if url == loop[0] and steps > 0)
+                self.max_loops_running[loop[0]] = max(self.max_loops_running.get(loop[0], 0), loops)
+                self._track_overlap(loop)
+                step = len(self._steps)
+                self._steps.append((loop[0], time.monotonic(), None))
         settled: list[bool] = []  # the invocation's end is accounted for once: by its kill or by its return
 
         def settle(result: Any) -> None:
@@ -186,6 +202,8 @@ class LocalLambda:
                 self._running[loop].remove(context)
                 if loop[0]:
                     self._running_loops[(*loop, loop_id)] -= 1
+                    self._track_overlap(loop)
+                    self._steps[step] = (loop[0], self._steps[step][1], time.monotonic())
             for observer in self.observers:
                 observer(function_name, payload, result)
 
@@ -229,6 +247,32 @@ class LocalLambda:
             log("error", "sandbox_function_failed", function=package.name, error=failed.payload.get("errorMessage"))
             return FunctionFailed(**failed.payload)
 
+    def _track_overlap(self, loop: tuple[str, str]) -> None:
+        """After a step of ``loop`` started or ended (under the lock): open or close its token's overlap."""
+        loops = sum(1 for (url, token, _), steps in self._running_loops.items() if (url, token) == loop and steps > 0)
+        since = self._overlap_since.get(loop)
+        if loops > 1 and since is None:
+            self._overlap_since[loop] = time.monotonic()
+        elif loops <= 1 and since is not None:
+            del self._overlap_since[loop]
+            self.overlaps.setdefault(loop[0], []).append(time.monotonic() - since)
+
+    def overlap_s(self, queue_url: str) -> list[float]:
+        """How long each token of ``queue_url`` had steps of two loops running at once (seconds), those still
+        going counted until now."""
+        now = time.monotonic()
+        with self._lock:
+            going = [now - since for (url, _), since in self._overlap_since.items() if url == queue_url]
+            return [*self.overlaps.get(queue_url, []), *going]
+
+    def loop_seconds(self, queue_url: str, start: float, end: float) -> float:
+        """Seconds of loop steps of ``queue_url`` running between the monotonic times ``start`` and ``end``
+        (what Lambda bills by: each step from its start to its return, a step still running until now)."""
+        now = time.monotonic()
+        with self._lock:
+            spans = [(a, now if b is None else b) for url, a, b in self._steps if url == queue_url]
+        return sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans)
+
     def running_loops(self) -> set[tuple[str, str, str]]:
         """(queue_url, token, loop_id) of every loop with a step running now."""
         with self._lock:
@@ -260,9 +304,11 @@ def forward_log(function: str, line: str) -> None:
 
 
 def _loop_of(payload: Any) -> tuple[str, str]:
-    """(queue_url, token) of a loop event; ("", "") for other events."""
-    if isinstance(payload, dict):
-        return str(payload.get("queue_url", "")), str(payload.get("token", ""))
+    """(queue_url, token) of a loop event; ("", "") for other events. A loop's growth request to scaleUp
+    names its queue (and its loop_id) but no token: it is the control plane running, not a loop, and
+    counting it as a step on a token "" made a queue look one loop above its ``max_loops``."""
+    if isinstance(payload, dict) and payload.get("queue_url") and payload.get("token"):
+        return str(payload["queue_url"]), str(payload["token"])
     return "", ""
 
 

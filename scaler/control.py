@@ -162,13 +162,15 @@ class ControlPlane:
         rule = rule_loops(queue, states, depth)
         fresh_s = self.config.stale_after_s
         cap = None if rows is None else limit_cap(queue, rows, now_ms=now_ms, fresh_s=fresh_s, share=share)
-        cap_loops = None if cap is None else cap.loops
-        keep = None if cap is None else cap.keep_while_waiting
+        # poller.limit_cap: false still measures the cap (the log and status show it) but does not apply it.
+        applied = cap if self.config.poller.limit_cap else None
+        cap_loops = None if applied is None else applied.loops
+        keep = None if applied is None else applied.keep_while_waiting
         held = 0 if self.holds is None else None
         if seen is not None and self.holds is not None:
             held = self.holds.held(queue, seen, now_ms=now_ms)
             if pinned is None:
-                self.holds.record(queue, capped(rule, cap_loops), now_ms=now_ms, seen=seen)
+                self.holds.record(queue, capped(rule, cap_loops), now_ms=now_ms, seen=seen, at_most=keep)
         wanted = combined_loops(queue, states, depth, held=held or 0, pinned=pinned, cap=cap_loops, keep=keep)
         return Decision(wanted=wanted, depth=depth, held=held, rule=rule, limited=cap)
 

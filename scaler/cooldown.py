@@ -16,11 +16,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
-def remember(seen: Mapping[int, int], wanted: int, *, now_ms: int, cooldown_s: int, floor: int) -> dict[int, int]:
+def remember(
+    seen: Mapping[int, int], wanted: int, *, now_ms: int, cooldown_s: int, floor: int, at_most: int | None = None
+) -> dict[int, int]:
     """``seen`` after the rule asked for ``wanted`` at ``now_ms``: every count up to ``wanted`` was asked
     for now; counts no higher than ``floor`` (``min_loops``, always kept) and entries older than the
-    cool-down are dropped, so the row stays a handful of numbers."""
-    fresh = {loops: at for loops, at in seen.items() if now_ms - at < cooldown_s * 1000 and loops > floor}
+    cool-down are dropped, so the row stays a handful of numbers. ``at_most``: counts above it are
+    forgotten too (a rate-limited queue whose loops wait for the limit: the loops past what the limit
+    keeps busy were never needed, and a memory of them must not bring them back; docs/scaling.md#limit-cap)."""
+    fresh = {
+        loops: at
+        for loops, at in seen.items()
+        if now_ms - at < cooldown_s * 1000 and loops > floor and (at_most is None or loops <= at_most)
+    }
     for loops in list(fresh):
         if loops <= wanted:
             fresh[loops] = now_ms

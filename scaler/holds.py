@@ -67,12 +67,22 @@ class HoldStore:
     def held(self, queue: QueueConfig, seen: dict[int, int], *, now_ms: int) -> int:
         return held_loops(seen, now_ms=now_ms, cooldown_s=queue.scale_in_cooldown_s)
 
-    def record(self, queue: QueueConfig, wanted: int, *, now_ms: int, seen: dict[int, int] | None = None) -> None:
-        """Remember that the rule asked for ``wanted`` loops at ``now_ms``. ``seen``: the map as read
-        moments ago: when remembering changes nothing in it, nothing is read or written."""
+    def record(
+        self,
+        queue: QueueConfig,
+        wanted: int,
+        *,
+        now_ms: int,
+        seen: dict[int, int] | None = None,
+        at_most: int | None = None,
+    ) -> None:
+        """Remember that the rule asked for ``wanted`` loops at ``now_ms`` (and forget counts above
+        ``at_most``: :func:`scaler.cooldown.remember`). ``seen``: the map as read moments ago: when
+        remembering changes nothing in it, nothing is read or written."""
 
         def merged(current: dict[int, int]) -> dict[int, int]:
-            return remember(current, wanted, now_ms=now_ms, cooldown_s=queue.scale_in_cooldown_s, floor=queue.min_loops)
+            cooldown_s, floor = queue.scale_in_cooldown_s, queue.min_loops
+            return remember(current, wanted, now_ms=now_ms, cooldown_s=cooldown_s, floor=floor, at_most=at_most)
 
         if seen is not None and merged(seen) == seen:
             return

@@ -8,7 +8,7 @@ Its inputs are what the loops measured themselves and wrote onto their token row
     limit    = the tightest of its own rate_limit and its share of its shared downstream (scaler/share.py)
     per_loop = mean rps of the rows with fresh figures
     used     = sum of rps x (1 - wait) over them: records a second they hand over now
-    base     = ceil(limit / per_loop)                   the loops the pace says fill the limit
+    base     = ceil(limit / per_loop - 0.02)            the loops the pace says fill the limit
     spare    = ceil(limit x (1 + HEADROOM) / per_loop)  the same with 10 % to spare
     cap      = spare  if spare > base, at least base loops report, and they leave the limit unused
                base   otherwise (fewer loops yet: try base first; or the limit is shown full)
@@ -21,7 +21,11 @@ has (``live + 1``), so a rate-limited queue grows a loop at a time until figures
 instead of jumping to its top step. When the loops report that they wait for the limit (``wait`` at least
 :data:`WAIT_BINDS`, and ``used`` at least :data:`FULL_USE` of it), the queue is not hovering on depth: the
 limit binds, and the cap lowers the count at once to ``spare`` (the cool-down still holds the step from ``spare`` to ``base``, so a headroom loop that
-the measurements add and remove cannot flap faster than the cool-down)."""
+the measurements add and remove cannot flap faster than the cool-down). The cool-down then also forgets
+the counts above ``spare`` it remembered (``at_most`` of :func:`scaler.cooldown.remember`): the loops' own
+figures showed those loops were never needed, and a loop's wait fades over a minute after the cut (it
+still reads what it waited while it shared the limit with the loops removed), so the next decision may not
+see the limit full and would otherwise bring the probed loops back for the rest of the cool-down."""
 
 from __future__ import annotations
 
@@ -41,6 +45,11 @@ measured on a good minute, receives that come back short and a loop recursing.""
 WAIT_BINDS = 0.1
 """The loops spend at least this share of their time waiting for a turn: the limit (their share) binds, so
 they fill it, and loops past the cap only wait."""
+
+PACE_WOBBLE = 0.02
+"""A pace measured within 2 % of ``limit / n`` still counts as n loops filling the limit: the measured pace
+wobbles by a record or so a minute around the handler's (2 x 24.99/s against 50/s asked for a third loop),
+and n loops then hand over all but 2 % of one loop's pace, well inside :data:`FULL_USE`."""
 
 FULL_USE = 0.95
 """The loops hand over at least this share of the limit: it is full (the issue's target for its use)."""
@@ -120,7 +129,7 @@ def cap_loops(
     used = sum(f.rps * (1 - f.wait) for f in rated)
     if limit <= 0:
         return LimitCap(1, limit, per_loop, wait, len(rated), used, 1, whole)
-    base = max(1, math.ceil(limit / per_loop - 1e-9))
+    base = max(1, math.ceil(limit / per_loop - PACE_WOBBLE))
     spare = max(1, math.ceil(limit * (1 + headroom) / per_loop - 1e-9))
     full = used >= FULL_USE * limit or wait >= WAIT_BINDS
     loops = spare if spare > base and len(rated) >= base and not full else base

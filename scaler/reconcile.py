@@ -128,7 +128,8 @@ class Reconciler:
             slot = slot_number(row.token)
             unwanted = wanted is not None and (slot is None or slot > wanted)
             if row.retiring or unwanted:
-                if self.tokens.release(row.queue_url, row.token, loop_id=row.loop_id):
+                # As it was read: a loop that claimed or heartbeat since is alive (a takeover's condition too).
+                if self.tokens.release(row.queue_url, row.token, unchanged=row):
                     changes.released.append(row.token)
                 continue
             if row.last_error_at is not None and now - row.last_error_at < ERROR_REVIVE_AFTER_S * 1000:

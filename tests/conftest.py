@@ -51,6 +51,12 @@ def aws() -> Iterator[None]:
 
 
 @pytest.fixture
+def clock() -> FakeClock:
+    """An injected clock the test moves by hand (the control plane's, a lease's)."""
+    return FakeClock()
+
+
+@pytest.fixture
 def sqs(aws: None) -> Any:
     return boto3.client("sqs", region_name=REGION)
 

@@ -117,6 +117,7 @@ BAD = [
         r"queues\.orders\.scale_in_cooldown_s: expected an integer from 0 to 86400",
     ),
     ("poller: {depth_reads: sometimes}\n" + QUEUE, r"poller\.depth_reads: expected true or false, got 'sometimes'"),
+    ("poller: {limit_cap: 1}\n" + QUEUE, r"poller\.limit_cap: expected true or false, got 1"),
     (
         QUEUE + "    handler_timeout_s: 890\n",
         r"handler_timeout_s: wait_time_s \(20\) \+ a batch's budget \(890 s: handler_timeout_s 890",

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from conftest import one_serverless_at_a_time
 
+from deploy.artifact import runtime_python
 from deploy.packaging import SHIPPED_PACKAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,16 +201,17 @@ def test_the_package_holds_the_code_config_and_requirements_but_not_boto3(
     names = set(zipfile.ZipFile(archive).namelist())
     tops = {n.split("/")[0] for n in names}
     assert {"poller", "scaler", "yaml", "pynamodb", "requests"} <= tops
-    assert [n for n in names if n.startswith("tests/")] == [FIXTURE]  # the config, and no test code
+    # The config, its JSON form (read without PyYAML at cold start), and no test code.
+    assert sorted(n for n in names if n.startswith("tests/")) == [FIXTURE, FIXTURE + ".json"]
     assert "app/jobs.py" in names  # the handlers' package, found from the config
     assert not tops & {"boto3", "botocore", "dateutil", "docs", "node_modules", ".venv"}
     assert not tops & {"rich", "markdown_it", "pygments"}  # the CLI's terminal library stays out of the zip
     assert any(n.startswith("yaml/_yaml.cpython-312-aarch64") for n in names)  # built for the function's platform
     # Only what the functions import: no urllib3 shadowing the runtime's (its botocore's), no scripts, no
-    # metadata of packages left out, and no bytecode of the packaging machine's Python.
+    # metadata of packages left out, and no bytecode of the packaging machine's Python: only the runtime's.
     assert not tops & {"urllib3", "bin", "jmespath", "six.py", "s3transfer"}
     assert not [n for n in names if ".dist-info/" in n.split("/")[0] + "/"], sorted(t for t in tops if "dist-info" in t)
-    assert not [n for n in names if n.endswith(".pyc")]
+    assert not [n for n in names if n.endswith(".pyc") and not n.endswith(".cpython-312.pyc")]
     with capsys.disabled():
         print(f"\ndeployment package: {archive.stat().st_size / 1e6:.2f} MB zipped, {len(names)} files")
 
@@ -219,7 +221,24 @@ def test_the_zip_ships_the_lambda_code_and_nothing_of_deploy_time_the_cli_or_the
     ours = {str(p.relative_to(ROOT)) for package in SHIPPED_PACKAGES for p in (ROOT / package).rglob("*.py")}
     assert ours - names == set()  # every module of poller/, scaler/ and producer/, so no import fails in Lambda
     assert not {n.split("/")[0] for n in names} & {"deploy", "ops", "sandbox", "testing", "bench"}
-    assert not [n for n in names if n.split("/")[0] in SHIPPED_PACKAGES and not n.endswith(".py")]  # no bytecode
+    assert not [n for n in names if n.split("/")[0] in SHIPPED_PACKAGES and not n.endswith((".py", ".pyc"))]
+
+
+def test_every_module_of_the_zip_ships_its_bytecode_for_the_runtime(packaged: Path) -> None:
+    # Lambda's code directory is read-only: a module without bytecode is compiled again on every cold start.
+    archive = zipfile.ZipFile(packaged / "sqs-loops.zip")
+    names = set(archive.namelist())
+    sources = [n for n in names if n.endswith(".py")]
+    compiled = {n for n in names if n.endswith(".pyc")}
+    if runtime_python("python3.12", ROOT) is None:  # deploy/artifact.py found no 3.12 here: none, as it said
+        assert not compiled
+        return
+    expected = {
+        f"{n.rpartition('/')[0]}/__pycache__/{n.rpartition('/')[2][:-3]}.cpython-312.pyc".lstrip("/") for n in sources
+    }
+    assert expected == compiled
+    header = archive.read("poller/__pycache__/handler.cpython-312.pyc")[:8]
+    assert int.from_bytes(header[4:8], "little") == 0b11  # checked-hash (PEP 552): a source edited later wins
 
 
 def test_the_dashboard_and_the_operators_alarms_are_in_the_stack(resources: dict[str, Any]) -> None:

@@ -23,11 +23,6 @@ COOLDOWN_S = 300  # the default scale_in_cooldown_s
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def rig(tokens: TokenStore, clock: FakeClock) -> PlaneRig:
     return build_plane(tokens, clock, reads=True)
 

@@ -14,7 +14,7 @@ from conftest import FUNCTION_ARN, REGION, FakeContext, capture_invokes, create_
 
 from poller import handler as entry
 from poller.lease.recursion import LambdaInvoker
-from poller.lease.tokens import TokenStore
+from poller.lease.tokens import TokenStore, bind_token_table
 
 
 @pytest.fixture
@@ -91,3 +91,13 @@ def test_lambda_invoker_sends_an_async_invoke(aws: None) -> None:
     invokes = capture_invokes(client)
     LambdaInvoker(client).invoke_async(FUNCTION_ARN.replace("sqs-loops-test-poller:live", "target"), {"a": 1})
     assert json.loads(invokes[0]["body"]) == {"a": 1}
+
+
+def test_the_entry_point_s_clients_share_one_botocore_session(deployed: str, tokens: TokenStore) -> None:
+    # A second session would load and parse botocore's data files again on every cold start (~50 ms).
+    bind_token_table.cache_clear()  # as in a cold start: the token model not yet bound (the fixture bound it)
+    services = entry._services()
+    token_client = services.tokens.model._get_connection().connection.client
+    sqs_client = services.sqs_client
+    assert token_client._loader is sqs_client._loader  # the loader, with its cache, is the session's
+    assert services.invoker.client._loader is sqs_client._loader  # type: ignore[attr-defined]

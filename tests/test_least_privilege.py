@@ -260,6 +260,7 @@ def test_each_function_is_allowed_exactly_what_its_code_calls(
         granted = {a for s in statements for a in s["Action"]} - ON_BEHALF
         unused = granted - {c.action for c in calls}
         assert not unused, f"{function}: its policy grants {sorted(unused)}, which its code never called"
-    # What SQS asks KMS with the function's rights: the poller decrypts what it receives, with that key only.
+    # What SQS asks KMS with the function's rights: the poller decrypts what it receives and encrypts what it
+    # sends (to its sends_to, and a given-back copy to its own queue), with that key only.
     kms = {f: [s["Resource"] for s in statements if set(s["Action"]) & ON_BEHALF] for f, statements in policies.items()}
     assert kms == {"poller": [[KEY]], "scaleUp": [], "scaleDown": [], "restart": [], PRODUCER: [[KEY]]}

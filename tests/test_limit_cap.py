@@ -56,8 +56,8 @@ def test_a_loop_waiting_for_its_share_reports_what_it_could_do_unwaited() -> Non
     pace = Pace(0.0)
     now = 0.0
     for _ in range(20):  # 7.5 records a second (a quarter of 30/s), each batch done in 75 ms of 1 s
+        pace.batch(handed=8, waited_s=0.925, received_at=now + 0.9, now=now + 1.0)  # waited before the receive
         now += 1.0
-        pace.batch(handed=8, waited_s=0.925, now=now)
     figures = pace.figures()
     assert figures is not None
     assert figures.rps == pytest.approx(8 / 0.075, rel=0.01)  # ~107/s when not waiting
@@ -67,10 +67,10 @@ def test_a_loop_waiting_for_its_share_reports_what_it_could_do_unwaited() -> Non
 def test_a_loop_says_nothing_before_it_has_done_enough_work() -> None:
     pace = Pace(0.0)
     assert pace.figures() is None
-    pace.batch(handed=1, waited_s=0.0, now=0.2)
-    pace.batch(handed=0, waited_s=0.0, now=30.0)  # time enough, but one record says too little
+    pace.batch(handed=1, waited_s=0.0, received_at=0.0, now=0.2)
+    pace.batch(handed=0, waited_s=0.0, received_at=0.2, now=30.0)  # time enough, but one record says too little
     assert pace.figures() is None
-    pace.batch(handed=9, waited_s=0.0, now=30.5)
+    pace.batch(handed=9, waited_s=0.0, received_at=30.0, now=30.5)
     figures = pace.figures()
     assert figures is not None and figures.wait == 0.0
 
@@ -78,7 +78,7 @@ def test_a_loop_says_nothing_before_it_has_done_enough_work() -> None:
 def test_a_loop_that_mostly_waits_still_reports() -> None:
     pace = Pace(0.0)
     for second in range(1, 121):  # a share of 1 a second, 10 ms of work each: 1 % of the time working
-        pace.batch(handed=1, waited_s=0.99, now=float(second))
+        pace.batch(handed=1, waited_s=0.99, received_at=second - 1.0, now=float(second))  # waits in the dispatch
     figures = pace.figures()
     assert figures is not None and figures.rps == pytest.approx(100, rel=0.01) and figures.wait > 0.98
 
@@ -87,12 +87,12 @@ def test_a_slower_handler_shows_in_the_pace_within_a_minute() -> None:
     pace = Pace(0.0)
     now = 0.0
     for _ in range(120):  # 100/s unwaited
+        pace.batch(handed=10, waited_s=0.9, received_at=now, now=now + 1.0)
         now += 1.0
-        pace.batch(handed=10, waited_s=0.9, now=now)
     fast = pace.figures()
     for _ in range(60):  # the handler is 5x slower: 20/s, no more waiting
+        pace.batch(handed=20, waited_s=0.0, received_at=now, now=now + 1.0)
         now += 1.0
-        pace.batch(handed=20, waited_s=0.0, now=now)
     slow = pace.figures()
     assert fast is not None and slow is not None
     assert fast.rps == pytest.approx(100, rel=0.01)
@@ -101,10 +101,45 @@ def test_a_slower_handler_shows_in_the_pace_within_a_minute() -> None:
 
 def test_a_wait_longer_than_the_cycle_counts_as_the_cycle() -> None:
     pace = Pace(0.0)
-    pace.batch(handed=5, waited_s=10.0, now=2.0)  # waits counted before the cycle began
-    pace.batch(handed=50, waited_s=0.0, now=4.0)
+    pace.batch(handed=5, waited_s=10.0, received_at=1.0, now=2.0)  # waits counted before the cycle began
+    pace.batch(handed=50, waited_s=0.0, received_at=2.0, now=4.0)
     figures = pace.figures()
     assert figures is not None and figures.wait <= 1.0 and figures.rps > 0
+
+
+@pytest.mark.parametrize("waits_before_receive", [False, True])
+def test_a_loop_that_rested_on_empty_long_polls_reports_its_pace_not_the_rest(waits_before_receive: bool) -> None:
+    """The loop's step began 450 s before the backlog came (long polls, all empty); then 60 batches of 10
+    records, each 90 ms of work and 0.24 s of waiting for a turn (30/s): 111/s unwaited, 73 % waiting.
+    (A first batch whose turn was slept for before its receive counts no work: one batch's error.)"""
+    pace = Pace(0.0)
+    now = 450.0
+    for _ in range(60):
+        received_at = now + 0.24 if waits_before_receive else now  # a turn slept for, or waited in the dispatch
+        pace.batch(handed=10, waited_s=0.24, received_at=received_at, now=now + 0.33)
+        now += 0.33
+    figures = pace.figures()
+    assert figures is not None
+    assert figures.rps == pytest.approx(10 / 0.09, rel=0.02)
+    assert figures.wait == pytest.approx(0.24 / 0.33, abs=0.01)
+
+
+def test_a_thin_trickle_counts_only_the_batches_not_the_polls_between_them() -> None:
+    pace = Pace(0.0)
+    for n in range(1, 41):  # 10 records every 5 s, handled in 0.2 s: the loop polls empty in between
+        pace.batch(handed=10, waited_s=0.0, received_at=5.0 * n, now=5.0 * n + 0.2)
+    figures = pace.figures()
+    assert figures is not None and figures.rps == pytest.approx(50, rel=0.01) and figures.wait == 0.0
+
+
+def test_a_busy_loops_receive_and_delete_between_batches_count_as_its_work() -> None:
+    pace = Pace(0.0)
+    now = 0.0
+    for _ in range(60):  # a receive of 0.1 s, then 10 records in 0.1 s: 50/s, not the 100/s of the dispatch
+        pace.batch(handed=10, waited_s=0.0, received_at=now + 0.1, now=now + 0.2)
+        now += 0.2
+    figures = pace.figures()
+    assert figures is not None and figures.rps == pytest.approx(50, rel=0.01)
 
 
 # -- the cap ---------------------------------------------------------------------------------------------
@@ -134,6 +169,9 @@ def test_no_headroom_loop_when_the_loops_the_pace_needs_fill_the_limit() -> None
     # ... and two they stay when the two hand over the whole limit (or wait for it): no third loop
     assert cap_loops(50, figs((25, 0.0), (25, 0.0)), live=2).loops == 2
     assert cap_loops(50, figs((25.5, 0.12), (25.5, 0.12)), live=2).loops == 2
+    # a measured pace a record or so below 25/s is still two loops filling 50/s (not ceil(50 / 24.99) = 3)
+    assert cap_loops(50, figs((24.99, 0.25), (25.0, 0.22)), live=2).loops == 2
+    assert cap_loops(50, figs((24.0, 0.0), (24.0, 0.0)), live=2).loops == 3  # 4 % short: a third loop
     # two that leave more than 5 % of it unused without waiting for it get the headroom loop
     short = cap_loops(50, figs((25, 0.08), (25, 0.08)), live=2)
     assert short.loops == 3 and short.spare == 3 and not short.binds
@@ -206,6 +244,43 @@ def test_lowering_the_cap_waits_for_the_cool_down_unless_the_loops_wait_for_the_
     assert tick(1, keep=1) == 1  # ... unless the loops report that they wait for the limit
     now += minute
     assert tick(2, keep=3) == 3  # up to the cap with its headroom, the cool-down still decides (it held 3)
+
+
+def test_a_cut_made_while_the_loops_wait_for_the_limit_is_not_undone_by_the_cool_downs_memory() -> None:
+    """A backlog before figures: the cap probes 2, then 3 loops; their figures say one loop fills 30/s and
+    that they wait for it, so the count falls to 1. The survivor's wait fades over a minute (it still reads
+    what it waited while it shared the limit), so the next figures do not show the limit full: the cut
+    holds, rather than the cool-down bringing back the probed loops for the rest of its five minutes."""
+    cooldown_s, minute = QUEUE.scale_in_cooldown_s, 60_000
+    seen: dict[int, int] = {}
+    now = NOW_MS
+
+    def tick(live: int, figures: list[PaceFigures]) -> int:
+        nonlocal seen
+        cap = cap_loops(30, figures, live=live)
+        held = held_loops(seen, now_ms=now, cooldown_s=cooldown_s)
+        keep = cap.keep_while_waiting
+        seen = remember(
+            seen, capped(4, cap.loops), now_ms=now, cooldown_s=cooldown_s, floor=QUEUE.min_loops, at_most=keep
+        )
+        return combined_loops(QUEUE, {}, 5000, held=held, cap=cap.loops, keep=keep)
+
+    assert tick(1, []) == 2 and tick(2, []) == 3  # no figures: a loop more at each decision
+    now += minute
+    assert tick(3, [PaceFigures(107, 0.907)] * 3) == 1  # 3 x 107 x 0.093 = 30/s: full, and they wait
+    now += minute
+    lagging = PaceFigures(107, 0.824)  # alone now, it hands over 30/s, but its faded figures say 19/s
+    assert not cap_loops(30, [lagging], live=1).binds
+    assert tick(1, [lagging]) == 1
+    now += minute
+    assert tick(1, [PaceFigures(21, 0.0)]) == 2  # the handler slowed: a loop more at once, no cool-down
+
+
+def test_what_the_cool_down_forgets_while_the_loops_wait_for_the_limit() -> None:
+    seen = {2: NOW_MS - 1000, 3: NOW_MS - 1000}
+    kept = remember(seen, 1, now_ms=NOW_MS, cooldown_s=300, floor=1, at_most=2)
+    assert kept == {2: NOW_MS - 1000}  # 3 is forgotten; 2 (the cap's headroom) is still held
+    assert remember(seen, 1, now_ms=NOW_MS, cooldown_s=300, floor=1) == seen  # without: all held
 
 
 def test_a_shared_downstream_caps_at_the_queues_share_and_the_tighter_limit_holds() -> None:

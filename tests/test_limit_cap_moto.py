@@ -27,11 +27,6 @@ COOLDOWN_S = 300
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def rig(tokens: TokenStore, clock: FakeClock) -> PlaneRig:
     return build_plane(tokens, clock, CONFIG, reads=True)
 
@@ -54,7 +49,9 @@ def report_pace(rig: PlaneRig, clock: FakeClock, rps: float, wait: float) -> Non
         )
 
 
-def new_lease(tokens: TokenStore, clock: FakeClock, claimed: Any, *, heartbeat_s: float) -> Lease:
+def new_lease(
+    tokens: TokenStore, clock: FakeClock, claimed: Any, *, heartbeat_s: float, report_early: bool = True
+) -> Lease:
     """The lease a loop step holds on slot-0001 once it has claimed ``claimed``."""
     return Lease(
         store=tokens,
@@ -65,6 +62,7 @@ def new_lease(tokens: TokenStore, clock: FakeClock, claimed: Any, *, heartbeat_s
         clock=clock,
         rand=random.Random(0),
         log_fields={},
+        report_early=report_early,
     )
 
 
@@ -74,7 +72,7 @@ def test_the_heartbeat_writes_the_loops_pace_and_a_takeover_clears_it(tokens: To
     lease = new_lease(tokens, clock, claimed, heartbeat_s=30)
     for _ in range(30):  # 8 records a batch each second, 75 ms of it working, the rest waiting for the share
         clock.advance(1)
-        lease.pace.batch(handed=8, waited_s=0.925, now=clock.monotonic())
+        lease.pace.batch(handed=8, waited_s=0.925, received_at=clock.monotonic() - 1, now=clock.monotonic())
     lease.heartbeat_if_due(deadline=None)
     row = tokens.get(URL, "slot-0001")
     assert row is not None and row.pace is not None
@@ -122,6 +120,13 @@ def test_restart_caps_a_rate_limited_queue_at_the_loops_its_limit_keeps_busy(
     reconciled = log_events(loop_logs, "reconciled")
     assert reconciled[-1]["limited"]["loops"] == 1
 
+    # A minute later the one loop's faded figures still show the waits of when it shared the limit (they
+    # say 19/s handed over, not 30): the cut holds, the cool-down forgot the second loop it had probed.
+    clock.advance(60)
+    report_pace(rig, clock, rps=107, wait=0.82)
+    lagging = restart(rig)
+    assert lagging["wanted"] == 1 and lagging["held"] == 0 and len(rig.live("emails")) == 1
+
     # The vendor answers five times slower: the one loop's pace falls, and loops come back at once.
     clock.advance(60)
     report_pace(rig, clock, rps=21, wait=0.05)
@@ -134,6 +139,23 @@ def test_restart_caps_a_rate_limited_queue_at_the_loops_its_limit_keeps_busy(
     report_pace(rig, clock, rps=107, wait=0.05)
     held = restart(rig)
     assert held["limited"]["loops"] == 1 and held["wanted"] == 2
+
+
+def test_with_the_cap_switched_off_the_rule_decides_and_the_cap_is_still_reported(
+    tokens: TokenStore, clock: FakeClock
+) -> None:
+    rig = build_plane(
+        tokens,
+        clock,
+        CONFIG.replace("poller: {heartbeat_s: 30}", "poller: {heartbeat_s: 30, limit_cap: false}"),
+        reads=True,
+    )
+    assert not rig.config.poller.limit_cap
+    send(boto3.client("sqs", region_name=REGION), URL, [str(n) for n in range(60)])
+    assert restart(rig)["wanted"] == 4  # today's rule: the depth's top step at once
+    report_pace(rig, clock, rps=107, wait=0.93)
+    again = restart(rig)
+    assert again["wanted"] == 4 and again["limited"]["loops"] == 1 and len(rig.live("emails")) == 4
 
 
 def test_figures_older_than_a_stale_row_do_not_cap(rig: PlaneRig, clock: FakeClock) -> None:
@@ -187,13 +209,13 @@ def test_a_loops_first_figures_reach_its_row_within_seconds_not_a_heartbeat_late
     lease = new_lease(tokens, clock, claimed, heartbeat_s=75)
     for _ in range(3):  # three seconds of work: enough to tell (poller/lease/pace.py)
         clock.advance(1)
-        lease.pace.batch(handed=8, waited_s=0.9, now=clock.monotonic())
+        lease.pace.batch(handed=8, waited_s=0.9, received_at=clock.monotonic() - 1, now=clock.monotonic())
         lease.heartbeat_if_due(deadline=None)
     row = tokens.get(URL, "slot-0001")
     assert lease.heartbeats == 1 and row is not None and row.pace is not None and row.pace_at == epoch_ms(clock)
     for _ in range(30):  # then the usual interval: no write per batch
         clock.advance(1)
-        lease.pace.batch(handed=8, waited_s=0.9, now=clock.monotonic())
+        lease.pace.batch(handed=8, waited_s=0.9, received_at=clock.monotonic() - 1, now=clock.monotonic())
         lease.heartbeat_if_due(deadline=None)
     assert lease.heartbeats == 1
 
@@ -202,6 +224,18 @@ def test_a_loops_first_figures_reach_its_row_within_seconds_not_a_heartbeat_late
     step = new_lease(tokens, clock, again, heartbeat_s=75)
     for _ in range(5):
         clock.advance(1)
-        step.pace.batch(handed=8, waited_s=0.9, now=clock.monotonic())
+        step.pace.batch(handed=8, waited_s=0.9, received_at=clock.monotonic() - 1, now=clock.monotonic())
         step.heartbeat_if_due(deadline=None)
     assert step.heartbeats == 0
+
+    # A queue without a rate limit (the cap never sizes it) makes no early write at all.
+    assert tokens.release(URL, "slot-0001")
+    tokens.create(URL, "slot-0001", loop_id="L1", now_ms=epoch_ms(clock))
+    free = tokens.claim(URL, "slot-0001", loop_id="L1", generation=0, claim_id="c3", now_ms=epoch_ms(clock))
+    assert free.pace_at is None  # as in the first lease above, which wrote early
+    unlimited = new_lease(tokens, clock, free, heartbeat_s=75, report_early=False)
+    for _ in range(5):
+        clock.advance(1)
+        unlimited.pace.batch(handed=8, waited_s=0.0, received_at=clock.monotonic() - 1, now=clock.monotonic())
+        unlimited.heartbeat_if_due(deadline=None)
+    assert unlimited.heartbeats == 0

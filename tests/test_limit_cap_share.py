@@ -87,11 +87,6 @@ def test_a_queues_share_is_what_it_would_get_with_a_backlog_whatever_its_loops_a
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def rig(tokens: TokenStore, clock: FakeClock) -> PlaneRig:
     return build_plane(tokens, clock, CONFIG, reads=True)
 

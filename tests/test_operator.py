@@ -85,3 +85,7 @@ def test_status_shows_the_rate_limits_cap_from_the_loops_paces(sqs: Any, tokens:
     tokens.heartbeat(url, "slot-0001", loop_id="L1", generation=1, now_ms=now, pace=PaceFigures(107, 0.93))
     limited = operator.status()["emails"]["limited"]
     assert limited["loops"] == 1 and limited["says"] == "1 loop keeps 30/s busy"
+    off = Operator(
+        parse_config("poller: {limit_cap: false}\n" + config), "p", REGION, table=tokens.model.Meta.table_name
+    )
+    assert off.status()["emails"]["limited"]["says"] == "1 loop keeps 30/s busy (not applied: poller.limit_cap)"

@@ -17,11 +17,6 @@ STALE_S = parse_config(CONFIG).stale_after_s  # heartbeat 30 + longest poll 20 +
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def rig(tokens: TokenStore, clock: FakeClock) -> PlaneRig:
     return build_plane(tokens, clock)
 
@@ -191,3 +186,21 @@ def test_a_dead_row_above_the_wanted_count_is_released_not_revived(rig: PlaneRig
     report = restart(rig)
     assert (report["orders"]["revived"], report["orders"]["released"]) == (["slot-0001"], ["slot-0002"])
     assert [r.token for r in rig.rows("orders")] == ["slot-0001"]
+
+
+def test_a_dead_row_whose_loop_came_back_after_restart_read_it_is_not_released(rig: PlaneRig, clock: FakeClock) -> None:
+    """Restart reads the rows, then releases those that looked dead above the wanted count: a loop that
+    claimed its next step (or heartbeat) in between keeps its row, as a takeover would leave it (the
+    demo's one double_owned batch: a row released 0.7 s after its loop's claim, its batch then run)."""
+    url = url_of("orders")
+    for token in ("slot-0001", "slot-0002"):
+        working_loop(rig, clock, token)
+    clock.advance(STALE_S + 1)
+    seen = list(rig.tokens.tokens_of(url))  # restart's read: both look dead
+    late = next(row for row in seen if row.token == "slot-0002")
+    rig.tokens.claim(
+        url, late.token, loop_id=late.loop_id, generation=late.generation, claim_id="c2", now_ms=epoch_ms(clock)
+    )
+    changes = rig.plane.reconciler.revive(url, stale_after_s=STALE_S, wanted=1, rows=seen)
+    assert changes.released == [] and rig.tokens.get(url, "slot-0002") is not None
+    assert changes.revived == ["slot-0001"]

@@ -20,6 +20,7 @@ from poller.lease.tokens import TokenStore
 from poller.runs import RUN_ATTRIBUTE, RunBook, RunCounter, RunFinished, UnknownRun
 from poller.sqs.client import QueueClient
 from poller.sqs.records import Message
+from poller.sqs.redrive import RedriveLimit
 from producer.exceptions import MessageTooLarge
 from producer.runs import take_back
 from producer.send import SendIncomplete
@@ -42,8 +43,10 @@ def counter(sqs: Any, url: str, runs: RunBook, **settings: object) -> RunCounter
     queue = config_for(url, **settings).queue("work")
     return RunCounter(
         runs,
-        sqs=QueueClient(sqs, url, runs.clock, random.Random(1)),
         queue=queue,
+        redrive=RedriveLimit(
+            QueueClient(sqs, url, runs.clock, random.Random(1)), fallback=queue.known_max_receives, log_fields={}
+        ),
         retry=lambda call, _: call(),
         log_fields={},
     )

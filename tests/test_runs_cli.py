@@ -22,6 +22,7 @@ from ops.runs import watch
 from poller.lease.tokens import TokenStore, bind_token_table
 from poller.runs import RunBook, RunCounter
 from poller.sqs.client import QueueClient
+from poller.sqs.redrive import RedriveLimit
 
 PREFIX = "cli-test"
 
@@ -87,8 +88,10 @@ def test_watch_follows_the_run_until_it_ends(sqs: Any, table: TokenStore) -> Non
     queue = config_for(url).queue("work")
     counter = RunCounter(
         runs,
-        sqs=QueueClient(sqs, url, runs.clock, random.Random(1)),
         queue=queue,
+        redrive=RedriveLimit(
+            QueueClient(sqs, url, runs.clock, random.Random(1)), fallback=queue.known_max_receives, log_fields={}
+        ),
         retry=lambda c, _: c(),
         log_fields={},
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +15,14 @@ import boto3
 import pytest
 
 from ops.cli import main, parse_faults
+from poller.config import parse_config
 from sandbox.demo import handlers
 from sandbox.demo.pipeline import PipelinePlan
+from sandbox.demo.report import backlog_figures
 from sandbox.demo.run import DEMO_CONFIG, DemoOptions, run_demo
 from sandbox.demo.vendor_api import VendorApi
 from sandbox.environment import Sandbox
+from sandbox.lambda_runtime import LocalFunction, LocalLambda
 
 REPORT_KEYS = {
     "sent",
@@ -218,3 +222,61 @@ def test_a_run_under_every_fault_loses_nothing_and_converges(tmp_path: Path) -> 
     assert both <= sum(report["faults_injected"][f] for f in undeleting)
     assert set(report["faults_injected"]) == set(faults) and sum(report["faults_injected"].values()) >= 10
     assert report["duplicates"] == sum(report["duplicate_causes"].values())
+
+
+# -- what the local runtime counts as loops running ------------------------------------------------------
+
+_release: dict[str, threading.Event] = {}
+
+
+def held_step(payload: dict[str, Any], context: Any) -> None:
+    """A function that runs until the test releases it (by its payload's ``hold`` name)."""
+    _release[payload["hold"]].wait(5)
+
+
+def test_the_runtime_counts_tokens_with_a_loop_running_and_the_overlap_of_a_takeover() -> None:
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/q"
+    runtime = LocalLambda(functions={"f": LocalFunction("f", f"{__name__}.held_step", 5)})
+    events = {
+        "old": {"queue_url": url, "token": "slot-0001", "loop_id": "L1", "generation": 3},
+        "growth": {"source": "sqs-loops.growth", "queue_url": url, "loop_id": "L1", "depth": 60, "wanted": 4},
+        "new": {"queue_url": url, "token": "slot-0001", "loop_id": "L2", "generation": 4},
+    }
+    threads = {}
+    for name, event in events.items():
+        _release[name] = threading.Event()
+        threads[name] = threading.Thread(target=runtime.run, args=("f", {**event, "hold": name}), daemon=True)
+        threads[name].start()
+        time.sleep(0.05)
+    # The growth request is the control plane's call, not a loop; the taken-over loop still finishing its
+    # batch and its successor are two steps on one token.
+    assert runtime.running_loops() == {(url, "slot-0001", "L1"), (url, "slot-0001", "L2")}
+    assert runtime.max_running[url] == 1 and runtime.max_loops_running[url] == 2
+    a = time.monotonic()
+    time.sleep(0.2)
+    b = time.monotonic()
+    assert runtime.loop_seconds(url, a, b) == pytest.approx(2 * (b - a))  # two loop steps; not the request
+    for name in ("growth", "old"):
+        _release[name].set()
+        threads[name].join(5)
+    _release["new"].set()
+    threads["new"].join(5)
+    [overlap] = runtime.overlap_s(url)
+    assert 0.2 <= overlap < 2.0  # from the new step's start to the old step's end
+
+
+def test_the_limit_caps_figures_compare_the_loop_seconds_with_the_fewest_that_keep_the_limit_busy() -> None:
+    queue = parse_config(
+        "queues:\n  q: {queue: q, handler: m.h, rate_limit: 30, max_loops: 4, scale_steps: [{depth: 10, loops: 4}]}\n",
+        source="t.yml",
+    ).queues["q"]
+    # Ten seconds of backlog, then drained; the vendor saw 30 calls a second; two loops ran all along.
+    samples = [{"t": float(t), "queues": {"q": {"visible": 50 if t < 10 else 0, "in_flight": 0}}} for t in range(12)]
+    limited = {"limit": 30, "per_loop": 107.0, "figures": 2}
+    decisions = [(-1.0, {"rule": 4, "limited": limited}), (5.0, {"rule": 6, "limited": {**limited, "limit": 15}})]
+    calls = [t + n / 30 for t in range(10) for n in range(30)]
+    figures = backlog_figures(samples, queue, decisions, calls, lambda a, b: 2 * (b - a))
+    assert figures["backlog_s"] == 9.0  # from the first sample with a visible message to the last with any
+    assert figures["loop_s"] == 18.0 and figures["minimum_loop_s"] == 9 and figures["loop_s_ratio"] == 2.0
+    assert figures["calls"] == 270 and figures["limit_use"] == round(270 / (30 * 5 + 15 * 4), 3)
+    assert figures["rule_loop_s"] == 4 * 9  # the rule's 6 is above max_loops

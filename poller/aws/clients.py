@@ -2,7 +2,9 @@
 our retry policy (poller/aws/retry.py), which knows the invocation's deadline, sits on top of them.
 
 boto3 is imported when a client is first made, not when this module is: a cold start pays for it once, on
-the first invocation that needs it."""
+the first invocation that needs it. Every client here is made from boto3's default botocore session, and so
+is the token table's (:func:`share_default_session`): a session loads and parses botocore's data files
+(the endpoints, the service models) once, where each further session would load them again."""
 
 from __future__ import annotations
 
@@ -71,15 +73,33 @@ def receive_worst_s(wait_s: int) -> float:
     return SQS_CONNECT_TIMEOUT_S + wait_s + SQS_RECEIVE_GRACE_S
 
 
+SQS_VALIDATES_PARAMETERS = False
+"""The loop's SQS clients send without botocore's parameter validation, as PynamoDB's client does: it walks
+every parameter against the operation's shapes on each call (a receive and a delete per batch: a few percent
+of a batch's CPU, docs/benchmarks.md), for parameters whose shapes our code fixes and whose values the config
+validated at cold start; SQS checks them again anyway. What validation would also catch, a parameter this
+botocore does not know (silently left out without it), is ruled out by the floor on boto3 in
+pyproject.toml (the first that knows ``MessageSystemAttributeNames``)."""
+
+
 def sqs_client(region: str) -> Any:
     """For SQS's short calls (delete, visibility, attributes)."""
-    return _client("sqs", region, SQS_CONNECT_TIMEOUT_S, SQS_READ_TIMEOUT_S, SQS_MAX_ATTEMPTS)
+    return _client(
+        "sqs", region, SQS_CONNECT_TIMEOUT_S, SQS_READ_TIMEOUT_S, SQS_MAX_ATTEMPTS, validate=SQS_VALIDATES_PARAMETERS
+    )
 
 
 def sqs_receive_client(region: str, wait_s: int) -> Any:
     """For long polls of ``wait_s`` seconds: botocore has no per-call timeout, and a long poll's read timeout
     must follow its wait, so one client per wait (the caller keeps them for the warm container)."""
-    return _client("sqs", region, SQS_CONNECT_TIMEOUT_S, wait_s + SQS_RECEIVE_GRACE_S, SQS_RECEIVE_MAX_ATTEMPTS)
+    return _client(
+        "sqs",
+        region,
+        SQS_CONNECT_TIMEOUT_S,
+        wait_s + SQS_RECEIVE_GRACE_S,
+        SQS_RECEIVE_MAX_ATTEMPTS,
+        validate=SQS_VALIDATES_PARAMETERS,
+    )
 
 
 def async_lambda_client(region: str) -> Any:
@@ -108,7 +128,37 @@ def token_table_settings(*, in_loop: bool) -> dict[str, Any]:
     }
 
 
-def _client(service: str, region: str, connect_s: float, read_s: float, attempts: int, pool: int | None = None) -> Any:
+def default_session() -> Any:
+    """boto3's default botocore session (made on first use), the one every client here comes from."""
+    import boto3
+
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    return boto3.DEFAULT_SESSION._session
+
+
+def share_default_session(model: Any) -> None:
+    """Have a PynamoDB model's connection make its client from :func:`default_session`. PynamoDB makes a
+    botocore session of its own (per thread), and a fresh session costs about 50 ms on a cold start (it
+    lists botocore's data folders and parses endpoints.json, 1.2 MB, again: docs/benchmarks.md). Call it on
+    the thread that makes the client (the claim's); the client is then shared by every thread. PynamoDB has
+    no public way to pass a session: where its connection has no ``_local`` any more, nothing changes."""
+    connection = model._get_connection().connection
+    local = getattr(connection, "_local", None)
+    if local is not None and getattr(local, "session", None) is None:
+        local.session = default_session()
+
+
+def _client(
+    service: str,
+    region: str,
+    connect_s: float,
+    read_s: float,
+    attempts: int,
+    pool: int | None = None,
+    *,
+    validate: bool = True,
+) -> Any:
     import boto3
     from botocore.config import Config
 
@@ -117,6 +167,7 @@ def _client(service: str, region: str, connect_s: float, read_s: float, attempts
         retries={"mode": "standard", "total_max_attempts": attempts},
         connect_timeout=connect_s,
         read_timeout=read_s,
+        parameter_validation=validate,
         **({} if pool is None else {"max_pool_connections": pool}),
     )
     return boto3.client(service, region_name=region, config=config)

@@ -44,6 +44,8 @@ class PollerSettings:
     config (no retries, a bounded event age) as ``$LATEST`` does (default none).
     ``depth_reads``: the control plane reads every queue's depth and loops ask for growth (default true;
     false is the alarm-only path, kept for comparisons: docs/scaling.md#two-paths).
+    ``limit_cap``: a rate-limited queue wants no more loops than its limit keeps busy (default true; false is
+    the rule without the cap, kept for comparisons: docs/scaling.md#limit-cap).
     """
 
     timeout_s: int = LAMBDA_MAX_TIMEOUT_S
@@ -55,6 +57,7 @@ class PollerSettings:
     reserved_concurrency: int | None = None  # the poller's ReservedConcurrentExecutions
     aliases: tuple[str, ...] = ()  # poller aliases loops may run under: each gets the async invoke config
     depth_reads: bool = True  # restart and scale_up read depths, loops ask for growth (docs/scaling.md)
+    limit_cap: bool = True  # restart and scale_up cap a rate-limited queue (scaler/limit_cap.py)
 
     @property
     def keeper_interval_s(self) -> float:
@@ -167,6 +170,12 @@ class QueueConfig:
         if self.dlq is not None:
             return QueueRef.parse(self.dlq).name
         return self.stack_dlq_name if self.create else None
+
+    @property
+    def known_max_receives(self) -> int | None:
+        """Receives before SQS moves a message to the DLQ, as far as the config knows (None: it names no
+        DLQ): the fallback when the queue's own redrive policy cannot be read."""
+        return self.max_receive_count if self.dlq_name is not None else None
 
     @property
     def stack_dlq_name(self) -> str:

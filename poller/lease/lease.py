@@ -36,6 +36,7 @@ class Lease:
         clock: Clock,
         rand: random.Random,
         log_fields: dict[str, object],
+        report_early: bool = True,
     ):
         self.store = store
         self.step = step
@@ -52,7 +53,9 @@ class Lease:
         # Whether the row carries figures of this loop that are recent (the last step's, within a heartbeat):
         # if not, the first figures go out as soon as there are some, not a heartbeat_s later, so that the
         # control plane can size a rate-limited backlog within seconds (docs/scaling.md#limit-cap).
-        self.reported = claimed.pace_at is not None and epoch_ms(clock) - claimed.pace_at < heartbeat_s * 1000
+        # ``report_early`` false (a queue without a rate limit, which the cap never sizes): no early write.
+        recent = claimed.pace_at is not None and epoch_ms(clock) - claimed.pace_at < heartbeat_s * 1000
+        self.reported = not report_early or recent
         self._lock = threading.Lock()
 
     @property

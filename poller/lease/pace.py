@@ -12,6 +12,17 @@ for the share or a downstream's pause (``BatchResult.waited_ms``)::
     pace_rps  = handed / (cycle - waited)    what one loop could do if it never waited
     pace_wait = waited / cycle               how much the share binds it
 
+Empty receives are no work: a loop that rested on long polls before a backlog came (or between the
+trickles of a thin one) sees its next batch arrive long after its previous one ended, and that time is
+neither work nor waiting for the share. The batch therefore says when its receive returned
+(``received_at``). A loop working through a backlog receives at once: between the end of one batch and
+the next receive's answer it only waits for a turn (``waited_s`` counts it) and makes a call or two (at
+most :data:`QUICK_RECEIVE_S`). When more time than that passed, the loop was idle, and its cycle begins
+when the receive returned (a rested loop's turn is ready, so its waits come in the dispatch)::
+
+    busy:  mark | wait for a turn | quick receive | dispatch ...... now    cycle: mark -> now
+    idle:  mark ... empty long polls ... receive returns | dispatch now    cycle: received_at -> now
+
 Older cycles fade with :data:`PACE_WINDOW_S`, so a handler that slows down shows within a minute. Pure
 logic, no AWS; thread-safe (the keeper thread heartbeats while the loop thread adds a batch)."""
 
@@ -23,6 +34,13 @@ from dataclasses import dataclass
 
 PACE_WINDOW_S = 60.0
 """Time constant of the fading sums: a cycle this old counts for 1/e of a new one."""
+
+QUICK_RECEIVE_S = 1.0
+"""The most non-waiting time between two batches of a loop that works through a backlog: a receive that
+finds messages returns within tens of milliseconds (a long poll returns as soon as one is there), and the
+wait for the previous batch's delete or a heartbeat is one call of the same order. Longer, the receive
+waited for messages to arrive: the loop was idle, and none of that time is its work (the batch then
+leaves out its receive's few milliseconds too: a small error once, not an idle hour counted as work)."""
 
 MIN_RECORDS = 5.0
 MIN_SPAN_S = 2.0
@@ -50,15 +68,19 @@ class Pace:
         self._waited_s = 0.0
         self._lock = threading.Lock()
 
-    def batch(self, *, handed: int, waited_s: float, now: float) -> None:
-        """One batch ended at ``now`` having handed over ``handed`` records, ``waited_s`` of its cycle waiting."""
+    def batch(self, *, handed: int, waited_s: float, received_at: float, now: float) -> None:
+        """One batch ended at ``now`` having handed over ``handed`` records, ``waited_s`` of its cycle waiting;
+        its receive returned at ``received_at`` (monotonic; before the previous batch ended, for a batch
+        received ahead)."""
         with self._lock:
-            cycle = max(0.0, now - self._mark)
+            waited_s = max(0.0, waited_s)
+            idle = received_at - self._mark - waited_s > QUICK_RECEIVE_S
+            cycle = max(0.0, now - (received_at if idle else self._mark))
             self._mark = now
             fade = math.exp(-cycle / self.window_s)
             self._handed = self._handed * fade + handed
             self._span_s = self._span_s * fade + cycle
-            self._waited_s = self._waited_s * fade + min(max(0.0, waited_s), cycle)
+            self._waited_s = self._waited_s * fade + min(waited_s, cycle)
 
     def figures(self) -> PaceFigures | None:
         """The figures now, or None while too little work was seen to tell."""

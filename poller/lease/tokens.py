@@ -277,12 +277,24 @@ class TokenStore:
             raise
         return TokenState.of(row)
 
-    def release(self, queue_url: str, token: str, *, loop_id: str | None = None, if_retiring: bool = False) -> bool:
+    def release(
+        self,
+        queue_url: str,
+        token: str,
+        *,
+        loop_id: str | None = None,
+        if_retiring: bool = False,
+        unchanged: TokenState | None = None,
+    ) -> bool:
         """Delete the row (only if ``loop_id`` still owns it, when given; only while it is retiring, when
-        ``if_retiring``: a scale-up may have taken the request back). False if the condition failed."""
+        ``if_retiring``: a scale-up may have taken the request back; only if its owner and last heartbeat
+        are still those of ``unchanged``, when given: restart releases a row that looked dead as it read it,
+        never one whose loop claimed or heartbeat since, as a takeover). False if the condition failed."""
         condition = _row_exists()
         if loop_id is not None:
             condition &= _owned_by(loop_id)
+        if unchanged is not None:
+            condition &= _owned_by(unchanged.loop_id) & _heartbeat_is(unchanged.last_used)
         if if_retiring:
             condition &= TokenRow.retiring_since.exists()
         try:

@@ -15,6 +15,7 @@ from poller.exceptions import RetriesExhausted
 from poller.lease.lease import Lease
 from poller.logs import log
 from poller.loop.fifo import held_back
+from poller.loop.give_back import GiveBack
 from poller.loop.keeper import KeeperThread
 from poller.loop.outcome import Outcome
 from poller.loop.redelivery import redelivery_plan
@@ -30,9 +31,10 @@ from poller.metrics import (
     Metric,
     with_metrics,
 )
-from poller.runs import RunCounter
+from poller.runs import RunBook, RunCounter
 from poller.sqs.client import QueueClient
 from poller.sqs.records import Message
+from poller.sqs.redrive import RedriveLimit
 
 Retry = Callable[[Callable[[], Any], str], Any]
 """The loop's transient-retry policy: ``retry(call, what)`` within the invocation's time."""
@@ -55,7 +57,7 @@ class BatchWork:
         may_start: Callable[[], bool],
         outcome: Outcome,
         log_fields: dict[str, object],
-        runs: RunCounter | None = None,
+        runs: RunBook | None = None,
     ):
         self.sqs = sqs
         self.queue = queue
@@ -67,7 +69,13 @@ class BatchWork:
         self.may_start = may_start
         self.outcome = outcome
         self.fields = log_fields
-        self.runs = runs  # counts run messages (docs/runs.md); None: the deployment counts no runs
+        redrive = RedriveLimit(sqs, fallback=queue.known_max_receives, log_fields=log_fields)
+        # What it will not handle, visible again at once (a message on its last receive as a copy).
+        self.give_back = GiveBack(sqs, redrive, fifo=queue.ref.fifo, log_fields=log_fields)
+        # Counts run messages (docs/runs.md); None: the deployment counts no runs.
+        self.runs = (
+            None if runs is None else RunCounter(runs, queue=queue, redrive=redrive, retry=retry, log_fields=log_fields)
+        )
         interval = min(queue.visibility_timeout_s / 3, settings.keeper_interval_s)
         # Two threads, kept for the whole invocation: the visibility extension never waits on a heartbeat (a
         # slow DynamoDB would let the messages become visible to another consumer while their handler still
@@ -90,7 +98,8 @@ class BatchWork:
         ):
             result = dispatcher.run(messages, self.context, may_start=self.may_start)
         handed = len(messages) - len(result.returned)
-        lease.pace.batch(handed=handed, waited_s=result.waited_ms / 1000, now=self.clock.monotonic())
+        waited_s = result.waited_ms / 1000
+        lease.pace.batch(handed=handed, waited_s=waited_s, received_at=received_at, now=self.clock.monotonic())
         if self.queue.ref.fifo:  # a failed record holds back its group's later records (poller/loop/fifo.py)
             returned = {m["MessageId"] for m in result.returned}
             result.returned += held_back([m for m in messages if m["MessageId"] not in returned], result.failures)
@@ -132,13 +141,6 @@ class BatchWork:
                 message_ids=[m["MessageId"] for m in undeleted],
                 **self.fields,
             )
-
-    def give_back(self, messages: list[Message]) -> None:
-        """Make messages we will not handle visible again at once, rather than after their timeout."""
-        try:
-            self.sqs.change_visibility(messages, 0)
-        except Exception as exc:  # they come back by themselves when the visibility timeout ends
-            log("warning", "give_back_failed", error=repr(exc), **self.fields)
 
     def _delay_failed(self, messages: list[Message], result: BatchResult) -> None:
         """Failed messages come back after their retry backoff (or a Retry-After), when there is one."""

@@ -54,9 +54,11 @@ class Receiver:
         retry: Retry,
         size: Callable[[], int],
         keeper_interval_s: float,
+        give_back: Callable[[list[Message]], None],
         log_fields: dict[str, object],
     ):
         self.sqs = sqs
+        self.give_back = give_back
         self.queue = queue
         self.clock = clock
         self._retry = retry
@@ -118,11 +120,7 @@ class Receiver:
             log("warning", "receive_ahead_failed", error=repr(exc), **self.fields)
             return
         if messages:
-            try:
-                self.sqs.change_visibility(messages, 0)
-            except Exception as exc:  # they come back by themselves when the visibility timeout ends
-                log("warning", "give_back_failed", error=repr(exc), **self.fields)
-                return
+            self.give_back(messages)
             log("info", "receive_ahead_given_back", messages=len(messages), **self.fields)
 
     def close(self, timeout_s: float) -> None:

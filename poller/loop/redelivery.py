@@ -18,15 +18,8 @@ from collections.abc import Mapping, Sequence
 from poller.aws.limits import SQS_MAX_VISIBILITY_S
 from poller.config import RetryBackoff
 from poller.sqs.records import Message
+from poller.sqs.redrive import receive_count
 from poller.targets.base import Failure
-
-
-def receive_count(message: Message) -> int:
-    """The message's ApproximateReceiveCount (1 on its first delivery)."""
-    try:
-        return max(1, int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)))
-    except (TypeError, ValueError):
-        return 1
 
 
 def redelivery_delay_s(

@@ -30,7 +30,6 @@ from poller.loop.outcome import Outcome
 from poller.loop.receive_ahead import Receiver
 from poller.loop.services import LoopServices
 from poller.metrics import LOOPS_STOPPED, RECURSIONS, with_metrics
-from poller.runs import RunCounter
 from poller.sqs.client import QueueClient
 from poller.sqs.records import queue_arn
 from poller.targets import make_target
@@ -81,12 +80,12 @@ class Loop:
             may_start=self._may_start_record,
             outcome=self.outcome,
             log_fields=self.fields,
-            runs=None
-            if services.runs is None
-            else RunCounter(services.runs, sqs=self.sqs, queue=queue, retry=self._retry, log_fields=self.fields),
+            runs=services.runs,
         )
         interval = min(queue.visibility_timeout_s / 3, settings.keeper_interval_s)  # as the batch keepers'
-        self.receiver = Receiver(self.sqs, queue, self.clock, self._retry, self._receive_size, interval, self.fields)
+        self.receiver = Receiver(
+            self.sqs, queue, self.clock, self._retry, self._receive_size, interval, self.batches.give_back, self.fields
+        )
         self.growth = GrowthWatch(
             queue=queue,
             sqs=self.sqs,
@@ -187,6 +186,7 @@ class Loop:
             clock=self.clock,
             rand=self.services.rand,
             log_fields=self.fields,
+            report_early=bool(self.queue.limits),  # only the limit cap reads the figures soon
         )
 
     def _dispatcher(self) -> Dispatcher:

@@ -16,7 +16,6 @@ invocation ends are forgotten by :meth:`RunCounter.flush`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -29,8 +28,8 @@ from poller.logs import log
 from poller.runs.book import RunBook
 from poller.runs.table import CountWrite, RunStatus
 from poller.runs.tag import tag_of_message
-from poller.sqs.client import QueueClient
 from poller.sqs.records import Message
+from poller.sqs.redrive import RedriveLimit
 
 Retry = Callable[[Callable[[], Any], str], Any]
 
@@ -58,17 +57,21 @@ class RunCounter:
     """Counts the run messages of one loop invocation's batches; messages without a run cost nothing."""
 
     def __init__(
-        self, book: RunBook, *, sqs: QueueClient, queue: QueueConfig, retry: Retry, log_fields: dict[str, object]
+        self,
+        book: RunBook,
+        *,
+        queue: QueueConfig,
+        redrive: RedriveLimit,
+        retry: Retry,
+        log_fields: dict[str, object],
     ):
         self.book = book
-        self.sqs = sqs
+        self.redrive = redrive  # which failures are a message's last (counted failed)
         self.queue = queue
         self._retry = retry
         self.fields = log_fields
         self._runs: dict[str, _RunState] = {}
         self._batch: dict[str, tuple[str, str, int]] = {}  # message id -> (run, item, pending set) this batch
-        self._policy_read = False
-        self._max_receives: int | None = None  # None (once read): the queue has no DLQ
 
     def count(
         self, done: Sequence[Message], failed: Sequence[Message], *, busy_s: float = 0.0, dispatched: int = 0
@@ -87,7 +90,7 @@ class RunCounter:
                 if tag is None:
                     continue
                 handled[tag.run] = handled.get(tag.run, 0) + 1
-                if kind == 0 or self._last_receive(message):
+                if kind == 0 or self.redrive.last_receive(message):
                     by_run.setdefault(tag.run, ({}, {}))[kind][tag.item] = message
         # Seconds one message kept a consumer busy: the batch's time, times the records handled at once.
         per_message_s = busy_s * min(self.queue.concurrency, dispatched) / dispatched if dispatched else 0.0
@@ -188,32 +191,3 @@ class RunCounter:
 
     def _state(self, run: str) -> _RunState:
         return self._runs.setdefault(run, _RunState())
-
-    # -- the queue's redrive policy ------------------------------------------------------------------
-
-    def _last_receive(self, message: Message) -> bool:
-        """The failed message was on its last allowed receive: SQS moves it to the DLQ instead of the next."""
-        limit = self._max_receive_count()
-        if limit is None:
-            return False  # no dead-letter queue: SQS delivers it again until its retention ends
-        try:
-            receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
-        except (TypeError, ValueError):
-            receives = 1
-        return receives >= limit
-
-    def _max_receive_count(self) -> int | None:
-        """The queue's maxReceiveCount, read once per invocation (and only when a run message fails); the
-        config's figure when the read fails, None when the queue has no redrive policy."""
-        if self._policy_read:
-            return self._max_receives
-        self._policy_read = True
-        fallback = self.queue.max_receive_count if self.queue.dlq_name is not None else None
-        try:
-            attributes = self.sqs.attributes(["RedrivePolicy"])
-            policy = attributes.get("RedrivePolicy")
-            self._max_receives = int(json.loads(policy)["maxReceiveCount"]) if policy else None
-        except Exception as exc:  # keep counting with the config's figure
-            log("warning", "redrive_policy_unknown", error=repr(exc), using=fallback, **self.fields)
-            self._max_receives = fallback
-        return self._max_receives

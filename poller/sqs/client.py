@@ -66,7 +66,7 @@ class QueueClient:
 
     def delete(self, messages: Sequence[Message]) -> list[Message]:
         """Delete ``messages``; returns those that could not be deleted (they will be delivered again)."""
-        return self._batch("delete_message_batch", messages, [{}] * len(messages))
+        return self._batch("delete_message_batch", [(m, _handle(m)) for m in messages])
 
     def change_visibility(self, messages: Sequence[Message], timeout_s: int) -> list[Message]:
         """Set the visibility of in-flight ``messages`` to ``timeout_s`` from now (0 returns them at once);
@@ -76,18 +76,22 @@ class QueueClient:
     def set_visibilities(self, timeouts: Sequence[tuple[Message, int]]) -> list[Message]:
         """Each message's own visibility timeout, in seconds from now; returns those it could not change."""
         return self._batch(
-            "change_message_visibility_batch", [m for m, _ in timeouts], [{"VisibilityTimeout": t} for _, t in timeouts]
+            "change_message_visibility_batch", [(m, {**_handle(m), "VisibilityTimeout": t}) for m, t in timeouts]
         )
 
-    def _batch(self, operation: str, messages: Sequence[Message], extras: Sequence[dict[str, Any]]) -> list[Message]:
-        """``extras[i]``: the further entry fields of ``messages[i]``."""
+    def send_copies(self, messages: Sequence[Message]) -> list[Message]:
+        """Send each of ``messages`` again as a new message (its body, message attributes and trace header;
+        a standard queue only): the copy starts at receive count 0. Returns those not sent."""
+        return self._batch("send_message_batch", [(m, _copy(m)) for m in messages])
+
+    def _batch(self, operation: str, pairs: Sequence[tuple[Message, dict[str, Any]]]) -> list[Message]:
+        """Each pair: a message and its entry's fields (all but the ``Id``)."""
         failed: list[Message] = []
-        pairs = list(zip(messages, extras, strict=True))
         for start in range(0, len(pairs), SQS_MAX_BATCH):
             outcome = call_with_entry_retries(
                 lambda entries: self._call(operation, Entries=entries),
                 pairs[start : start + SQS_MAX_BATCH],
-                lambda entry_id, pair: {"Id": entry_id, "ReceiptHandle": pair[0]["ReceiptHandle"], **pair[1]},
+                lambda entry_id, pair: {"Id": entry_id, **pair[1]},
                 backoff=ENTRY_RETRY,
                 clock=self.clock,
                 rand=self.rand,
@@ -105,3 +109,24 @@ class QueueClient:
                 )
                 failed.append(message)
         return failed
+
+
+def _handle(message: Message) -> dict[str, Any]:
+    return {"ReceiptHandle": message["ReceiptHandle"]}
+
+
+_SENT_KEYS = ("DataType", "StringValue", "BinaryValue")  # SendMessage refuses the list values ReceiveMessage shows
+
+
+def _copy(message: Message) -> dict[str, Any]:
+    entry: dict[str, Any] = {"MessageBody": message.get("Body", "")}
+    attributes = {
+        name: {k: v for k, v in value.items() if k in _SENT_KEYS}
+        for name, value in message.get("MessageAttributes", {}).items()
+    }
+    if attributes:
+        entry["MessageAttributes"] = attributes
+    trace = message.get("Attributes", {}).get("AWSTraceHeader")
+    if trace:
+        entry["MessageSystemAttributes"] = {"AWSTraceHeader": {"DataType": "String", "StringValue": trace}}
+    return entry

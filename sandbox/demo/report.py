@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from poller.config import Config
+from poller.config import Config, QueueConfig
 from poller.downstream.shares import max_window
 from poller.sqs.queue_ref import QueueRef
 from sandbox.demo import handlers
@@ -21,6 +26,7 @@ from sandbox.demo.trace import LogTrace
 from sandbox.demo.vendor_api import VendorApi
 from sandbox.environment import Sandbox
 from sandbox.faults import FaultPlan
+from scaler.limit_cap import limit_of
 
 BACKLOG = 20
 """A sample with at least this many visible messages in all can feed the vendor at its limit."""
@@ -101,6 +107,7 @@ class DemoReport:
             "final_loops": {k: final["queues"][k]["loops"] if final else 0 for k in self.sandbox.config.queues},
             **self.rates(vendor),
             "downstreams": self.downstreams(vendor),
+            "limit_cap": self.limit_cap(vendor),
             "runs": self.job_run.report(self.trace) if self.job_run else {},
             "deployed": deployment_report(self.sandbox),
             **self.reliability(processed, dlq, lost),
@@ -151,6 +158,34 @@ class DemoReport:
             }
         return out
 
+    def limit_cap(self, vendor: VendorApi) -> dict[str, dict[str, Any]]:
+        """Per rate-limited queue (its own ``rate_limit`` or a shared downstream), while its backlog lasted
+        (from the first sample with a visible message to the last with any): the loop-seconds its steps ran,
+        the fewest that keep its limit busy at the pace its loops measured (docs/scaling.md#limit-cap), their
+        ratio, and how much of its limit (its share, as the control plane read it) it used."""
+        config: Config = self.sandbox.config
+        with vendor._lock:
+            calls = {path: list(times) for path, times in vendor.calls.items()}
+        # The trace's times are epoch seconds, the samples' and the runtime's monotonic.
+        to_monotonic = time.monotonic() - time.time()
+        decisions = [
+            (t + to_monotonic - self.started, line)
+            for t, line in sorted(self.trace.lines("reconciled") + self.trace.lines("scaled"), key=lambda x: x[0])
+            if isinstance(line.get("limited"), dict)
+        ]
+        out: dict[str, dict[str, Any]] = {}
+        for key, queue in config.queues.items():
+            if limit_of(queue) is None:
+                continue
+            mine = [(t, line) for t, line in decisions if line.get("queue") == key]
+            times = [t - self.started for t in calls.get(handlers.VENDOR_PATHS.get(queue.handler or "", ""), [])]
+            out[key] = backlog_figures(self.samples, queue, mine, times, partial(self._loop_s, key))
+        return out
+
+    def _loop_s(self, key: str, a: float, b: float) -> float:
+        """Loop-seconds of ``key`` between ``a`` and ``b`` (seconds since the run began)."""
+        return self.sandbox.runtime.loop_seconds(self.sandbox.queue_url(key), self.started + a, self.started + b)
+
     def reliability(self, processed: dict[str, int], dlq: set[str], lost: int) -> dict[str, Any]:
         """The invariants of docs/reliability.md, from the run's trace."""
         config = self.sandbox.config
@@ -187,6 +222,8 @@ class DemoReport:
             for key in config.queues
         }
         within_limits = all(max_live[key] <= queue.max_loops for key, queue in config.queues.items())
+        runtime = self.sandbox.runtime
+        overlaps = {key: runtime.overlap_s(urls[key]) for key in config.queues}
         poison_elsewhere = len(self.poison_ids - dlq) + len(self.poison_ids & processed.keys())
         retries: dict[str, int] = {}
         for _, line in self.trace.lines("transient_error"):
@@ -214,6 +251,15 @@ class DemoReport:
             "converge_bound_s": bound_s,
             "converged": invariants["converged"],
             "max_live": max_live,
+            # Loops with a step running at once: at most one loop per token owns its lease, and a loop whose row
+            # was taken over or deleted may still be finishing the batch in hand (double_owned checks that it
+            # starts no other one): max_live plus the overlaps going on at that moment.
+            "max_loops_running": {key: runtime.max_loops_running.get(urls[key], 0) for key in config.queues},
+            "overlap": {
+                key: {"count": len(spans), "longest_s": round(max(spans, default=0.0), 2)}
+                for key, spans in overlaps.items()
+            },
+            "overlap_bound_s": config.poller.timeout_s,
             "invariants": invariants,
             "ok": all(invariants.values()),
         }
@@ -236,3 +282,76 @@ def windows_used(times: list[float], busy: list[tuple[float, float]], rate: floa
     if not shares:
         return None
     return {"least": round(min(shares), 3), "most": round(max(shares), 3), "windows": len(shares)}
+
+
+def backlog_figures(
+    samples: list[dict[str, Any]],
+    queue: QueueConfig,
+    decisions: list[tuple[float, dict[str, Any]]],
+    calls: list[float],
+    loop_s: Callable[[float, float], float],
+) -> dict[str, Any]:
+    """The limit cap's figures of one queue over its backlog (times in seconds since the run began):
+    ``decisions`` the control plane's lines for it, ``calls`` its vendor calls, ``loop_s(a, b)`` the
+    loop-seconds its steps ran between ``a`` and ``b``. The minimum is, second by second, the loops that
+    keep its limit busy (its share then, as the last decision read it) at the loops' measured unwaited
+    pace (the median ``per_loop`` of the decisions that had figures), within ``[min_loops, max_loops]``;
+    ``minimum_for_calls_loop_s`` the same for the calls it made (less, when the limit was not full);
+    ``rule_loop_s`` is what the alarm and depth rule asked for at the same decisions, before the cap and
+    the cool-down (what today's rule would have started at least; not a run of it: its extra loops would
+    have changed the depths it then read; `poller.limit_cap: false` runs it)."""
+    key, min_loops = queue.key, queue.min_loops
+    deep = [s["t"] for s in samples if s["queues"][key]["visible"] > 0]
+    busy = [s["t"] for s in samples if s["queues"][key]["visible"] + s["queues"][key]["in_flight"] > 0]
+    if not deep:
+        return {"backlog_s": 0.0}
+    start, end = deep[0], busy[-1]
+    paces = [line["limited"]["per_loop"] for _, line in decisions if line["limited"].get("figures")]
+    pace = statistics.median(paces) if paces else None
+    spent = loop_s(start, end)
+    seconds = max(1, math.ceil(end - start))
+    per_second = [0] * seconds
+    for t in calls:
+        if start <= t < start + seconds:
+            per_second[int(t - start)] += 1
+    shares = [_at(decisions, start + n, lambda line: float(line["limited"]["limit"])) for n in range(seconds)]
+
+    def loops(rate: float) -> int:  # to hand over ``rate`` a second at the pace, within the queue's bounds
+        return min(queue.max_loops, max(min_loops, math.ceil(rate / pace - 1e-9))) if pace else 0
+
+    minimum = sum(loops(share) for share in shares) if pace else None
+    for_calls = sum(loops(n) for n in per_second) if pace else None
+    limits = _stepped(decisions, start, end, lambda line: float(line["limited"]["limit"]))
+    rule = _stepped(decisions, start, end, lambda line: float(min(queue.max_loops, max(min_loops, line["rule"]))))
+    handed = sum(per_second)
+    return {
+        "backlog_s": round(end - start, 1),
+        "loop_s": round(spent, 1),
+        "pace_per_loop": pace,
+        "minimum_loop_s": minimum,
+        "loop_s_ratio": round(spent / minimum, 2) if minimum else None,
+        "minimum_for_calls_loop_s": for_calls,
+        "calls": handed,
+        "limit_use": round(handed / limits, 3) if limits else None,
+        "rule_loop_s": round(rule, 1),
+    }
+
+
+def _at(decisions: list[tuple[float, dict[str, Any]]], t: float, value: Any) -> float:
+    """What the last decision before ``t`` said (the first one's, before any)."""
+    said = [line for at, line in decisions if at <= t] or [line for _, line in decisions[:1]]
+    return float(value(said[-1])) if said else 0.0
+
+
+def _stepped(decisions: list[tuple[float, dict[str, Any]]], start: float, end: float, value: Any) -> float:
+    """The integral over ``[start, end]`` of what each decision said, held until the next (seconds x value)."""
+    total, t, current = 0.0, start, None
+    for at, line in decisions:
+        if at > start and current is not None:
+            total += current * (min(at, end) - t)
+        if at >= end:
+            break
+        t, current = max(at, start), value(line)
+    if current is not None and t < end:
+        total += current * (end - t)
+    return total

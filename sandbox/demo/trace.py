@@ -27,6 +27,8 @@ class LogTrace(logging.Handler):
             "transient_error",
             "handing_over",
             "run_notice_published",  # the run's notices (sandbox/demo/job_run.py)
+            "reconciled",  # the control plane's decisions, with the limit cap's inputs (report.limit_cap)
+            "scaled",
         }
     )
 
