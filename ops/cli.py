@@ -85,12 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the whole system on a sandbox with a burst of messages")
     demo.add_argument(
-        "--messages", type=int, default=1000, help="vendor calls the pipeline makes, about (default 1000: 25 jobs)"
+        "--messages", type=int, default=2000, help="vendor calls the pipeline makes, about (default 2000: 50 jobs)"
     )
     demo.add_argument("--report", type=Path, default=Path("demo-out/report.json"))
     demo.add_argument("--chart", type=Path, default=Path("demo-out/queue-depth.png"))
     demo.add_argument("--seed", type=int, default=0, help="fixes the message mix and the faults' draws")
-    demo.add_argument("--feed-seconds", type=float, default=25.0, help="the burst is sent over this long")
+    demo.add_argument("--feed-seconds", type=float, default=5.0, help="the burst is sent over this long")
     demo.add_argument(
         "--faults",
         help=f"name=probability,... with names {', '.join(sorted(FAULT_KINDS))}; they stop when the feed ends",

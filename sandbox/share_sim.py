@@ -50,8 +50,9 @@ class MemoryStore:
 
 
 def _free(held: LaneRecord, lane: LaneRecord) -> bool:
-    """The state.py condition: the lane expired, or its holder is an earlier generation whose views ran out."""
-    old = held.seen_ms < lane.seen_ms - TTL_S * 1000
+    """The state.py condition: the lane expired or released, or its holder is an earlier generation whose
+    views ran out."""
+    old = held.seen_ms < lane.seen_ms - TTL_S * 1000 or held.released
     return old or (held.generation < lane.generation and held.seen_ms < lane.seen_ms - SWITCH_S * 1000)
 
 

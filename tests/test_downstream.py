@@ -333,3 +333,42 @@ def test_a_fifo_group_stops_at_its_first_failed_record_and_keeps_its_order() -> 
 
     assert sent == ["a1", "down a2", "b1"]
     assert list(result.failures) == ["id-2"] and [m["MessageId"] for m in result.returned] == ["id-4"]
+
+
+def test_records_in_parallel_waiting_side_by_side_count_as_one_loop_waiting() -> None:
+    """The wait a batch reports (its pace's input: docs/scaling.md#limit-cap) is the loop's time, not the
+    record threads' waits summed: 8 records on 4 threads, each waiting 0.2 s for its turn, wait 0.4 s."""
+    from contextlib import nullcontext
+
+    from poller.clock import SystemClock
+
+    class Turn:  # every record waits its 0.2 s for a turn, in parallel with the others
+        def acquire(self, units: int, may_start: Any) -> bool:
+            time.sleep(0.2)
+            return True
+
+        def calling(self, units: int) -> Any:
+            return nullcontext()
+
+    class Quick:
+        def send(self, event: dict[str, Any], context: Any, log_fields: dict[str, object]) -> dict[str, Failure]:
+            return {}
+
+    dispatcher = Dispatcher(
+        Quick(),
+        per_record=True,
+        concurrency=4,
+        rate=Turn(),  # type: ignore[arg-type]
+        arn="arn:aws:sqs:us-east-1:123456789012:work",
+        region="us-east-1",
+        clock=SystemClock(),
+        log_fields={},
+    )
+    batch = [{"MessageId": f"id-{n}", "ReceiptHandle": f"rh-{n}", "Body": "b", "MD5OfBody": ""} for n in range(8)]
+    began = time.monotonic()
+    result = dispatcher.run(batch, None, may_start=lambda: True)
+    took_ms = (time.monotonic() - began) * 1000
+    dispatcher.close()
+
+    assert not result.failures and not result.returned
+    assert 350 <= result.waited_ms <= took_ms  # two waves of 0.2 s; summed over the threads it was 1,600

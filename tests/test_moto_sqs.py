@@ -72,3 +72,63 @@ def test_a_long_poll_still_waits_for_a_message(aws: None, atomic_receive: None) 
     answer = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)
 
     assert [m["Body"] for m in answer["Messages"]] == ["late"]
+
+
+@pytest.fixture
+def corrections(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Both corrections installed by the test (moto_sqs.install()), taken out afterwards."""
+    from moto.sqs.models import Queue
+
+    for name in ("messages", "approximate_number_of_messages_not_visible", "approximate_number_of_messages_delayed"):
+        monkeypatch.setattr(Queue, name, getattr(Queue, name))
+    for name in ("receive_message", "is_message_valid_based_on_retention_period"):
+        monkeypatch.setattr(SQSBackend, name, getattr(SQSBackend, name))
+    yield
+
+
+def _counts(sqs: Any, url: str) -> dict[str, str]:
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    answer: dict[str, str] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return answer
+
+
+def test_the_counts_made_linear_answer_as_moto_does(aws: None, corrections: None) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="counts")["QueueUrl"]
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(n), "MessageBody": f"m{n}"} for n in range(9)])
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=4, VisibilityTimeout=60)
+    motos_own = _counts(sqs, url)
+
+    moto_sqs.install()
+
+    assert (
+        _counts(sqs, url)
+        == motos_own
+        == {
+            "ApproximateNumberOfMessages": "5",
+            "ApproximateNumberOfMessagesNotVisible": "4",
+            "ApproximateNumberOfMessagesDelayed": "1",
+        }
+    )
+
+
+def test_a_message_past_its_retention_is_still_never_received(aws: None, corrections: None) -> None:
+    moto_sqs.install()
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="old", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="stale")
+    from moto.sqs.models import sqs_backends
+
+    [backend] = [
+        b for account in sqs_backends.values() for r, b in account.items() if r == REGION and "old" in b.queues
+    ]
+    backend.queues["old"]._messages[0].sent_timestamp -= 61_000  # sent 61 s ago: past the queue's 60 s
+
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    backend.queues["old"]._messages[0].sent_timestamp += 61_000  # as sent: received
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]] == ["stale"]

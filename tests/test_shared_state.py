@@ -204,3 +204,78 @@ def test_a_loops_next_step_goes_on_with_its_share_at_once(store: DynamoSharedSto
     a_next = loop(store, clock, "groups")  # the same loop's next invocation (it recursed)
     busy(a_next)
     assert a_next.per_second() == 20 and a_next.try_take(1) < 1.0
+
+
+def idle_step(turns: Turns, clock: FakeClock, seconds: float, *others: Turns) -> None:
+    """A loop step that finds its queue dry: its long polls (2 s) come back empty; ``others`` stay busy."""
+    for n in range(round(seconds / 0.05)):
+        if n % 40 == 0:
+            turns.received(0, 10)
+        turns.ready_in_s()
+        busy(*others)
+        clock.advance(0.05)
+
+
+def test_a_step_that_finds_its_queue_dry_takes_back_its_last_steps_backlog(store: DynamoSharedStore) -> None:
+    clock = FakeClock()
+    a, b = loop(store, clock, "groups"), loop(store, clock, "items")
+    spend(clock, 10.0, a, b)
+    assert a.per_second() == b.per_second() == 20
+    a_next = loop(store, clock, "groups")  # its next invocation: the queue has run dry meanwhile
+    idle_step(a_next, clock, 4 + SWITCH_S + 1, b)
+    # two empty receives, then the switch: well before the lane would expire (TTL_S)
+    assert 4 + SWITCH_S + 1 < TTL_S and b.per_second() == 40
+
+
+def test_a_step_that_retires_before_its_first_refresh_still_gives_its_share_back(store: DynamoSharedStore) -> None:
+    clock = FakeClock()
+    a, b = loop(store, clock, "groups"), loop(store, clock, "items")
+    spend(clock, 10.0, a, b)
+    a_next = loop(store, clock, "groups")
+    a_next.leave()  # scale-down retired it before it received anything
+    spend(clock, SWITCH_S + 1, b)
+    assert b.per_second() == 40
+
+
+def test_the_next_loop_on_a_retired_loops_token_goes_on_with_its_lane_at_once(store: DynamoSharedStore) -> None:
+    clock = FakeClock()
+    a, b = loop(store, clock, "groups", loop_id="retiring", gen=3), loop(store, clock, "items")
+    spend(clock, 10.0, a, b)
+    a.leave()  # scale-down retired it: its row is gone, its lane released
+    clock.advance(1.0)
+    after = loop(store, clock, "groups", loop_id="scaled-up-again", gen=1)  # a new row on the token: generation 1
+    spend(clock, 2 * SWITCH_S + 1, after, b)  # the retired loop's 0, then the new loop's backlog: two switches
+    # sooner than the lane would expire (TTL_S after the retired loop's last write) and free the token's lane
+    assert 1 + 2 * SWITCH_S + 1 < TTL_S
+    assert not after.shares[0].taken and after.per_second() == b.per_second() == 20
+
+
+def test_a_queue_that_runs_dry_under_a_backlog_gives_its_share_back_in_one_switch(store: DynamoSharedStore) -> None:
+    clock = FakeClock()
+    a, b = loop(store, clock, "groups"), loop(store, clock, "items")
+    spend(clock, 10.0, a, b)
+    a.received(3, 10)  # the queue's last messages: a short receive, right after full ones
+    for _ in range(round((REFRESH_S + 0.5) / 0.05)):  # their calls wait for turns; a's lane refreshes meanwhile
+        for _ in range(10):
+            if a.try_take(1) > 0:
+                break
+        busy(b)
+        clock.advance(0.05)
+    a.received(0, 10)  # dry
+    spend(clock, SWITCH_S + 1, b, idle=(a,))
+    # one switch: not a trickle announced first (what it used x 1.5) and 0 only a switch after that
+    assert b.per_second() == 40
+
+
+def test_a_loop_that_retires_while_its_backlog_waits_to_count_gives_it_back_a_switch_later(
+    store: DynamoSharedStore,
+) -> None:
+    clock = FakeClock()
+    a, b = loop(store, clock, "groups"), loop(store, clock, "items")
+    spend(clock, 10.0, a, b)
+    scaled_up = loop(store, clock, "fetch")
+    spend(clock, 2.0, a, b, scaled_up)  # its backlog is written: it counts SWITCH_S after that
+    scaled_up.leave()  # scale-down took it back before then: its 0 follows a switch after this write
+    spend(clock, SWITCH_S + 0.5, a, b)
+    # not held until the lane expires (TTL_S after its last write): back with the loops that stay
+    assert SWITCH_S + 0.5 < TTL_S and a.per_second() == b.per_second() == 20

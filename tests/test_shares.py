@@ -119,3 +119,26 @@ def test_a_call_carrying_several_messages_spends_only_recent_slots() -> None:
     start = NOW / 1000
     k = turn(slots, "a", units=3, after=slots.slot_at(start), now_s=start, horizon_s=0.25, limit=100)
     assert k is not None and slots.start_of(k) - start == pytest.approx(0.3, abs=0.11)
+
+
+def test_a_second_change_counts_from_its_own_switch_and_keeps_the_lane_pending_until_then() -> None:
+    chained = lane("a", "a", demand=math.inf, prev=0, switch_ms=NOW + 7000, then=0.0, then_ms=NOW + 9000)  # type: ignore[arg-type]
+    assert [chained.effective(NOW + dt) for dt in (0, 7000, 9000)] == [0, math.inf, 0]
+    assert chained.pending(NOW + 8000) and not chained.pending(NOW + 9000)
+    folded = chained.settled(NOW + 7000)  # the first change counts: the second is the one pending
+    assert (folded.prev, folded.demand, folded.switch_ms, folded.then) == (math.inf, 0, NOW + 9000, None)
+    assert chained.settled(NOW) is chained
+
+
+def test_a_lane_written_after_a_pending_one_does_not_stop_it_taking_the_rate() -> None:
+    first = lane("a", "a", prev=0, switch_ms=NOW + 5000)  # written first: waits for its switch
+    later = lane("b", "b", prev=0, switch_ms=NOW + 6500)  # written 1.5 s later: its answer showed a pending
+    close = lane("c", "c", prev=0, switch_ms=NOW + 5500)  # within SKEW_S: which came first is not known
+    assert alone([first, later], "a", NOW) and not alone([first, later], "b", NOW)
+    assert not alone([first, close], "a", NOW) and not alone([first, close], "c", NOW)
+    slow = lane("s", "s", demand=10)
+    lanes = [slow, first, later]
+    shares = allocate(lanes, 50, NOW)
+    assert spare_for(lanes, first, shares, 50, NOW) == pytest.approx(40)
+    assert spare_for(lanes, later, shares, 50, NOW) == 0  # the later one waits: never two claims on the spare
+    assert not alone([first, later], "a", first.switch_ms)  # once it counts, the later change counts as pending

@@ -89,12 +89,14 @@ class Share:
         self.resumed = False  # the lane its previous step left has been read
         self.used = -(2**62)  # the last slot this loop spent
         self.backlog = False
-        self.empty_once = False  # the last receive was empty, after a full one
+        self.empty_once = False  # the last receive was empty or short, after a full one
         self.waited_s = 0.0  # seconds its calls waited for a turn in this period (threads add up)
         self.received = 0
+        self.noted = False  # this step has received at least once
         self.period_start = clock.monotonic()
         self.refreshes = 0
         self.refreshing = False  # a thread of its loop is refreshing it (outside the turn lock)
+        self.leaving = False  # its loop retires: the last write releases the lane
 
     # -- demand and refresh --------------------------------------------------------------------------
 
@@ -102,8 +104,15 @@ class Share:
         # One empty receive right after a full one is not yet a dry queue: a loaded SQS (moto, in the
         # sandbox) answers a long poll empty now and then with hundreds of messages visible, and a lane that
         # said 0 for it would lose its share for two switches (the demo's main loss after the slow stages).
-        if received == 0 and self.backlog and not self.empty_once:
+        # Nor is a short receive right after a full one, on a lane that announces a backlog: a queue that
+        # runs dry ends with one, and a lane that announced what it used then (x 1.5) went to 0 only a
+        # switch later ("one change at a time"): the demo's draining stages held a share for two switches.
+        # (Only to keep a backlog announced: a lane that announces a trickle does not grow on a short receive.)
+        self.noted = True
+        announced = self.mine is not None and math.isinf(self.mine.demand)
+        if self.backlog and not self.empty_once and (received == 0 or (received < asked and announced)):
             self.empty_once = True
+            self.received += received
             return
         self.empty_once = False
         # An empty receive: the queue ran dry, whatever came earlier in this period.
@@ -137,12 +146,19 @@ class Share:
         now = self.clock.monotonic()
         if now - self.tried_at < RETRY_S:
             return False
+        if not self.resumed and self.noted:
+            # A step's first receive is in: read the lane its last step left. A step that finds its queue
+            # dry must take back a backlog its last step announced (else the lane holds its share until it
+            # expires, TTL_S: the demo's idle stage-2 lanes held 20 of its 50 a second for 12 s that way).
+            return True
         counted = self.mine is not None and (self.mine.demand > 0 or self.mine.prev > 0)
         if now - self.viewed_at >= REFRESH_S and (counted or self.wanted() > 0):
             return True
-        settled = self.mine is not None and not self.mine.pending(int(self.clock.time() * 1000))
+        now_ms = int(self.clock.time() * 1000)
+        mine = None if self.mine is None else self.mine.settled(now_ms)
+        room = mine is not None and (not mine.pending(now_ms) or mine.then is None)  # for one more change
         # Nothing came, or a first message: say so now (the change still counts only SWITCH_S later).
-        if settled and self.mine is not None and (self.wanted() == 0) == (self.mine.demand > 0):
+        if room and mine is not None and (self.wanted() == 0) == (mine.demand > 0):
             return True
         return self.wanted() > 0 and not counted
 
@@ -158,10 +174,12 @@ class Share:
         if not self.resumed:
             self._resume(now_ms, lock)
         with lock:
+            if not self._worth_writing():
+                return  # an idle lane, or none: nothing to announce (an idle loop makes no write)
             if self.mine is None and self.predecessor is not None:
                 # A revived loop goes on with its crashed predecessor's lane (and share) once no view of that
                 # loop can spend any more, rather than wait TTL_S for the lane to expire (docs/downstream.md).
-                if now_ms < self.predecessor.seen_ms + SWITCH_S * 1000:
+                if now_ms < self.predecessor.seen_ms + SWITCH_S * 1000 and not self.predecessor.released:
                     return
                 self.mine, self.predecessor = self.predecessor, None
             record = self._next_record(now_ms)
@@ -195,9 +213,16 @@ class Share:
             log("warning", "lane_missing", **self.log_fields)
 
     def leave(self) -> None:
-        self.received, self.backlog = 0, False
-        if self.mine is not None and not self.taken and (self.mine.demand > 0 or self.mine.prev > 0):
-            self.refresh()
+        """Its loop retires: announce 0 (at once, unless a change is pending: then at no time, and the lane
+        holds that change until it expires) and release the lane, so that the token's next loop (a scale-up
+        soon after) goes on with it at once instead of finding it held for TTL_S."""
+        self.received, self.backlog, self.leaving = 0, False, True
+        if not self.resumed and not self.taken:
+            # A step that retires before it refreshed (an idle one) still knows nothing of the lane its last
+            # step left, perhaps with a backlog: read it, so that the 0 below goes out (one GetItem).
+            self._resume(int(self.clock.time() * 1000), nullcontext())
+        if self.mine is not None and not self.taken:
+            self.refresh()  # idle or not: the release lets the token's next loop go on with the lane
 
     def _resume(self, now_ms: int, lock: AbstractContextManager[object]) -> None:
         """A loop's next step (a new invocation) goes on with the lane its last step left, if it is still
@@ -214,20 +239,35 @@ class Share:
                 return
             if mine.loop_id == self.loop_id:
                 self.mine = mine
-            elif mine.generation < self.generation:
+            elif mine.generation < self.generation or mine.released:
                 self.predecessor = mine
+            else:
+                return
+            if math.isinf(mine.demand) and self.noted and not self.backlog and self.received == 0:
+                # The lane goes on with its last step's backlog: this step's empty receives so far (one, as a
+                # rule) are the one empty receive that is not yet a dry queue (note()).
+                self.backlog = self.empty_once = True
+
+    def _worth_writing(self) -> bool:
+        """Whether a refresh has anything to write: a demand now, or a lane (or a predecessor's) that had one."""
+        had = [lane for lane in (self.mine, self.predecessor) if lane is not None]
+        return self.leaving or self.wanted() > 0 or any(lane.demand > 0 or lane.prev > 0 for lane in had)
 
     def _next_record(self, now_ms: int) -> LaneRecord:
         want = self.wanted()
-        old = self.mine
+        old = None if self.mine is None else self.mine.settled(now_ms)
         fresh = old is None or now_ms >= old.seen_ms + (TTL_S - SKEW_S) * 1000
         switch = now_ms + int(SWITCH_S * 1000)
+        then, then_ms = None, 0
         if fresh:
             demand, prev, switch_ms = want, 0.0, switch if want > 0 else now_ms
         else:
             assert old is not None
-            if old.pending(now_ms):  # one change at a time: the next waits until this one counts
+            if old.pending(now_ms):  # two changes at a time at most: a third waits until the first counts
                 demand, prev, switch_ms = old.demand, old.prev, old.switch_ms
+                then, then_ms = old.then, old.then_ms
+                if then is None and _changed(old.demand, want):
+                    then, then_ms = want, switch  # a switch after this write, as any change (LaneRecord.then)
             elif not _changed(old.demand, want):
                 demand, prev, switch_ms = old.demand, old.demand, old.switch_ms
             else:
@@ -243,6 +283,9 @@ class Share:
             seen_ms=now_ms,
             loop_id=self.loop_id,
             generation=self.generation,
+            released=self.leaving,
+            then=then,
+            then_ms=then_ms,
         )
 
     # -- turns ---------------------------------------------------------------------------------------
@@ -292,13 +335,19 @@ class Share:
 
     def _last_change_s(self, now_ms: int) -> float:
         """When the allocation last changed: the latest switch or expiry of any lane up to ``now_ms``."""
-        moments = [m for lane in self.view for m in (lane.switch_ms, lane.seen_ms + TTL_S * 1000) if m <= now_ms]
+        moments = [m for lane in self.view for m in _moments(lane) if m <= now_ms]
         return max(moments, default=0) / 1000
 
     def _next_change_s(self, now_ms: int) -> float:
         """When the allocation may next change: the next switch or expiry of any lane."""
-        moments = [m for lane in self.view for m in (lane.switch_ms, lane.seen_ms + TTL_S * 1000) if m > now_ms]
+        moments = [m for lane in self.view for m in _moments(lane) if m > now_ms]
         return min(moments, default=now_ms + 10**9) / 1000
+
+
+def _moments(lane: LaneRecord) -> tuple[int, ...]:
+    """When ``lane`` changes the allocation: its switches and its expiry (epoch milliseconds)."""
+    expiry = lane.seen_ms + int(TTL_S * 1000)
+    return (lane.switch_ms, expiry) if lane.then is None else (lane.switch_ms, lane.then_ms, expiry)
 
 
 def _changed(old: float, new: float) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from poller.timing import TURN_HORIZON_S
 
@@ -49,7 +49,12 @@ _RING = 2**32
 class LaneRecord:
     """One loop's lane in a downstream's state row. ``demand``/``prev``: messages a second it can use now
     and before the change at ``switch_ms`` (``math.inf``: a backlog). ``seen_ms``: its last refresh.
-    ``generation``: its loop step's on the token row (a revived loop's is higher: it may take the lane over)."""
+    ``generation``: its loop step's on the token row (a revived loop's is higher: it may take the lane over).
+    ``released``: its loop retired (it makes no more calls): the next loop on the token takes it over at once.
+    ``then``/``then_ms``: a second change, written while the first was pending (None: none). It is as safe as
+    the first: ``then_ms`` is SWITCH_S after its write, so every view that does not know of it is too old to
+    spend by then, and until then both kinds of view agree. A lane whose queue runs dry, or whose loop
+    retires, while it waits for a backlog to count thus says 0 a switch after, not two (or never)."""
 
     lane: str
     queue: str
@@ -61,15 +66,27 @@ class LaneRecord:
     seen_ms: int
     loop_id: str
     generation: int = 0
+    released: bool = False
+    then: float | None = None
+    then_ms: int = 0
 
     def effective(self, now_ms: int) -> float:
         """The demand that counts at ``now_ms`` (0 once the lane has expired)."""
         if now_ms >= self.seen_ms + TTL_S * 1000:
             return 0.0
+        if self.then is not None and now_ms >= self.then_ms:
+            return self.then
         return self.demand if now_ms >= self.switch_ms else self.prev
 
     def pending(self, now_ms: int) -> bool:
-        return now_ms < self.switch_ms and now_ms < self.seen_ms + TTL_S * 1000
+        last_ms = self.then_ms if self.then is not None else self.switch_ms
+        return now_ms < last_ms and now_ms < self.seen_ms + TTL_S * 1000
+
+    def settled(self, now_ms: int) -> LaneRecord:
+        """The same lane with the changes that count by ``now_ms`` folded in: at most one left pending."""
+        if self.then is None or now_ms < self.switch_ms:
+            return self
+        return replace(self, prev=self.demand, demand=self.then, switch_ms=self.then_ms, then=None, then_ms=0)
 
 
 def slot_rate(rate: float) -> float:
@@ -123,20 +140,40 @@ def spare_for(
     lanes: Sequence[LaneRecord], me: LaneRecord, shares: Mapping[str, float], rate: float, now_ms: int
 ) -> float:
     """What a lane whose demand is yet to count (new, or back from none) may take at once: the rate no lane
-    holds at ``now_ms``, as long as no other lane's change is pending. Any lane that could claim that rate
-    before this lane's switch was written before it, so this lane sees it pending; a lane written later
-    counts only after this lane's switch, when the spare ends (docs/downstream.md)."""
+    holds at ``now_ms``, as long as no lane written before it has a change pending. Any lane that could claim
+    that rate before this lane's switch was written before it, so this lane sees it pending; a lane written
+    later (:func:`written_after`) saw this one pending and claims nothing before this lane's switch, when the
+    spare ends (docs/downstream.md)."""
     if me.demand <= 0 or shares.get(me.lane, 0.0) > 0 or not me.pending(now_ms):
         return 0.0
-    if any(lane.lane != me.lane and lane.pending(now_ms) for lane in lanes):
+    if any(lane.lane != me.lane and lane.pending(now_ms) and not written_after(lane, me, now_ms) for lane in lanes):
         return 0.0
     return max(0.0, min(me.demand, rate - sum(shares.values())))
 
 
+def written_after(lane: LaneRecord, me: LaneRecord, now_ms: int) -> bool:
+    """Whether ``lane``'s pending change was written after ``me``'s, which is pending too: its switch is more
+    than SKEW_S (a request's time in flight and the clocks' difference, as for every switch) after
+    ``me``'s. Its write then returned ``me`` pending, so that lane takes neither the whole rate nor the
+    spare before ``me``'s switch: it does not stop ``me`` taking them meanwhile."""
+    if not me.pending(now_ms):
+        return False
+    return lane.settled(now_ms).switch_ms > me.settled(now_ms).switch_ms + SKEW_S * 1000
+
+
 def alone(lanes: Iterable[LaneRecord], me: str, now_ms: int) -> bool:
     """True when no other lane counts or is about to: this lane may then use the whole rate at once, before
-    its own change counts (no one else may spend until it has seen this lane: docs/downstream.md)."""
-    return all(lane.lane == me or (lane.effective(now_ms) == 0 and not lane.pending(now_ms)) for lane in lanes)
+    its own change counts (no one else may spend until it has seen this lane: docs/downstream.md). A lane
+    whose change was written after this lane's, while this one waits for its switch, does not count either
+    (:func:`written_after`): a stage that starts while the first one waits for its switch no longer stops it."""
+    lanes = list(lanes)
+    mine = next((lane for lane in lanes if lane.lane == me), None)
+
+    def quiet(lane: LaneRecord) -> bool:
+        later = mine is not None and written_after(lane, mine, now_ms)
+        return lane.effective(now_ms) == 0 and (not lane.pending(now_ms) or later)
+
+    return all(lane.lane == me or quiet(lane) for lane in lanes)
 
 
 @dataclass(frozen=True)

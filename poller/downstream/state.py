@@ -4,11 +4,13 @@ range key ``state``, no ``loop_id``, so the scaler's scans pass it by) holding a
 A refresh is one UpdateItem that writes the caller's lane and returns the whole row (everyone's lanes):
 one call reads and writes. It is conditional on the lane being the caller's (same ``loop_id``) or free (absent
 or expired), or its holder's being an earlier generation of the token (a crashed loop that restart revived)
-whose views have all run out (not refreshed for SWITCH_S): two loops on one token (one of them fenced, not
-yet aware) never spend a lane's slots at the same time.
+whose views have all run out (not refreshed for SWITCH_S), or released (its loop retired: it makes no more
+calls, and the token's next loop, a generation 1 again, goes on with it at once): two loops on one token
+(one of them fenced, not yet aware) never spend a lane's slots at the same time. (Not an idle lane held by
+another loop: a fenced loop would take its successor's so.)
 
     row: queue_url="#downstream:vendor", token="state",
-         lanes={"orders#slot-1": {q, w, pr, d, p, sw, seen, lid}, ...}     (d, p: -1 for a backlog)
+         lanes={"orders#slot-1": {q, w, pr, d, p, sw, seen, lid, g, rel, t, tsw}, ...}   (d, p, t: -1 for a backlog)
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class DynamoSharedStore:
                 UpdateExpression=expression,
                 ConditionExpression=(
                     "attribute_not_exists(lanes.#me) OR lanes.#me.lid = :lid OR lanes.#me.seen < :old"
-                    " OR (lanes.#me.g < :gen AND lanes.#me.seen < :past)"
+                    " OR (lanes.#me.g < :gen AND lanes.#me.seen < :past) OR lanes.#me.rel = :yes"
                 ),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={
@@ -88,6 +90,7 @@ class DynamoSharedStore:
                     ":old": {"N": str(lane.seen_ms - int(TTL_S * 1000))},
                     ":gen": {"N": str(lane.generation)},
                     ":past": {"N": str(lane.seen_ms - int(SWITCH_S * 1000))},
+                    ":yes": {"BOOL": True},
                 },
                 ReturnValues="ALL_NEW",
             )
@@ -130,6 +133,8 @@ def _encode(lane: LaneRecord) -> dict[str, Any]:
         "seen": {"N": str(lane.seen_ms)},
         "lid": {"S": lane.loop_id},
         "g": {"N": str(lane.generation)},
+        "rel": {"BOOL": lane.released},
+        **({} if lane.then is None else {"t": _num(lane.then), "tsw": {"N": str(lane.then_ms)}}),
     }
 
 
@@ -149,6 +154,9 @@ def _decode(name: str, value: dict[str, Any]) -> LaneRecord:
         seen_ms=int(value["seen"]["N"]),
         loop_id=value["lid"]["S"],
         generation=int(value.get("g", {"N": "0"})["N"]),
+        released=bool(value.get("rel", {"BOOL": False})["BOOL"]),
+        then=num("t") if "t" in value else None,
+        then_ms=int(value["tsw"]["N"]) if "tsw" in value else 0,
     )
 
 

@@ -14,12 +14,12 @@ DEMO_CONFIG = Path(__file__).with_name("queues.yml")
 
 @dataclass
 class DemoOptions:
-    messages: int = 1000  # vendor calls to aim for (about 40 a job: 25 jobs)
+    messages: int = 2000  # vendor calls to aim for (about 40 a job: 50 jobs): 40 s at the limit
     report: Path = Path("demo-out/report.json")
     chart: Path = Path("demo-out/queue-depth.png")
     seed: int = 0
     config: Path = DEMO_CONFIG
-    feed_s: float = 25.0  # the burst is fed over this long: moto slows down with deep queues
+    feed_s: float = 5.0  # the jobs are fed over this long: a burst, so each stage's lanes change few times
     poison_every: int = 250  # one message in this many always fails (it must end in the DLQ)
     kill_at_s: float = 12.0  # a loop is crashed then, to show its revival
     max_duration_s: float = 100.0  # with set-up and tear-down, the demo stays under two minutes
