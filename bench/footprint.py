@@ -25,6 +25,7 @@ from typing import Any
 from bench import aws
 from bench.harness import create_table
 from sandbox import loopback
+from sandbox.containers import LAMBDA_PROVIDED
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPORT_PROBE = "import time; t = time.perf_counter(); import poller.handler; print((time.perf_counter() - t) * 1000)"
@@ -47,10 +48,6 @@ print(json.dumps({"import_ms": (imported - started) * 1000, "first_claim_ms": (e
 """
 """Imports the entry point, then runs one step whose claim the table refuses (no such row): the import,
 the config, the clients and one conditional write answered, the first thing every cold step does."""
-
-RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
-"""What Lambda's Python runtime brings (serverless.yml's noDeploy leaves them out of the zip), bytecode
-included: taken from the measuring Python's site-packages."""
 
 PACKAGE_FORMS = {
     "shipped": lambda name: True,
@@ -147,7 +144,7 @@ def _runtime_stand_in(python: str, folder: Path) -> Path:
         [python, "-c", "import sys; print(sys.implementation.cache_tag)"], capture_output=True, text=True, check=True
     ).stdout.strip()
     (folder / "__pycache__").mkdir(parents=True)
-    for name in RUNTIME_PROVIDED:
+    for name in LAMBDA_PROVIDED:  # with their bytecode: taken from the measuring Python's site-packages
         if (purelib / name).is_dir():
             (folder / name).symlink_to(purelib / name)
         else:  # a module of one file (six): its bytecode sits in site-packages' own __pycache__

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Sequence
-from functools import cache, cached_property, partial
+from functools import cache, partial
 from typing import Any
 
 from poller.aws.clients import (
+    ClientOnFirstUse,
     async_lambda_client,
     dynamodb_client,
     share_default_session,
@@ -22,7 +22,6 @@ from poller.aws.clients import (
 from poller.aws.environment import LOOPS_TABLE, POLLER_FUNCTION, SCALE_UP_FUNCTION, region, required
 from poller.clock import SYSTEM_CLOCK
 from poller.config import Config, load_config
-from poller.downstream.shares import LaneRecord
 from poller.downstream.state import DynamoSharedStore
 from poller.exceptions import BadLoopEvent, ConfigError, UnknownQueue
 from poller.lease.recursion import LambdaInvoker
@@ -55,27 +54,9 @@ def _services() -> LoopServices:
         rand=random.Random(),
         runs=RunBook.from_environment(region()),
         scale_up_function=os.environ.get(SCALE_UP_FUNCTION) or None,
-        shared=_SharedOnFirstUse(table),
+        # The downstreams' state rows: only a rate-limited queue's loop calls them, so only it makes the client.
+        shared=DynamoSharedStore(ClientOnFirstUse(partial(dynamodb_client, region())), table),
     )
-
-
-class _SharedOnFirstUse:
-    """The downstreams' state rows (:class:`DynamoSharedStore`), whose DynamoDB client is made on the first
-    call: only a queue with a rate limit or a shared downstream makes one, and the others never pay for it
-    (about 10 ms of a cold start)."""
-
-    def __init__(self, table: str):
-        self.table = table
-
-    @cached_property
-    def _store(self) -> DynamoSharedStore:
-        return DynamoSharedStore(dynamodb_client(region()), self.table)
-
-    def refresh(self, downstream: str, lane: LaneRecord, *, drop: Sequence[str]) -> list[LaneRecord]:
-        return self._store.refresh(downstream, lane, drop=drop)
-
-    def read(self, downstream: str) -> list[LaneRecord]:
-        return self._store.read(downstream)
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:

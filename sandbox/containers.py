@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from deploy.artifact import runtime_python
 from poller.logs import log
 
 BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
@@ -37,6 +38,8 @@ more, so a container that is slower than this fails its invocation (Runtime.Init
 TIMEOUT_GRACE_S = 2.0  # past its deadline, an invocation gets this long to answer before its container dies
 WAIT_STEP_S = 0.1  # how often a waiting invocation looks at its deadline (a crash or stop moves it)
 PYTHON_ENV = "SQS_LOOPS_LAMBDA_PYTHON"
+LAMBDA_RUNTIME = "python3.12"  # serverless.yml's provider.runtime
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """Names the interpreter of the containers; by default the machine's python3.12 (Lambda's), else this one."""
 PASS_THROUGH = ("SQS_LOOPS_LOG_LEVEL", "SQS_LOOPS_DEMO_VENDOR", "PATH", "LANG", "TZ")
 """Environment the containers inherit besides the function's own: tool paths and the sandbox's stand-ins."""
@@ -81,16 +84,9 @@ class PackagedFunction:
 
 
 def lambda_python() -> str:
-    """$SQS_LOOPS_LAMBDA_PYTHON, else a python3.12 (pyenv's or on PATH), else the running interpreter."""
-    if os.environ.get(PYTHON_ENV):
-        return os.environ[PYTHON_ENV]
-    pyenv = shutil.which("pyenv")
-    if pyenv:
-        found = subprocess.run([pyenv, "root"], capture_output=True, text=True, check=False).stdout.strip()
-        candidates = sorted(Path(found, "versions").glob("3.12*/bin/python3.12")) if found else []
-        if candidates:
-            return str(candidates[-1])
-    return shutil.which("python3.12") or sys.executable
+    """$SQS_LOOPS_LAMBDA_PYTHON, else a Python of Lambda's version found as ``serverless package`` finds the
+    one it compiles the zip's bytecode with (:func:`deploy.artifact.runtime_python`), else the running one."""
+    return os.environ.get(PYTHON_ENV) or runtime_python(LAMBDA_RUNTIME, PROJECT_ROOT) or sys.executable
 
 
 def runtime_layer(into: Path) -> Path:

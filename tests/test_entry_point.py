@@ -101,3 +101,12 @@ def test_the_entry_point_s_clients_share_one_botocore_session(deployed: str, tok
     sqs_client = services.sqs_client
     assert token_client._loader is sqs_client._loader  # the loader, with its cache, is the session's
     assert services.invoker.client._loader is sqs_client._loader  # type: ignore[attr-defined]
+
+
+def test_the_shared_downstreams_client_is_made_on_its_first_call_only(deployed: str) -> None:
+    # A queue without a rate limit never calls the downstreams' state rows: its cold start makes no client.
+    shared = entry._services().shared
+    assert shared.client._client is None  # type: ignore[attr-defined]
+    shared.read("vendor")  # no row yet: no lanes, and one client made
+    client = shared.client._client  # type: ignore[attr-defined]
+    assert client is not None and shared.read("vendor") == [] and shared.client._client is client  # type: ignore[attr-defined]

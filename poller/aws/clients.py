@@ -8,6 +8,8 @@ is the token table's (:func:`share_default_session`): a session loads and parses
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 # Every call's worst case is (connect + read) x botocore's attempts: a loop step checks that it fits before it
@@ -126,6 +128,22 @@ def token_table_settings(*, in_loop: bool) -> dict[str, Any]:
         "read_timeout_seconds": CONTROL_READ_TIMEOUT_S,
         "max_retry_attempts": CONTROL_MAX_ATTEMPTS - 1,
     }
+
+
+class ClientOnFirstUse:
+    """A boto3 client made by ``make()`` on its first call, not before: a cold start whose code never calls
+    it never pays for it (a DynamoDB client is about 10 ms of one). Thread-safe: one client is made."""
+
+    def __init__(self, make: Callable[[], Any]):
+        self._make = make
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:  # only for what the instance itself lacks: the client's methods
+        with self._lock:
+            if self._client is None:
+                self._client = self._make()
+        return getattr(self._client, name)
 
 
 def default_session() -> Any:
