@@ -27,3 +27,8 @@ TURN_HORIZON_S = 0.15
 """A call under a rate limit spends only slots of its loop's share at most this old (a loop that missed its
 slot may still use it this late): all loops together then exceed the limit by at most this much of a second
 of it in any window (5 s: 1.03 x; docs/downstream.md)."""
+
+DRAIN_MARGIN_S = 1.0
+"""A retiring loop under a shared downstream goes on spending its share until it ends (its 0 counts): it
+starts no receive within this long of that end, and asks for what the share pays for until half of it
+before (poller/downstream/coordinator.py ``Turns.drain``)."""

@@ -19,9 +19,12 @@ from conftest import FakeClock, LoopRig, count, log_events, send
 import poller.targets.function
 from poller.config import RetryBackoff
 from poller.downstream.dispatch import Dispatcher
-from poller.downstream.shares import max_window
+from poller.downstream.shares import SWITCH_S, max_window
+from poller.downstream.state import store_beside
+from poller.lease.step import LoopStep
 from poller.loop.redelivery import redelivery_delay_s
 from poller.targets.base import RETRY, Failure
+from poller.timing import DRAIN_MARGIN_S
 from sandbox import loopback
 from sandbox.lambda_runtime import LocalFunction, LocalLambda
 
@@ -120,6 +123,57 @@ def test_a_rate_limit_paces_calls_and_a_lone_loop_starts_at_once(rig_factory: An
     assert len(sample_handlers.seen) == len(calls)  # a whole batch no bigger than its turn pays for
     row = rig.tokens.model.get("#downstream:queue:work", "state", consistent_read=True)
     assert row is not None and 1 <= outcome.loop_counts <= 4  # one refresh a REFRESH_S, plus the first
+
+
+def rate_limited_loop(rig_factory: Any) -> tuple[FakeClock, LoopRig, LoopStep]:
+    """A loop on a queue of 80 messages limited to 4 a second, on a fake clock."""
+    clock = FakeClock()
+    rig: LoopRig = rig_factory(clock=clock, poller="poller: {heartbeat_s: 1}", rate_limit=4, handler_timeout_s=1)
+    send(rig.sqs, rig.url, [f"m{n}" for n in range(80)])
+    return clock, rig, rig.create_token()
+
+
+def test_a_retiring_loop_spends_its_share_until_its_0_counts_then_releases_its_row(
+    rig_factory: Any, loop_logs: Any
+) -> None:
+    clock, rig, step = rate_limited_loop(rig_factory)
+    calls: list[float] = []
+
+    def retire_at_the_first_call(event: dict[str, Any], context: Any) -> None:
+        if not calls:
+            rig.tokens.retire(rig.url, step.token, now_ms=int(clock.time() * 1000))
+        calls.append(clock.monotonic())
+
+    sample_handlers.use(retire_at_the_first_call)
+    outcome = rig.run(step, budget_s=60)
+
+    assert (outcome.reason, outcome.recursed) == ("retired", False)
+    (drain,) = log_events(loop_logs, "draining_share")
+    assert SWITCH_S - 1 <= drain["for_s"] <= SWITCH_S
+    # it went on at its share (4 a second) until about DRAIN_MARGIN_S before its 0 counted, not one batch
+    assert 4 * (SWITCH_S - DRAIN_MARGIN_S - 2) <= len(calls) <= 4 * (SWITCH_S + 2)
+    assert rig.tokens.get(rig.url, step.token) is None
+    (lane,) = store_beside(rig.tokens).read("queue:work")
+    assert lane.demand == 0 and lane.released  # its 0 announced, its lane free for the token's next loop
+
+
+def test_a_retiring_loop_whose_step_ends_first_spends_the_rest_of_its_share_in_the_next_step(
+    rig_factory: Any, loop_logs: Any
+) -> None:
+    clock, rig, step = rate_limited_loop(rig_factory)
+    sample_handlers.use(lambda event, context: None)
+    rig.run(step, budget_s=10)  # its lane counts (a share of 4 a second); 40 messages left
+    _, payload = rig.invoker.calls[-1]
+    rig.tokens.retire(rig.url, step.token, now_ms=int(clock.time() * 1000))
+
+    first = rig.run(LoopStep(**payload), budget_s=8)  # ends before its share does
+
+    assert (first.reason, first.recursed) == ("draining", True)
+    second = rig.run(LoopStep(**rig.invoker.calls[-1][1]), budget_s=60)
+    assert (second.reason, second.recursed) == ("retired", False) and second.succeeded > 0
+    ends = [line["for_s"] for line in log_events(loop_logs, "draining_share")]
+    assert len(ends) == 2 and ends[1] < ends[0]  # the same end: its lane's 0, written once
+    assert rig.tokens.get(rig.url, step.token) is None
 
 
 # -- forwarding to HTTP --------------------------------------------------------------------------------

@@ -279,3 +279,39 @@ def test_a_loop_that_retires_while_its_backlog_waits_to_count_gives_it_back_a_sw
     spend(clock, SWITCH_S + 0.5, a, b)
     # not held until the lane expires (TTL_S after its last write): back with the loops that stay
     assert SWITCH_S + 0.5 < TTL_S and a.per_second() == b.per_second() == 20
+
+
+def test_a_retiring_loop_spends_its_share_until_its_0_counts_and_the_loops_that_stay_take_it_then(
+    store: DynamoSharedStore,
+) -> None:
+    clock = FakeClock()
+    a, b = loop(store, clock, "fetch", "t1"), loop(store, clock, "fetch", "t2")
+    spend(clock, 10.0, a, b)
+    assert a.per_second() == b.per_second() == 20
+    ends = a.drain()  # scale-down retired a: it announces 0 and may spend until that counts
+    assert ends == pytest.approx(clock.time() + SWITCH_S, abs=0.1)
+    taken = 0
+    while clock.time() < ends - 0.05:
+        assert a.per_second() + b.per_second() <= 40  # never both the old and the new share
+        taken += sum(a.try_take(1) == 0 for _ in range(5))
+        busy(b)
+        clock.advance(0.05)
+    assert taken >= 20 * (SWITCH_S - 0.5)  # its share was spent meanwhile, not left idle
+    assert a.receive_limit(10, per_record=True) <= 1
+    spend(clock, 0.2, b)
+    assert b.per_second() == 40 and a.per_second() == 0  # at once: no switch lost
+    a.leave()  # its row deleted: the lane released for the token's next loop
+    assert a.shares[0].mine is not None and a.shares[0].mine.released
+
+
+def test_a_retiring_loop_with_no_share_stops_at_once_and_one_taken_back_announces_its_demand_again(
+    store: DynamoSharedStore,
+) -> None:
+    clock = FakeClock()
+    a, b = loop(store, clock, "fetch", "t1"), loop(store, clock, "items")
+    assert a.drain() == clock.time()  # never refreshed: nothing to spend
+    spend(clock, 10.0, a, b)
+    a.drain()
+    a.rejoin()  # a scale-up took the retire request back
+    spend(clock, 2 * SWITCH_S + REFRESH_S, a, b)
+    assert a.per_second() == b.per_second() == 20

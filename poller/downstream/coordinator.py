@@ -18,7 +18,7 @@ from poller.config.shared import Downstream
 from poller.downstream.share import HOLD_MAX_S, RECEIVE_LEAD_S, RETRY_S, SLOT_SPREAD, Share
 from poller.downstream.shares import REFRESH_S
 from poller.downstream.state import SharedStore
-from poller.timing import RECEIVE_AHEAD_S, TURN_HORIZON_S
+from poller.timing import DRAIN_MARGIN_S, RECEIVE_AHEAD_S, TURN_HORIZON_S
 
 __all__ = ["HOLD_MAX_S", "Share", "Turns", "turns_for"]
 
@@ -33,6 +33,7 @@ class Turns:
         self.in_flight = in_flight
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(in_flight) if in_flight is not None else None
+        self.drain_ends: float | None = None  # the loop retires: when its shares end (drain())
 
     @property
     def counts(self) -> int:
@@ -53,6 +54,8 @@ class Turns:
             rate = self.per_second()
         # A whole batch spends its slots within the horizon; owned slots come unevenly (up to 1.5 x the mean gap).
         ahead = RECEIVE_AHEAD_S if per_record else TURN_HORIZON_S / SLOT_SPREAD
+        if self.drain_ends is not None:  # retiring: no more than it can still spend
+            ahead = min(ahead, max(0.0, self.drain_ends - DRAIN_MARGIN_S / 2 - self.clock.time()))
         size = max(1, min(batch_size, int(rate * ahead)))
         return size if self.in_flight is None or per_record else min(size, self.in_flight)
 
@@ -105,6 +108,27 @@ class Turns:
             for share in self.shares:
                 share.waited_s += wait  # the caller waits this long before it asks again
             return wait
+
+    def drain(self) -> float:
+        """The loop is asked to retire: every lane announces 0 now (Share.drain), and the loop may go on
+        spending until the first of their shares ends (epoch seconds; now: nothing to spend). Until then
+        a receive asks only for what the share pays for before that end."""
+        ends = []
+        for share in self.shares:
+            with self._lock:
+                share.refreshing = True
+            try:
+                ends.append(share.drain(self._lock))
+            finally:
+                share.refreshing = False
+        self.drain_ends = min(ends, default=self.clock.time())
+        return self.drain_ends
+
+    def rejoin(self) -> None:
+        """The retire request was taken back: the lanes announce their demand again at their next refresh."""
+        self.drain_ends = None
+        for share in self.shares:
+            share.rejoin()
 
     def leave(self) -> None:
         """The loop stops for good (retired): its lanes say so at once, rather than hold their share

@@ -72,7 +72,7 @@ class Lease:
         """Heartbeat if due. Sets :attr:`lost` or :attr:`retiring` as the row answers; raises
         :class:`RetriesExhausted` if the heartbeat kept failing (ownership is then unknown)."""
         with self._lock:  # held for the state only, never across a call: a slow DynamoDB must not hold up
-            if self.ended:
+            if self.lost is not None:  # (a retiring loop still heartbeats: it may drain its share first)
                 return
             if not self.due():  # the other thread (the keeper's heartbeat, or the loop's) may be at it
                 if self.reported or self.pace.figures() is None:

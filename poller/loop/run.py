@@ -2,7 +2,7 @@
 
 claim ──► [ keep lease ─► receive ─► keep lease ─► target (keeper) ─► delete ] * ──► invoke next step
   │                                                                             │
-  └─ lost: exit quietly         lost / retiring: stop after the batch in hand ──┘
+  └─ lost: exit quietly         lost / retiring: stop after the batch in hand (loop/retiring.py) ──┘
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from poller.loop.batch import BatchWork
 from poller.loop.growth import GrowthWatch
 from poller.loop.outcome import Outcome
 from poller.loop.receive_ahead import Receiver
+from poller.loop.retiring import must_stop, share_left
 from poller.loop.services import LoopServices
 from poller.metrics import LOOPS_STOPPED, RECURSIONS, with_metrics
 from poller.sqs.client import QueueClient
@@ -131,7 +132,9 @@ class Loop:
             if lease.lost is not None:
                 self.outcome.reason = lease.lost.reason
                 return self._end()
-            if lease.retiring:
+            if lease.retiring and share_left(self.rate, self.clock):
+                self.outcome.reason = "draining"  # the time ran out first: the next step spends the rest
+            elif lease.retiring:
                 return self._retire()
         except (QueueUnavailable, HandlerImportError, InvocationTooShort) as exc:
             # Retrying cannot fix these: stop without recursing (no hot loop) and leave the reason on the
@@ -217,7 +220,7 @@ class Loop:
         )
 
     def _work(self, lease: Lease, dispatcher: Dispatcher, deletes: BackgroundDelete) -> None:
-        if not lease.ended and self._poll_wait_s() is None:
+        if not self._stopping(lease) and self._poll_wait_s() is None:
             if self._spare_s(self.started_with_s) < 1:  # the function's timeout itself is too short
                 raise InvocationTooShort(self.started_with_s, self.queue.batch_budget_s)
             # The claim's retries used up the time a batch needed: not a configuration error, and no reason
@@ -225,7 +228,7 @@ class Loop:
             self.outcome.reason = "claimed_late"
             log("warning", "claimed_late", remaining_s=round(self.deadline.remaining_s(), 3), **self.fields)
             return
-        while not lease.ended:
+        while not self._stopping(lease):
             wait = dispatcher.ready_in_s()
             spare = self.deadline.remaining_s() - self.queue.batch_budget_s - RECURSE_RESERVE_S
             if wait > 0 and spare > 0:
@@ -237,7 +240,7 @@ class Loop:
             if wait_s is None:
                 return
             lease.heartbeat_if_due(deadline=self.deadline, reserve_s=RECURSE_RESERVE_S)
-            if lease.ended:
+            if self._stopping(lease):
                 return
             # FIFO: a retry of a receive whose answer was lost gets the same messages (poller/loop/fifo.py).
             attempt_id = uuid.uuid4().hex if self.queue.ref.fifo else None
@@ -259,11 +262,13 @@ class Loop:
             except RetriesExhausted:
                 self.batches.give_back(messages)
                 raise
-            if lease.ended:
+            if self._stopping(lease):
                 self.batches.give_back(messages)
                 return
             full = len(messages) >= self._receive_size()
-            self.receiver.start_ahead(full=full, time_allows=self._spare_s(self._remaining_after_batch_s()) >= 1)
+            self.receiver.start_ahead(
+                full=full, time_allows=self._spare_s(self.deadline.remaining_s() - self.queue.batch_budget_s) >= 1
+            )
             result = self.batches.process(messages, dispatcher, lease, received_at)
             self.growth.after_batch(full=full)
             # The delete runs while the next receive waits; its failure comes out at the wait after that receive.
@@ -276,8 +281,8 @@ class Loop:
         if not deletes.wait(timeout_s=self.deadline.remaining_s() - RECURSE_RESERVE_S):
             raise RetriesExhausted("delete", TimeoutError("a delete outlasted the time left before the reserve"), 1)
 
-    def _remaining_after_batch_s(self) -> float:
-        return self.deadline.remaining_s() - self.queue.batch_budget_s
+    def _stopping(self, lease: Lease, *, may_drain: bool = True) -> bool:
+        return must_stop(lease, self.rate, self.clock, self.fields, may_drain=may_drain)
 
     def _receive_size(self) -> int:
         """``batch_size``; under a rate limit what the loop's turns pay for soon (coordinator.Turns)."""
@@ -289,7 +294,7 @@ class Loop:
         lease = self.lease
         return (
             lease is not None
-            and not lease.ended
+            and not self._stopping(lease, may_drain=False)
             and self.deadline.remaining_s() >= self.queue.handler_timeout_s + RECURSE_RESERVE_S
         )
 
@@ -305,8 +310,6 @@ class Loop:
         """Of ``remaining_s``, what is left for a long poll after the batch's budget and the recursion reserve."""
         return remaining_s - self.queue.batch_budget_s - RECURSE_RESERVE_S
 
-    # -- helpers -------------------------------------------------------------------------------------
-
     def _retry(self, call: Any, what: str, attempt_s: float = 0.0) -> Any:
         """The loop's retry policy; ``attempt_s``: the worst case of one attempt (a retry starts only if
         it fits before the recursion reserve). The default is for the background delete and the runs'
@@ -321,10 +324,6 @@ class Loop:
             attempt_s=attempt_s,
             fields=self.fields,
         )
-
-    def _fits(self, *calls_s: float) -> bool:
-        """Whether calls whose worst cases are ``calls_s`` still fit in the time left."""
-        return self.deadline.remaining_s() >= sum(calls_s)
 
     def _recurse(self, step: LoopStep) -> None:
         try:
@@ -388,7 +387,7 @@ class Loop:
     def _end(self, *, level: str = "info", **extra: object) -> Outcome:
         # After the recursion, with what time is left: ids the last batch deleted leave the runs' pending
         # sets (skipped, they only cost bytes on the run's row until a later step forgets them).
-        if self.batches.runs is not None and self._fits(DYNAMODB_CALL_WORST_S):
+        if self.batches.runs is not None and self.deadline.remaining_s() >= DYNAMODB_CALL_WORST_S:
             self.batches.runs.flush()
         self.outcome.heartbeats = self.lease.heartbeats if self.lease else 0
         self.outcome.loop_counts = self.rate.counts if self.rate else 0
