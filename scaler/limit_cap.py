@@ -18,7 +18,9 @@ loops are added or removed; it moves when the handler's speed or the share does.
 
 No fresh figures (a new backlog, before the first loop reported): the cap is one loop more than the queue
 has (``live + 1``), so a rate-limited queue grows a loop at a time until figures say how many it needs,
-instead of jumping to its top step. When the loops report that they wait for the limit (``wait`` at least
+instead of jumping to its top step; and not even that while a loop it added is younger than
+:data:`WARM_UP_S`: that loop has had no time to report yet (under a shared downstream it waits a switch for
+its share before its first call), and a loop added meanwhile would only wait with it. When the loops report that they wait for the limit (``wait`` at least
 :data:`WAIT_BINDS`, and ``used`` at least :data:`FULL_USE` of it), the queue is not hovering on depth: the
 limit binds, and the cap lowers the count at once to ``spare`` (the cool-down still holds the step from ``spare`` to ``base``, so a headroom loop that
 the measurements add and remove cannot flap faster than the cool-down). The cool-down then also forgets
@@ -50,6 +52,12 @@ PACE_WOBBLE = 0.02
 """A pace measured within 2 % of ``limit / n`` still counts as n loops filling the limit: the measured pace
 wobbles by a record or so a minute around the handler's (2 x 24.99/s against 50/s asked for a third loop),
 and n loops then hand over all but 2 % of one loop's pace, well inside :data:`FULL_USE`."""
+
+WARM_UP_S = 10.0
+"""A new loop reports its first figures within this long of its row's creation: its lane counts after a
+switch (7 s, poller/downstream/shares.py SWITCH_S) and it heartbeats early once it has figures (5 records,
+2 s of work, poller/lease/lease.py). Without figures, the cap adds no loop while one is this young: the demo's
+stage 3 went from 1 loop to 4 before the first reported, each new one waiting for a share meanwhile."""
 
 FULL_USE = 0.95
 """The loops hand over at least this share of the limit: it is full (the issue's target for its use)."""
@@ -117,13 +125,16 @@ def cap_loops(
     live: int = 0,
     headroom: float = HEADROOM,
     whole: float | None = None,
+    warming: bool = False,
 ) -> LimitCap:
     """The cap for ``limit`` records a second from the loops' ``figures``; ``live``: the queue's loops now
-    (without figures the cap is ``live + 1``). A limit of 0 (a share that others' priority takes whole)
-    keeps one loop, ready for when the share comes back."""
+    (without figures the cap is ``live + 1``, or ``live`` while one of them is ``warming``: too young to
+    have reported). A limit of 0 (a share that others' priority takes whole) keeps one loop, ready for when
+    the share comes back."""
     rated = [f for f in figures if f.rps > 0]
     if not rated:
-        return LimitCap(loops=live + 1, limit=limit, per_loop=0.0, wait=0.0, figures=0, spare=live + 1, whole=whole)
+        grown = max(1, live if warming else live + 1)
+        return LimitCap(loops=grown, limit=limit, per_loop=0.0, wait=0.0, figures=0, spare=grown, whole=whole)
     per_loop = sum(f.rps for f in rated) / len(rated)
     wait = sum(f.wait for f in rated) / len(rated)
     used = sum(f.rps * (1 - f.wait) for f in rated)
@@ -168,7 +179,11 @@ def limit_cap(
     if limit is None:
         return None
     live = sum(1 for row in rows if not row.retiring)
+    warming = any(
+        not row.retiring and row.created_at is not None and now_ms - row.created_at < WARM_UP_S * 1000 for row in rows
+    )
     whole = None if share is None or queue.shared is None else queue.shared.rate_limit
     if whole is not None and limit >= whole:
         whole = None  # the share is the whole downstream now: say so plainly
-    return cap_loops(limit, fresh_figures(rows, now_ms=now_ms, fresh_s=fresh_s), live=live, whole=whole)
+    figures = fresh_figures(rows, now_ms=now_ms, fresh_s=fresh_s)
+    return cap_loops(limit, figures, live=live, whole=whole, warming=warming)

@@ -11,7 +11,7 @@ from poller.config import parse_config
 from poller.lease.pace import Pace, PaceFigures
 from poller.lease.tokens import TokenState
 from scaler.cooldown import held_loops, remember
-from scaler.limit_cap import cap_loops, limit_cap
+from scaler.limit_cap import WARM_UP_S, cap_loops, limit_cap
 from scaler.wanted import capped, combined_loops
 
 CONFIG = """
@@ -191,6 +191,16 @@ def test_no_figures_grows_one_loop_at_a_time() -> None:
     assert probe.describe().startswith("no figures yet: 3 loops at most")
     rows = [row("slot-0001", None), row("slot-0002", None)]
     assert limit_cap(QUEUE, rows, now_ms=NOW_MS, fresh_s=120).loops == 3  # type: ignore[union-attr]
+
+
+def test_no_figures_adds_no_loop_while_the_last_one_added_has_had_no_time_to_report() -> None:
+    young = replace(row("slot-0002", None), created_at=NOW_MS - int(WARM_UP_S * 1000) + 3000)
+    rows = [row("slot-0001", None), young]
+    held = limit_cap(QUEUE, rows, now_ms=NOW_MS, fresh_s=120)
+    assert held is not None and held.loops == 2 and held.figures == 0  # not 3: it waits for slot-0002's figures
+    later = limit_cap(QUEUE, rows, now_ms=NOW_MS + 3000, fresh_s=120)
+    assert later is not None and later.loops == 3  # slot-0002 had its time: one more again
+    assert cap_loops(30, [], live=0, warming=True).loops == 1  # a queue with none still gets one
     no_limit = replace(QUEUE, rate_limit=None)
     assert limit_cap(no_limit, [row("slot-0001", PaceFigures(100, 0.9))], now_ms=NOW_MS, fresh_s=120) is None
 
