@@ -31,7 +31,7 @@ from scaler.holds import HoldStore
 from scaler.limit_cap import LimitCap, limit_cap, limit_of
 from scaler.overrides import OverrideStore
 from scaler.reconcile import Changes, Reconciler
-from scaler.share import queue_share, read_lanes, shared_names
+from scaler.share import queue_share, read_lanes, shared_names, waiting_for_share
 from scaler.wanted import ALARM, capped, combined_loops, rule_loops
 
 UP, DOWN = "up", "down"
@@ -132,8 +132,9 @@ class ControlPlane:
         rows = list(self.tokens.tokens_of(url)) if limit_of(queue) is not None else None
         lanes = read_lanes(self.shares, [queue.shared.name] if queue.shared is not None else [])
         share = queue_share(queue, lanes, now_ms=now)
+        waiting = waiting_for_share(queue, lanes, now_ms=now)
         decision = self._decide(
-            queue, url, states, self.overrides.pinned_for(queue.key), seen, now, rows=rows, share=share
+            queue, url, states, self.overrides.pinned_for(queue.key), seen, now, rows=rows, share=share, waiting=waiting
         )
         # An alarm's OK never takes a queue below what the depth or the cool-down still want: the
         # decision holds both, and scale_down only shrinks to it.
@@ -153,15 +154,21 @@ class ControlPlane:
         *,
         rows: list[TokenState] | None = None,
         share: float | None = None,
+        waiting: bool = False,
     ) -> Decision:
         """``max(min(limit cap, max(alarm rule, depth rule)), cool-down)`` for one queue, remembering the
         capped count for the cool-down. ``seen``: the cool-down's memory of the queue (None: unreadable);
         ``rows``: its token rows as read, whose paces give the cap (None: no cap); ``share``: its share of
-        its shared downstream (None: unknown, the whole limit counts)."""
+        its shared downstream (None: unknown, the whole limit counts); ``waiting``: one of its loops waits for its
+        first share (scaler.share.waiting_for_share)."""
         depth = self._read_depth(queue, url)
         rule = rule_loops(queue, states, depth)
         fresh_s = self.config.stale_after_s
-        cap = None if rows is None else limit_cap(queue, rows, now_ms=now_ms, fresh_s=fresh_s, share=share)
+        cap = (
+            None
+            if rows is None
+            else limit_cap(queue, rows, now_ms=now_ms, fresh_s=fresh_s, share=share, waiting=waiting)
+        )
         # poller.limit_cap: false still measures the cap (the log and status show it) but does not apply it.
         applied = cap if self.config.poller.limit_cap else None
         cap_loops = None if applied is None else applied.loops
@@ -217,8 +224,17 @@ class ControlPlane:
                 if states is not None and pinned is not None:
                     seen = None if holds is None else holds.get(key, {})
                     share = queue_share(queue, lanes, now_ms=now)
+                    waiting = waiting_for_share(queue, lanes, now_ms=now)
                     decision = self._decide(
-                        queue, urls[key], states[key], pinned.get(key), seen, now, rows=rows, share=share
+                        queue,
+                        urls[key],
+                        states[key],
+                        pinned.get(key),
+                        seen,
+                        now,
+                        rows=rows,
+                        share=share,
+                        waiting=waiting,
                     )
                 return self._restart_queue(queue, urls[key], decision, pinned, rows)
 

@@ -173,13 +173,15 @@ def limit_cap(
     now_ms: int,
     fresh_s: float,
     share: float | None = None,
+    waiting: bool = False,
 ) -> LimitCap | None:
-    """The cap of ``queue`` from its token ``rows`` (None: no limit); ``share``: see :func:`limit_of`."""
+    """The cap of ``queue`` from its token ``rows`` (None: no limit); ``share``: see :func:`limit_of`;
+    ``waiting``: one of its loops waits for its first share of a shared downstream (it cannot report yet)."""
     limit = limit_of(queue, share)
     if limit is None:
         return None
     live = sum(1 for row in rows if not row.retiring)
-    warming = any(
+    warming = waiting or any(
         not row.retiring and row.created_at is not None and now_ms - row.created_at < WARM_UP_S * 1000 for row in rows
     )
     whole = None if share is None or queue.shared is None else queue.shared.rate_limit

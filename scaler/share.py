@@ -69,3 +69,18 @@ def queue_share(queue: QueueConfig, lanes: dict[str, Sequence[LaneRecord]], *, n
     if queue.shared is None or queue.shared.name not in lanes:
         return None
     return share_of(queue, lanes[queue.shared.name], now_ms=now_ms)
+
+
+def waiting_for_share(queue: QueueConfig, lanes: dict[str, Sequence[LaneRecord]], *, now_ms: int) -> bool:
+    """Whether a loop of ``queue`` waits for its first share: its lane asks for some, and that counts only at
+    its switch (7 s after it was written). The limit cap adds no loop meanwhile without figures: another
+    would wait as long, and the first loop's figures soon say how many the share needs."""
+    if queue.shared is None:
+        return False
+    return any(
+        lane.queue == queue.key
+        and lane.effective(now_ms) == 0
+        and lane.pending(now_ms)
+        and (lane.demand > 0 or (lane.then or 0) > 0)
+        for lane in lanes.get(queue.shared.name, ())
+    )

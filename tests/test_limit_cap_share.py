@@ -5,6 +5,7 @@ the lanes the loops write into the downstream's state row, and grows again when 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -18,7 +19,7 @@ from poller.downstream.shares import SWITCH_S, LaneRecord
 from poller.downstream.state import DynamoSharedStore
 from poller.lease.pace import PaceFigures
 from poller.lease.tokens import TokenStore
-from scaler.share import share_of
+from scaler.share import share_of, waiting_for_share
 
 CONFIG = """
 poller: {heartbeat_s: 30}
@@ -111,6 +112,18 @@ def report(tokens: TokenStore, clock: FakeClock) -> None:
 def _restart(rig: PlaneRig) -> dict[str, Any]:
     report: dict[str, Any] = rig.plane.restart(region=REGION, account_id=ACCOUNT)
     return report["reports"]
+
+
+def test_a_loop_whose_first_share_is_yet_to_count_is_waiting_for_it() -> None:
+    reports = QUEUES["reports"]
+    written = NOW_MS - 2000  # its backlog written 2 s ago: it counts at its switch, SWITCH_S after that
+    new = replace(lane("reports", 1, math.inf, prev=0.0), switch_ms=written + int(SWITCH_S * 1000), seen_ms=written)
+    others = [lane("exports", 1, math.inf)]
+    assert waiting_for_share(reports, {"vendor": [*others, new]}, now_ms=NOW_MS)
+    assert not waiting_for_share(reports, {"vendor": [*others, new]}, now_ms=new.switch_ms)  # it counts now
+    assert not waiting_for_share(reports, {"vendor": [*others, lane("reports", 1, math.inf)]}, now_ms=NOW_MS)
+    assert not waiting_for_share(QUEUES["exports"], {"vendor": [new]}, now_ms=NOW_MS)  # another queue's lane
+    assert not waiting_for_share(reports, {}, now_ms=NOW_MS)  # the row unread
 
 
 def test_restart_caps_a_queue_at_its_share_and_grows_it_when_the_share_rises(
