@@ -19,15 +19,18 @@ loops are added or removed; it moves when the handler's speed or the share does.
 No fresh figures (a new backlog, before the first loop reported): the cap is one loop more than the queue
 has (``live + 1``), so a rate-limited queue grows a loop at a time until figures say how many it needs,
 instead of jumping to its top step; and not even that while a loop it added is younger than
-:data:`WARM_UP_S`: that loop has had no time to report yet (under a shared downstream it waits a switch for
-its share before its first call), and a loop added meanwhile would only wait with it. When the loops report that they wait for the limit (``wait`` at least
-:data:`WAIT_BINDS`, and ``used`` at least :data:`FULL_USE` of it), the queue is not hovering on depth: the
-limit binds, and the cap lowers the count at once to ``spare`` (the cool-down still holds the step from ``spare`` to ``base``, so a headroom loop that
-the measurements add and remove cannot flap faster than the cool-down). The cool-down then also forgets
-the counts above ``spare`` it remembered (``at_most`` of :func:`scaler.cooldown.remember`): the loops' own
-figures showed those loops were never needed, and a loop's wait fades over a minute after the cut (it
-still reads what it waited while it shared the limit with the loops removed), so the next decision may not
-see the limit full and would otherwise bring the probed loops back for the rest of the cool-down."""
+:data:`WARM_UP_S`, or one of its lanes waits for its first share (``waiting``): that loop has had no time
+to report yet, and a loop added meanwhile would only wait with it.
+
+When the loops report that they wait for the limit (``wait`` at least :data:`WAIT_BINDS` and ``used`` at
+least :data:`FULL_USE` of it, or ``wait`` at least :data:`WAITING_MOSTLY`), the queue is not hovering on
+depth: the limit binds, and the cap lowers the count at once to ``spare`` (the cool-down still holds the
+step from ``spare`` to ``base``, so a headroom loop that the measurements add and remove cannot flap faster
+than the cool-down). The cool-down then also forgets the counts above ``spare`` it remembered (``at_most``
+of :func:`scaler.cooldown.remember`): the loops' own figures showed those loops were never needed, and a
+loop's wait fades over a minute after the cut (it still reads what it waited while it shared the limit
+with the loops removed), so the next decision may not see the limit full and would otherwise bring the
+probed loops back for the rest of the cool-down."""
 
 from __future__ import annotations
 
@@ -59,6 +62,12 @@ switch (7 s, poller/downstream/shares.py SWITCH_S) and it heartbeats early once 
 2 s of work, poller/lease/lease.py). Without figures, the cap adds no loop while one is this young: the demo's
 stage 3 went from 1 loop to 4 before the first reported, each new one waiting for a share meanwhile."""
 
+WAITING_MOSTLY = 0.5
+"""Loops that spend at least half their time waiting for turns are not what sets the pace, whatever they
+hand over as their share moves (a lane's switch, a stage that runs dry): loops past the cap would only wait
+with them, so the limit is taken to bind (the demo's stage 3 kept 3 loops for a cool-down on a first pace
+figure taken in its first seconds, its loops waiting 60-84 % of their time for turns)."""
+
 FULL_USE = 0.95
 """The loops hand over at least this share of the limit: it is full (the issue's target for its use)."""
 
@@ -84,7 +93,8 @@ class LimitCap:
     def binds(self) -> bool:
         """The loops report that they wait, and together hand over the whole limit: it is the limit they
         wait for (not a downstream's pause or a lane's switch), and loops past the cap are not needed."""
-        return self.figures > 0 and self.wait >= WAIT_BINDS and self.used >= FULL_USE * self.limit
+        full = self.used >= FULL_USE * self.limit or self.wait >= WAITING_MOSTLY
+        return self.figures > 0 and self.wait >= WAIT_BINDS and full
 
     @property
     def keep_while_waiting(self) -> int | None:

@@ -71,16 +71,23 @@ def queue_share(queue: QueueConfig, lanes: dict[str, Sequence[LaneRecord]], *, n
     return share_of(queue, lanes[queue.shared.name], now_ms=now_ms)
 
 
+FIRST_FIGURES_S = 5.0
+"""A loop reports its first figures within this long of its first share counting: 5 records and 2 s of
+work (poller/lease/pace.py), then its early heartbeat (poller/lease/lease.py)."""
+
+
 def waiting_for_share(queue: QueueConfig, lanes: dict[str, Sequence[LaneRecord]], *, now_ms: int) -> bool:
-    """Whether a loop of ``queue`` waits for its first share: its lane asks for some, and that counts only at
-    its switch (7 s after it was written). The limit cap adds no loop meanwhile without figures: another
-    would wait as long, and the first loop's figures soon say how many the share needs."""
+    """Whether a loop of ``queue`` waits for its first share (its lane asks for some, which counts only at its
+    switch, 7 s after it was written), or got it too recently to have reported (:data:`FIRST_FIGURES_S`). The
+    limit cap adds no loop meanwhile without figures: another would wait as long, and the first loop's
+    figures soon say how many the share needs."""
     if queue.shared is None:
         return False
-    return any(
-        lane.queue == queue.key
-        and lane.effective(now_ms) == 0
-        and lane.pending(now_ms)
-        and (lane.demand > 0 or (lane.then or 0) > 0)
-        for lane in lanes.get(queue.shared.name, ())
-    )
+
+    def starting(lane: LaneRecord) -> bool:
+        settled = lane.settled(now_ms)
+        if settled.effective(now_ms) == 0:
+            return lane.pending(now_ms) and (lane.demand > 0 or (lane.then or 0) > 0)
+        return settled.prev == 0 and now_ms - settled.switch_ms < FIRST_FIGURES_S * 1000
+
+    return any(lane.queue == queue.key and starting(lane) for lane in lanes.get(queue.shared.name, ()))

@@ -19,7 +19,7 @@ from poller.downstream.shares import SWITCH_S, LaneRecord
 from poller.downstream.state import DynamoSharedStore
 from poller.lease.pace import PaceFigures
 from poller.lease.tokens import TokenStore
-from scaler.share import share_of, waiting_for_share
+from scaler.share import FIRST_FIGURES_S, share_of, waiting_for_share
 
 CONFIG = """
 poller: {heartbeat_s: 30}
@@ -120,7 +120,9 @@ def test_a_loop_whose_first_share_is_yet_to_count_is_waiting_for_it() -> None:
     new = replace(lane("reports", 1, math.inf, prev=0.0), switch_ms=written + int(SWITCH_S * 1000), seen_ms=written)
     others = [lane("exports", 1, math.inf)]
     assert waiting_for_share(reports, {"vendor": [*others, new]}, now_ms=NOW_MS)
-    assert not waiting_for_share(reports, {"vendor": [*others, new]}, now_ms=new.switch_ms)  # it counts now
+    counts = new.switch_ms  # its share counts: not before its loop had the time to report on it
+    assert waiting_for_share(reports, {"vendor": [*others, new]}, now_ms=counts + 1000)
+    assert not waiting_for_share(reports, {"vendor": [*others, new]}, now_ms=counts + int(FIRST_FIGURES_S * 1000))
     assert not waiting_for_share(reports, {"vendor": [*others, lane("reports", 1, math.inf)]}, now_ms=NOW_MS)
     assert not waiting_for_share(QUEUES["exports"], {"vendor": [new]}, now_ms=NOW_MS)  # another queue's lane
     assert not waiting_for_share(reports, {}, now_ms=NOW_MS)  # the row unread
