@@ -78,7 +78,7 @@ def test_status_shows_the_rate_limits_cap_from_the_loops_paces(sqs: Any, tokens:
     url = make(sqs, "emails", False)
     operator = Operator(parse_config(config), "p", REGION, table=tokens.model.Meta.table_name)
     now = epoch_ms(SYSTEM_CLOCK)
-    tokens.create(url, "slot-0001", loop_id="L1", now_ms=now)
+    tokens.create(url, "slot-0001", loop_id="L1", now_ms=now - 11_000)  # older than the cap's WARM_UP_S
     probe = operator.status()["emails"]["limited"]  # a loop without figures: one loop more at a time
     assert probe["figures"] == 0 and probe["says"] == "no figures yet: 2 loops at most, one more a step (30/s)"
     tokens.claim(url, "slot-0001", loop_id="L1", generation=0, claim_id="c", now_ms=now)
