@@ -13,7 +13,7 @@ from conftest import REGION, FakeClock
 
 from poller.config.shared import Downstream
 from poller.downstream.coordinator import Turns, turns_for
-from poller.downstream.shares import REFRESH_S, SWITCH_S, TTL_S, VIEW_MAX_S
+from poller.downstream.shares import REFRESH_S, SWITCH_S, TTL_S, VIEW_MAX_S, max_window
 from poller.downstream.state import DynamoSharedStore, LaneTaken
 from poller.lease.tokens import TokenStore
 from sandbox.share_sim import MemoryStore
@@ -315,3 +315,24 @@ def test_a_retiring_loop_with_no_share_stops_at_once_and_one_taken_back_announce
     a.rejoin()  # a scale-up took the retire request back
     spend(clock, 2 * SWITCH_S + REFRESH_S, a, b)
     assert a.per_second() == b.per_second() == 20
+
+
+def test_a_loop_without_a_turn_looks_again_at_the_next_change_not_half_a_second_later(
+    store: DynamoSharedStore,
+) -> None:
+    clock = FakeClock()
+    a, b = loop(store, clock, "fetch", "t1"), loop(store, clock, "fetch", "t2")
+    spend(clock, 12.0, a, b)
+    assert a.per_second() == 20
+    # b's loop is gone: its lane expires TTL_S after its last refresh, and a's share is the whole limit then
+    expires = next(lane.seen_ms for lane in store.read("vendor") if lane.lane == "fetch#t2") / 1000 + TTL_S
+    calls: list[float] = []
+    while clock.time() < expires + 1.0:  # a's calls, each as soon as try_take allows (its waits honoured)
+        a.received(10, 10)
+        wait = a.try_take(1)
+        if wait == 0:
+            calls.append(clock.time())
+        clock.advance(wait)
+    after = [t for t in calls if expires <= t < expires + 1.0]
+    assert len(after) >= 0.9 * 40  # not a stall of RETRY_S (0.5 s) at the change: 20 calls fewer
+    assert max_window(calls, 1.0) <= 40 * 1.15 + 1  # never past the limit (slots at most 0.15 s old)

@@ -68,7 +68,11 @@ class Turns:
             found = self._search(1)
             # Receive a little before the turn: the messages are then in hand when the slot comes, not a
             # receive's latency after it (a slot that passes unused is lost to everyone).
-            wait = RETRY_S if found is None else max(0.0, min(REFRESH_S, found[0] - self.clock.time() - RECEIVE_LEAD_S))
+            wait = (
+                self._look_again_s()
+                if found is None
+                else max(0.0, min(REFRESH_S, found[0] - self.clock.time() - RECEIVE_LEAD_S))
+            )
             for share in self.shares:
                 share.waited_s += wait  # the loop sleeps this long for its turn before it receives
         return wait
@@ -99,7 +103,7 @@ class Turns:
         self._refresh_due()
         with self._lock:
             found = self._search(units)
-            wait = RETRY_S if found is None else found[0] - self.clock.time()
+            wait = self._look_again_s() if found is None else found[0] - self.clock.time()
             if found is not None and wait <= 0:
                 for share, slot in zip(self.shares, found[1], strict=True):
                     share.used = slot
@@ -161,6 +165,13 @@ class Turns:
                 share.refresh(self._lock)
             finally:
                 share.refreshing = False
+
+    def _look_again_s(self) -> float:
+        """Seconds until a search that found no turn may find one: the soonest change of any share's allocation."""
+        return (
+            min((share.look_again_at() for share in self.shares), default=self.clock.time() + RETRY_S)
+            - self.clock.time()
+        )
 
     def _search(self, units: int) -> tuple[float, list[int]] | None:
         """A time at which every limit has a turn for ``units`` (the tighter holds), and the slots spent."""
