@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the whole system on a sandbox with a burst of messages")
     demo.add_argument(
-        "--messages", type=int, default=2000, help="vendor calls the pipeline makes, about (default 2000: 50 jobs)"
+        "--messages", type=int, default=2600, help="vendor calls the pipeline makes, about (default 2600: 65 jobs)"
     )
     demo.add_argument("--report", type=Path, default=Path("demo-out/report.json"))
     demo.add_argument("--chart", type=Path, default=Path("demo-out/queue-depth.png"))

@@ -14,7 +14,8 @@ DEMO_CONFIG = Path(__file__).with_name("queues.yml")
 
 @dataclass
 class DemoOptions:
-    messages: int = 2000  # vendor calls to aim for (about 40 a job: 50 jobs): 40 s at the limit
+    messages: int = 2600  # vendor calls to aim for (about 40 a job: 65 jobs): 52 s at the limit, so that the
+    # limit-bound part outlasts the 30-s window in which issue 15 asks for 95 % of the limit
     report: Path = Path("demo-out/report.json")
     chart: Path = Path("demo-out/queue-depth.png")
     seed: int = 0

@@ -22,7 +22,7 @@ class VendorApi:
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> str:
-        self._server, url = loopback.serve(self._answer, name="vendor-api")
+        self._server, url = loopback.serve(self._answer, name="vendor-api", keep_alive=True)
         return url
 
     def _answer(self, request: BaseHTTPRequestHandler) -> None:
