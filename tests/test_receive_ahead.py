@@ -4,9 +4,11 @@ handle it."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
+import pytest
 import sample_handlers
 from conftest import LoopRig, count, log_events, send
 from test_downstream import Vendor
@@ -136,3 +138,30 @@ def test_what_was_received_ahead_is_given_back_when_the_downstream_asks_to_wait(
     assert {"ok-0", "ok-1", "ok-2"} <= set(bodies)  # the batch given back came again after the pause
     assert bodies.count("ok-1") == 1 and bodies.count("ok-2") == 1  # and was not sent before it
     assert outcome.succeeded >= 3
+
+
+@pytest.mark.parametrize(("rate", "ahead"), [(20, True), (2, False)])
+def test_under_a_rate_limit_the_next_batch_is_received_while_the_share_is_spent(
+    rig_factory: Any, loop_logs: Any, rate: int, ahead: bool
+) -> None:
+    """At 20 a second a turn comes every 50 ms: the loop receives ahead, so the share's slots that pass
+    during a receive are not lost; at 2 a second (a turn every 0.5 s) it does not, since the batch would wait
+    for its turn and be given back."""
+    rig: LoopRig = rig_factory(rate_limit=rate, batch_size=2)
+    send(rig.sqs, rig.url, [f"m{n}" for n in range(4)])
+    batches: list[tuple[list[int], float]] = []
+
+    def work(event: dict[str, Any], context: Any) -> None:
+        time.sleep(0.5)
+        batches.append((_first_received_ms(event), time.time() * 1000))
+        if sum(len(received) for received, _ in batches) == 4:
+            context.end = context.clock.monotonic() + RECURSE_RESERVE_S + 1.5  # no room for another batch
+
+    sample_handlers.use(work)
+    outcome = rig.run(rig.create_token(), budget_s=12)
+
+    assert outcome.succeeded == 4 and count(rig.sqs, rig.url) == (0, 0)
+    overlapped = [max(received) < ended for (_, ended), (received, _) in itertools.pairwise(batches)]
+    # received while the batch before was handled (not the first step's second: its share was not known yet)
+    assert any(overlapped) is ahead
+    assert not log_events(loop_logs, "receive_ahead_given_back")

@@ -56,7 +56,7 @@ class Turns:
         ahead = RECEIVE_AHEAD_S if per_record else TURN_HORIZON_S / SLOT_SPREAD
         if self.drain_ends is not None:  # retiring: no more than it can still spend
             ahead = min(ahead, max(0.0, self.drain_ends - DRAIN_MARGIN_S / 2 - self.clock.time()))
-        size = max(1, min(batch_size, int(rate * ahead)))
+        size = max(1, min(batch_size, int(rate * ahead + 1e-9)))  # 20/s x 0.15 s / 1.5 is 1.99999...
         return size if self.in_flight is None or per_record else min(size, self.in_flight)
 
     def ready_in_s(self) -> float:
@@ -90,6 +90,12 @@ class Turns:
                     share.backlog = True  # kept waiting: there is more than its share can pay for
                 return False
             self.clock.sleep(wait)
+
+    def turns_come_often(self) -> bool:
+        """Its owned slots come at most RECEIVE_LEAD_S apart (SLOT_SPREAD mean gaps at its rate now): a batch
+        received ahead finds a turn once the batch in hand is done. With a thinner share the loop would wait
+        for its next turn and give that batch back (one receive more on each of its messages)."""
+        return self.per_second() * RECEIVE_LEAD_S >= SLOT_SPREAD
 
     def fits(self, units: int) -> bool:
         """Whether a call carrying ``units`` can find that many slots within the horizon at the shares now

@@ -365,14 +365,11 @@ class Share:
         return (at, slot) if at < valid_s else None
 
     def look_again_at(self) -> float:
-        """When a loop that found no turn should search again (epoch seconds): at the allocation's next change
-        (a switch or an expiry: the next allocation may hold a turn at once), or RETRY_S from now if that is
-        sooner. Waiting RETRY_S past a change instead stalled the demo's lone stage-3 loop for half a second
-        of its limit at each one, every lane's expiry included."""
+        """When a loop that found no turn should search again (epoch seconds): at the allocation's next change,
+        which may hold a turn at once (a wait of RETRY_S past it stalled the demo's stage 3 at each), or sooner."""
         now = self.clock.time()
-        if not self.usable():
-            return now + RETRY_S
-        return min(now + RETRY_S, self._next_change_s(int(now * 1000)) + 0.001)
+        soon = now + RETRY_S
+        return min(soon, self._next_change_s(int(now * 1000)) + 0.001) if self.usable() else soon
 
     def _age_s(self) -> float:
         return self.clock.monotonic() - self.viewed_at

@@ -5,8 +5,9 @@ SQS (docs/loop.md, "Receive ahead").
 What is received ahead is kept invisible by its own keeper until its turn (the batch's keeper takes over from
 there), and is given back at once (visibility 0) when it will not be handled by this step: the lease lost, the
 row retiring, the time short, or the downstream asking to wait (a Retry-After, a shared downstream's turn).
-Not on FIFO queues (their batch is deleted before the next receive: poller/loop/fifo.py) nor under a rate
-limit (the share, not SQS, paces such a loop: a batch received ahead would only wait, invisible)."""
+Not on FIFO queues (their batch is deleted before the next receive: poller/loop/fifo.py). Under a rate limit
+only while the loop's turns come often (``Turns.turns_come_often``): the next batch then waits for no turn
+of its own, and the share's slots that passed during a receive are no longer lost."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ class Receiver:
         self._retry = retry
         self.size = size
         self.fields = log_fields
-        self.enabled = not queue.ref.fifo and not queue.limits  # under a limit a batch waits its turns
+        self.enabled = not queue.ref.fifo
         self._keeper = KeeperThread(interval_s=keeper_interval_s, log_fields=log_fields)
         self._pool: ThreadPoolExecutor | None = None  # made on the first receive ahead
         self._ahead: Future[list[Message]] | None = None
@@ -89,8 +90,8 @@ class Receiver:
 
     def start_ahead(self, *, full: bool, time_allows: bool) -> None:
         """While a batch is handled: receive the next one now, if the queue allows it and the batch in hand
-        was full (a backlog), the last batch took long enough to overlap, and the time allows one more
-        batch after this one."""
+        was full (a backlog; under a rate limit, with turns that come often: the caller says), the last batch
+        took long enough to overlap, and the time allows one more batch after this one."""
         self._batch_started = self.clock.monotonic()
         worth = self._last_batch_s >= WORTH_AHEAD_S
         if not (self.enabled and full and worth and time_allows) or self._ahead is not None:

@@ -267,7 +267,8 @@ class Loop:
                 return
             full = len(messages) >= self._receive_size()
             self.receiver.start_ahead(
-                full=full, time_allows=self._spare_s(self.deadline.remaining_s() - self.queue.batch_budget_s) >= 1
+                full=full and (self.rate is None or self.rate.turns_come_often()),
+                time_allows=self._spare_s(self.deadline.remaining_s() - self.queue.batch_budget_s) >= 1,
             )
             result = self.batches.process(messages, dispatcher, lease, received_at)
             self.growth.after_batch(full=full)
