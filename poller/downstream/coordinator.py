@@ -174,10 +174,7 @@ class Turns:
 
     def _look_again_s(self) -> float:
         """Seconds until a search that found no turn may find one: the soonest change of any share's allocation."""
-        return (
-            min((share.look_again_at() for share in self.shares), default=self.clock.time() + RETRY_S)
-            - self.clock.time()
-        )
+        return min(share.look_again_at() for share in self.shares) - self.clock.time()  # a Turns has a share
 
     def _search(self, units: int) -> tuple[float, list[int]] | None:
         """A time at which every limit has a turn for ``units`` (the tighter holds), and the slots spent."""
