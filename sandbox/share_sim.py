@@ -180,6 +180,8 @@ class Simulation:
                     result.calls.append((self.now, plan.queue, units))
                     held[n] -= units
                     wait = self.queues[plan.queue].call_s or self.call_s
+                else:
+                    loop.waited(wait)  # as the dispatcher counts it (a simulated loop calls on one thread)
             else:
                 asked = loop.receive_limit(self.batch_size, per_record=self.per_record)
                 busy = any(a <= at < b for a, b in self.queues[plan.queue].backlog)

@@ -390,16 +390,22 @@ def test_a_fifo_group_stops_at_its_first_failed_record_and_keeps_its_order() -> 
 
 
 def test_records_in_parallel_waiting_side_by_side_count_as_one_loop_waiting() -> None:
-    """The wait a batch reports (its pace's input: docs/scaling.md#limit-cap) is the loop's time, not the
-    record threads' waits summed: 8 records on 4 threads, each waiting 0.2 s for its turn, wait 0.4 s."""
+    """The wait a batch reports (its pace's input: docs/scaling.md#limit-cap) and tells its shares (whether
+    they hold the loop back) is the loop's time, not the record threads' waits summed: 8 records on 4
+    threads, each waiting 0.2 s for its turn, wait 0.4 s."""
     from contextlib import nullcontext
 
     from poller.clock import SystemClock
 
     class Turn:  # every record waits its 0.2 s for a turn, in parallel with the others
+        told_s = 0.0
+
         def acquire(self, units: int, may_start: Any) -> bool:
             time.sleep(0.2)
             return True
+
+        def waited(self, seconds: float) -> None:
+            self.told_s += seconds
 
         def calling(self, units: int) -> Any:
             return nullcontext()
@@ -412,7 +418,7 @@ def test_records_in_parallel_waiting_side_by_side_count_as_one_loop_waiting() ->
         Quick(),
         per_record=True,
         concurrency=4,
-        rate=Turn(),  # type: ignore[arg-type]
+        rate=(turn := Turn()),  # type: ignore[arg-type]
         arn="arn:aws:sqs:us-east-1:123456789012:work",
         region="us-east-1",
         clock=SystemClock(),
@@ -426,3 +432,4 @@ def test_records_in_parallel_waiting_side_by_side_count_as_one_loop_waiting() ->
 
     assert not result.failures and not result.returned
     assert 350 <= result.waited_ms <= took_ms  # two waves of 0.2 s; summed over the threads it was 1,600
+    assert turn.told_s * 1000 == pytest.approx(result.waited_ms)  # the shares were told the same, not 1.6 s

@@ -114,10 +114,15 @@ class Turns:
                 for share, slot in zip(self.shares, found[1], strict=True):
                     share.used = slot
                 return 0.0
-            wait = max(0.001, min(wait, RETRY_S))
+            return max(0.001, min(wait, RETRY_S))
+
+    def waited(self, seconds: float) -> None:
+        """The loop's calls waited ``seconds`` for turns (the dispatcher's count: records that wait side by
+        side on several threads are one loop waiting, not their threads' waits summed, which made the demo's
+        handler-bound stage 2 look held back by its share, announce a backlog and keep twice what it used)."""
+        with self._lock:
             for share in self.shares:
-                share.waited_s += wait  # the caller waits this long before it asks again
-            return wait
+                share.waited_s += seconds
 
     def drain(self) -> float:
         """The loop is asked to retire: every lane announces 0 now (Share.drain), and the loop may go on

@@ -123,12 +123,20 @@ class Dispatcher:
         """Wait out a downstream's pause, then this loop's turn for ``units`` messages (False: none came)."""
         started = self.clock.monotonic()
         self._wait_for_pause()
+        turn_from = self.clock.monotonic()
         got = self.rate is None or self.rate.acquire(units, may_start)
-        if self._pool is None:  # records in parallel: their batch's wait is counted as a whole
-            waited = self.clock.monotonic() - started
-            with self._lock:
-                self._waited_s += waited
+        if self._pool is None or not self.per_record:  # records in parallel: their batch's wait is counted whole
+            ended = self.clock.monotonic()
+            self._count_wait(ended - started, for_turns_s=ended - turn_from)
         return got
+
+    def _count_wait(self, seconds: float, *, for_turns_s: float) -> None:
+        """For the batch's ``waited_ms`` (the loop's pace), and the part spent waiting for turns for its
+        shares (whether they hold the loop back; a downstream's pause does not)."""
+        with self._lock:
+            self._waited_s += seconds
+        if self.rate is not None:
+            self.rate.waited(for_turns_s)
 
     def _count_parallel_wait(self, began: float) -> None:
         """The wait of a batch whose records ran in parallel (since ``began``, monotonic): the part of its
@@ -142,7 +150,8 @@ class Dispatcher:
             calls = len(self._calls_ms)
             rounds = math.ceil(calls / self.concurrency)  # an unwaited batch's calls run in this many waves
             work_s = sum(self._calls_ms) / 1000 * rounds / calls if calls else 0.0
-            self._waited_s += max(0.0, wall_s - work_s)
+        waited = max(0.0, wall_s - work_s)
+        self._count_wait(waited, for_turns_s=waited)  # a pause's part is not told apart here (pauses are rare)
 
     def _in_order(
         self, records: Sequence[dict[str, Any]], context: Any, may_start: Callable[[], bool]

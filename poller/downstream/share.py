@@ -90,7 +90,7 @@ class Share:
         self.used = -(2**62)  # the last slot this loop spent
         self.backlog = False
         self.empty_once = False  # the last receive was empty or short, after a full one
-        self.waited_s = 0.0  # seconds its calls waited for a turn in this period (threads add up)
+        self.waited_s = 0.0  # the loop's waits for turns in this period (Turns.waited)
         self.received = 0
         self.noted = False  # this step has received at least once
         self.period_start = clock.monotonic()
