@@ -171,7 +171,7 @@ class Sandbox:
         warnings.filterwarnings("ignore", message="Tried to parse .* not supported by moto", category=UserWarning)
 
         self._saved = {name: os.environ.get(name) for name in _ENV}
-        moto_sqs.install()  # moto can hand one message to two concurrent receivers; SQS does not
+        moto_sqs.install()  # moto can hand one message to two receivers, and undo a delete; SQS does neither
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         host, port = self._moto.get_host_and_port()

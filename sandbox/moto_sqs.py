@@ -1,4 +1,4 @@
-"""Two moto artefacts the sandbox corrects, in the moto server's process.
+"""Three moto artefacts the sandbox corrects, in the moto server's process.
 
 **A message handed to two receivers.** Concurrent ReceiveMessage calls on one queue can return the same
 message to two consumers at once: moto's ``SQSBackend.receive_message`` checks a message's visibility and then marks it received, with no
@@ -8,6 +8,14 @@ within milliseconds). SQS hands a received message to no one else until its visi
 the demo counted these as unexplained duplicates (docs/reliability.md). Here one pass over a queue's
 messages runs at a time; the long poll's waiting happens outside the lock, as in moto, so receivers on a
 queue still wait side by side.
+
+**A deleted message that comes back, a sent one that vanishes.** moto's ``Queue.delete_message`` builds the
+queue's list of messages again without the deleted one and puts it in place, with no lock: two deletes on
+one queue at once (two loops' batches) each start from the same list, and the one that finishes last puts
+back the other's messages, which come back when their visibility timeout ends (the demo's "unexplained"
+duplicates: a whole batch of 10, received again 5 to 7 s after it was handled, in 2 of about 30 runs); a
+message sent meanwhile is appended to the list being replaced, and is lost. SQS deletes a message once.
+Here a delete holds the queue's own lock (the one SendMessage appends under) and its receive lock.
 
 **Costs that grow with the square of a queue's depth.** moto 5 checks each message it is about to return
 against the queue's retention period by building the queue's whole attribute map (twice), and that map
@@ -40,10 +48,27 @@ def _receive_lock(queue: Any) -> threading.Lock:
 
 
 def install() -> None:
-    """Make moto's ReceiveMessage atomic per queue and its per-message costs independent of the queue's
-    depth, in this process (idempotent)."""
+    """Make moto's ReceiveMessage and DeleteMessage atomic per queue and its per-message costs independent
+    of the queue's depth, in this process (idempotent)."""
     _install_atomic_receive()
+    _install_atomic_delete()
     _install_linear_counts()
+
+
+def _install_atomic_delete() -> None:
+    from moto.sqs.models import Queue
+
+    if getattr(Queue.delete_message, "sandbox_atomic", False):
+        return
+    original = Queue.delete_message
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        # The receive lock first, as a receive takes it (a send takes only the queue's own): no cycle.
+        with _receive_lock(self), self._messages_lock:
+            original(self, receipt_handle)
+
+    delete_message.sandbox_atomic = True  # type: ignore[attr-defined]
+    Queue.delete_message = delete_message  # type: ignore[method-assign]
 
 
 def _install_linear_counts() -> None:

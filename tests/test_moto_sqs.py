@@ -1,4 +1,5 @@
-"""The sandbox's correction of moto's ReceiveMessage race (sandbox/moto_sqs.py), on moto in-process."""
+"""The sandbox's corrections of moto's ReceiveMessage and DeleteMessage races and of its per-message costs
+(sandbox/moto_sqs.py), on moto in-process."""
 
 from __future__ import annotations
 
@@ -30,9 +31,8 @@ def slow_marking(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def atomic_receive(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(SQSBackend, "receive_message", SQSBackend.receive_message)  # restored afterwards
-    moto_sqs.install()
+def atomic_receive(corrections: None) -> Iterator[None]:
+    moto_sqs.install()  # every correction, taken out afterwards
     yield
 
 
@@ -83,6 +83,7 @@ def corrections(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setattr(Queue, name, getattr(Queue, name))
     for name in ("receive_message", "is_message_valid_based_on_retention_period"):
         monkeypatch.setattr(SQSBackend, name, getattr(SQSBackend, name))
+    monkeypatch.setattr(Queue, "delete_message", Queue.delete_message)
     yield
 
 
@@ -132,3 +133,57 @@ def test_a_message_past_its_retention_is_still_never_received(aws: None, correct
     assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
     backend.queues["old"]._messages[0].sent_timestamp += 61_000  # as sent: received
     assert [m["Body"] for m in sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]] == ["stale"]
+
+
+@pytest.fixture
+def slow_matching(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Widens the window in which moto's delete builds the queue's list again, so two deletes overlap."""
+    original = Message.had_receipt_handle
+
+    def had_receipt_handle(self: Message, receipt_handle: str) -> bool:
+        time.sleep(0.02)
+        return bool(original(self, receipt_handle))
+
+    monkeypatch.setattr(Message, "had_receipt_handle", had_receipt_handle)
+
+
+@pytest.mark.parametrize("corrected", [True, False])
+def test_two_deletes_and_a_send_at_once_keep_every_change(
+    aws: None, slow_matching: None, corrections: None, corrected: bool
+) -> None:
+    if corrected:
+        moto_sqs.install()
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="deletes")["QueueUrl"]
+    for n in range(4):
+        sqs.send_message(QueueUrl=url, MessageBody=f"handled-{n}")
+    handled = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)["Messages"]
+    assert len(handled) == 4
+    start = threading.Barrier(3)
+
+    def delete(batch: list[dict[str, Any]]) -> None:
+        start.wait()
+        entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)]
+        assert not sqs.delete_message_batch(QueueUrl=url, Entries=entries).get("Failed")
+
+    def send() -> None:
+        start.wait()
+        time.sleep(0.05)  # while the deletes build their lists
+        sqs.send_message(QueueUrl=url, MessageBody="sent meanwhile")
+
+    threads = [
+        threading.Thread(target=delete, args=(handled[:2],)),
+        threading.Thread(target=delete, args=(handled[2:],)),
+        threading.Thread(target=send),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    counts = _counts(sqs, url)
+    left = (int(counts["ApproximateNumberOfMessages"]), int(counts["ApproximateNumberOfMessagesNotVisible"]))
+    if corrected:
+        assert left == (1, 0)  # the one sent meanwhile, visible; the four handled, deleted
+    else:
+        assert left != (1, 0)  # moto alone: a batch deleted comes back in flight, or the send is lost
