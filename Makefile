@@ -50,7 +50,7 @@ lint: $(STAMP)
 # The deployment tests (tests/test_deploy.py) run `serverless package`: they need node_modules.
 # The suite runs on two pytest-xdist workers per core (TEST_WORKERS=N for N): its tests mostly wait (on
 # moto, on timed sandbox runs), so one worker a core left the cores two-thirds idle (2 min 50 s of CPU in
-# 4 min 17 s on 2 cores; 2 min 49 s with four workers).
+# 4 min 17 s on 2 cores; four workers took 2 min 49 s).
 TEST_WORKERS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 unit: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest -n $(TEST_WORKERS)
