@@ -72,3 +72,19 @@ def test_record_by_record_loops_keep_the_limit() -> None:
     loops = [LoopPlan("a", 0, 120, "t1"), LoopPlan("b", 0, 120, "t1"), LoopPlan("b", 5, 120, "t2")]
     result = Simulation(VENDOR, queues, loops, per_record=True, call_s=0.01, seed=9).run(120)
     assert result.max_ratio_5s() <= 1.05 and result.used(30, 120) >= 0.95
+
+
+def test_an_idle_queues_share_reaches_the_busy_one_within_its_loops_next_refresh() -> None:
+    """Stage ``items`` runs dry at a moment that moves through a refresh period: its loops give their slots
+    to ``groups`` from their 0's write (two empty receives after the last full one) until it counts, so
+    ``groups`` has the whole limit at its loops' next refresh (REFRESH_S, 5.5 s), not a switch (7 s) after
+    the write: 7.9-8.9 s before the gifts, 2.0-6.7 s with them (bench: docs/downstream.md)."""
+    waits = []
+    for k in range(6):
+        dry = 60 + k
+        queues = {"groups": QueuePlan(weight=1), "items": QueuePlan(weight=3, backlog=((0, dry), (dry + 40, 200)))}
+        loops = [LoopPlan("groups", 0, 200, "t1"), LoopPlan("groups", 0, 200, "t2"), LoopPlan("items", 10, 200, "t1")]
+        result = Simulation(VENDOR, queues, loops, seed=5).run(dry + 20)
+        assert result.max_ratio_5s() <= 1.05
+        waits.append(next(n / 10 for n in range(200) if result.used(dry + n / 10, dry + n / 10 + 1, "groups") >= 0.9))
+    assert max(waits) <= 7.0 and min(waits) <= 3.0, waits

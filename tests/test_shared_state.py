@@ -12,7 +12,8 @@ import pytest
 from conftest import REGION, FakeClock
 
 from poller.config.shared import Downstream
-from poller.downstream.coordinator import Turns, turns_for
+from poller.aws.limits import SQS_MAX_WAIT_S
+from poller.downstream.coordinator import PROBE_S, Turns, turns_for
 from poller.downstream.shares import REFRESH_S, SWITCH_S, TTL_S, VIEW_MAX_S, max_window
 from poller.downstream.state import DynamoSharedStore, LaneTaken
 from poller.lease.tokens import TokenStore
@@ -338,3 +339,34 @@ def test_a_loop_without_a_turn_looks_again_at_the_next_change_not_half_a_second_
     after = [t for t in calls if expires <= t < expires + 1.0]
     assert len(after) >= 0.9 * 40  # not a stall of RETRY_S (0.5 s) at the change: 20 calls fewer
     assert max_window(calls, 1.0) <= 40 * 1.15 + 1  # never past the limit (slots at most 0.15 s old)
+
+
+def test_a_queue_that_runs_dry_gives_its_slots_to_the_busy_one_until_its_0_counts(store: DynamoSharedStore) -> None:
+    clock = FakeClock()
+    a, b = loop(store, clock, "groups"), loop(store, clock, "items")
+    spend(clock, 10.0, a, b)
+    assert a.per_second() == b.per_second() == 20
+    assert a.poll_s() == SQS_MAX_WAIT_S
+    a.received(0, 10)  # one empty receive after full ones: not yet a dry queue
+    a.ready_in_s()
+    assert store.read("vendor")[0].gives_after is None
+    assert a.poll_s() == PROBE_S  # the next long poll only asks whether the queue ran dry (1 s, not 20)
+    a.received(0, 10)  # dry: nothing in hand
+    a.ready_in_s()  # its 0 goes out at once, and with it its slots
+    assert a.poll_s() == SQS_MAX_WAIT_S
+    written = clock.time()
+    mine = next(lane for lane in store.read("vendor") if lane.lane == "groups#t1")
+    assert mine.demand == 0 and mine.gives_after is not None
+    assert a.per_second() == 0 and a.try_take(1) > 0  # it spends nothing of its share meanwhile
+    calls = []
+    while clock.time() < written + SWITCH_S - 0.5:  # before its 0 counts
+        for _ in range(10):
+            if b.try_take(1) > 0:
+                break
+            calls.append(clock.time())
+        a.ready_in_s()
+        clock.advance(0.05)
+    # b takes a's slots from its next refresh on (at most REFRESH_S after a's write), not at a's switch
+    late = [t for t in calls if t >= written + REFRESH_S]
+    assert len(late) >= 0.95 * 40 * (written + SWITCH_S - 0.5 - (written + REFRESH_S))
+    assert b.per_second() == 40 and max_window(calls, 5.0) <= 1.05 * 40 * 5

@@ -14,6 +14,8 @@ from poller.downstream.shares import (
     Slots,
     allocate,
     alone,
+    gifts,
+    inherited,
     max_window,
     spare_for,
     turn,
@@ -142,3 +144,34 @@ def test_a_lane_written_after_a_pending_one_does_not_stop_it_taking_the_rate() -
     assert spare_for(lanes, first, shares, 50, NOW) == pytest.approx(40)
     assert spare_for(lanes, later, shares, 50, NOW) == 0  # the later one waits: never two claims on the spare
     assert not alone([first, later], "a", first.switch_ms)  # once it counts, the later change counts as pending
+
+
+def test_a_lane_that_gives_its_slots_before_its_0_counts_has_one_heir_a_slot_in_every_view() -> None:
+    """Stage ``a`` ran dry: its 0 counts a switch later, its loop makes no call meanwhile and gives its slots
+    after slot 100 to the lanes held back, other queues first. A view that has not seen the gift leaves them
+    to ``a`` (which spends none): in no pair of views does a slot have two spenders."""
+    zero = {"demand": 0, "prev": math.inf, "switch_ms": NOW + 5000}
+    before = [lane("a1", "a"), lane("a2", "a"), lane("b1", "b", weight=2), lane("c1", "c", demand=4)]
+    after = [lane("a1", "a", **zero, gives_after=100), *before[1:]]
+    shares = allocate(after, 50, NOW)
+    assert shares == allocate(before, 50, NOW)  # the gift changes no share: both kinds of view agree on them
+    given = gifts(after, shares, NOW)
+    # a2 (held back too) would give its slots with its queue: only b1 takes a1's; c1 has all it asks for
+    assert [(g.giver, [h for h, _ in g.heirs], g.after) for g in given] == [("a1", ["b1"], 100)]
+    assert inherited(given, shares, "b1") == pytest.approx(shares["a1"])
+    assert gifts(after, shares, NOW + 5000) == []  # its 0 counts: nothing left to give
+    knows = Slots.of(50, shares, given=given)
+    old = Slots.of(50, shares)
+
+    def spenders(slot: int) -> list[str]:
+        mine = [n for n in ("a2", "b1", "c1") if knows.owns(n, slot)]  # views that know of the gift
+        theirs = [n for n in ("a2", "b1", "c1") if old.owns(n, slot)]  # views that do not (a1 spends nothing)
+        return sorted(set(mine) | set(theirs)) + (["a1"] if slot <= 100 and old.owns("a1", slot) else [])
+
+    assert all(len(spenders(k)) <= 1 for k in range(2000))
+    assert not any(knows.owns("b1", k) and old.owns("a1", k) for k in range(101))  # none it may have spent
+    taken = sum(1 for k in range(101, 2101) if knows.owns("b1", k) and old.owns("a1", k))
+    assert taken == pytest.approx(2000 * shares["a1"] / 50, abs=3)
+    # another held lane of the giver's queue is its heir only when no other queue has one
+    alone_ = [lane("a1", "a", **zero, gives_after=100), lane("a2", "a"), lane("c1", "c", demand=4)]
+    assert [h for g in gifts(alone_, allocate(alone_, 50, NOW), NOW) for h, _ in g.heirs] == ["a2"]

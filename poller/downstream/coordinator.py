@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from poller.aws.limits import SQS_MAX_WAIT_S
 from poller.clock import Clock
 from poller.config.shared import Downstream
 from poller.downstream.share import HOLD_MAX_S, RECEIVE_LEAD_S, RETRY_S, SLOT_SPREAD, Share
@@ -21,6 +22,9 @@ from poller.downstream.state import SharedStore
 from poller.timing import DRAIN_MARGIN_S, RECEIVE_AHEAD_S, TURN_HORIZON_S
 
 __all__ = ["HOLD_MAX_S", "Share", "Turns", "turns_for"]
+
+PROBE_S = 1
+"""The long poll that tells a queue that ran dry from a loaded SQS's one empty answer (Share.note)."""
 
 
 class Turns:
@@ -45,6 +49,12 @@ class Turns:
 
     def per_second(self) -> float:
         return min(share.rate_now() for share in self.shares)
+
+    def poll_s(self) -> int:
+        """The longest long poll: PROBE_S after one empty or short receive that followed full ones (if the
+        queue ran dry, its lane's 0 and its slots go to the others a second later, not a whole poll later:
+        20 s by default), else SQS's longest."""
+        return PROBE_S if any(share.empty_once for share in self.shares) else SQS_MAX_WAIT_S
 
     def receive_limit(self, batch_size: int, *, per_record: bool) -> int:
         """Messages to receive: under a per-record dispatch, what the share pays for in RECEIVE_AHEAD_S; a

@@ -20,10 +20,16 @@ from poller.downstream.shares import (
     SWITCH_S,
     TTL_S,
     VIEW_MAX_S,
+    Gift,
     LaneRecord,
     Slots,
     allocate,
     alone,
+    changed,
+    gifts,
+    inherited,
+    moments,
+    slot_rate,
     spare_for,
     turn,
 )
@@ -35,16 +41,14 @@ RETRY_S = 0.5
 """A loop without a turn (no share yet, the state unreachable) looks again this often."""
 
 RECEIVE_LEAD_S = 0.3
-"""A loop waiting for its turn receives this long before it (a receive takes tens of milliseconds on AWS,
-more on a loaded sandbox)."""
+"""A loop waiting for its turn receives this long before it (tens of ms on AWS, more on a loaded sandbox)."""
 
 HELD_FRACTION = 0.2
 """A loop whose calls waited for turns this much of a period is held back by its share (it announces a
 backlog: all it can get); one that waited less keeps up by itself and announces what it uses, x 1.5."""
 
 MEASURE_S = 1.0
-"""A period shorter than this (a new step's first receive) tells nothing new about a backlog: the lane keeps
-its demand."""
+"""A period shorter than this (a step's first receive) tells nothing new of a backlog: the lane keeps its demand."""
 
 HOLD_MAX_S = 2 * SWITCH_S
 """The longest a received batch waits for a turn before it is given back (its loop keeps its demand)."""
@@ -90,6 +94,9 @@ class Share:
         self.used = -(2**62)  # the last slot this loop spent
         self.backlog = False
         self.empty_once = False  # the last receive was empty or short, after a full one
+        self.dry = False  # the last receive was empty, after another short one: nothing in hand
+        self.lean = 0  # receives in a row that found fewer messages than asked
+        self.gave_until_ms = 0  # it gave its slots to the lanes held back until then (LaneRecord.gives_after)
         self.waited_s = 0.0  # the loop's waits for turns in this period (Turns.waited)
         self.received = 0
         self.noted = False  # this step has received at least once
@@ -109,15 +116,14 @@ class Share:
         # runs dry ends with one, and a lane that announced what it used then (x 1.5) went to 0 only a
         # switch later ("one change at a time"): the demo's draining stages held a share for two switches.
         # (Only to keep a backlog announced: a lane that announces a trickle does not grow on a short receive.)
-        self.noted = True
+        # It gives its slots (dry) at an empty receive after another short one: not at a step's first receive.
+        self.noted, self.lean = True, self.lean + 1 if received < asked else 0
         announced = self.mine is not None and math.isinf(self.mine.demand)
         if self.backlog and not self.empty_once and (received == 0 or (received < asked and announced)):
-            self.empty_once = True
-            self.received += received
+            self.empty_once, self.dry, self.received = True, False, self.received + received
             return
-        self.empty_once = False
-        # An empty receive: the queue ran dry, whatever came earlier in this period.
-        self.received = self.received + received if received else 0
+        self.empty_once, self.dry = False, received == 0 and self.lean >= 2
+        self.received = self.received + received if received else 0  # empty: dry, whatever came before
         self.backlog = received >= asked > 0
 
     def wanted(self) -> float:
@@ -280,7 +286,7 @@ class Share:
             if math.isinf(mine.demand) and self.noted and not self.backlog and self.received == 0:
                 # The lane goes on with its last step's backlog: this step's empty receives so far (one, as a
                 # rule) are the one empty receive that is not yet a dry queue (note()).
-                self.backlog = self.empty_once = True
+                self.backlog, self.empty_once, self.dry = True, True, False
 
     def _worth_writing(self) -> bool:
         """Whether a refresh has anything to write: a demand now, or a lane (or a predecessor's) that had one."""
@@ -292,20 +298,27 @@ class Share:
         old = None if self.mine is None else self.mine.settled(now_ms)
         fresh = old is None or now_ms >= old.seen_ms + (TTL_S - SKEW_S) * 1000
         switch = now_ms + int(SWITCH_S * 1000)
-        then, then_ms = None, 0
+        then, then_ms, gives_after = None, 0, None
         if fresh:
             demand, prev, switch_ms = want, 0.0, switch if want > 0 else now_ms
         else:
             assert old is not None
             if old.pending(now_ms):  # two changes at a time at most: a third waits until the first counts
                 demand, prev, switch_ms = old.demand, old.prev, old.switch_ms
-                then, then_ms = old.then, old.then_ms
-                if then is None and _changed(old.demand, want):
+                then, then_ms, gives_after = old.then, old.then_ms, old.gives_after
+                if then is None and changed(old.demand, want):
                     then, then_ms = want, switch  # a switch after this write, as any change (LaneRecord.then)
-            elif not _changed(old.demand, want):
+            elif not changed(old.demand, want):
                 demand, prev, switch_ms = old.demand, old.demand, old.switch_ms
             else:
                 demand, prev, switch_ms = want, old.demand, switch
+        # Its queue ran dry (nothing in hand) or its loop retires: until its 0 counts the lanes held back take
+        # its slots after the last it spent (all started by now), rather than leave them unused for up to 7 s.
+        zero_ms = switch_ms if demand == 0 < prev else then_ms if then == 0 else None
+        if gives_after is None and zero_ms and (self.leaving or (self.dry and not self.draining)):
+            gives_after = max(self.used, math.floor((now_ms / 1000 - EPOCH_S) * slot_rate(self.limit.rate_limit)))
+        if gives_after is not None and zero_ms:
+            self.gave_until_ms = max(self.gave_until_ms, zero_ms)
         return LaneRecord(
             lane=self.lane,
             queue=self.queue,
@@ -320,6 +333,7 @@ class Share:
             released=self.leaving,
             then=then,
             then_ms=then_ms,
+            gives_after=gives_after,
         )
 
     # -- turns ---------------------------------------------------------------------------------------
@@ -328,32 +342,38 @@ class Share:
         return not self.taken and self.clock.monotonic() - self.viewed_at < VIEW_MAX_S
 
     def rate_now(self) -> float:
-        """This loop's messages a second now (0 without a usable view)."""
-        if not self.usable():
+        """This loop's messages a second now (0 without a usable view, or while it gives its slots)."""
+        now_ms = int(self.clock.time() * 1000)
+        if not self.usable() or self._gives(now_ms):
             return 0.0
-        shares, spare = self._shares(int(self.clock.time() * 1000))
-        return shares.get(self.lane, 0.0) + spare
+        shares, spare, given = self._shares(now_ms)
+        return shares.get(self.lane, 0.0) + spare + inherited(given, shares, self.lane)
 
-    def _shares(self, now_ms: int) -> tuple[dict[str, float], float]:
-        """Every lane's share at ``now_ms``, and what this lane may take of the rate no lane holds (a new
-        lane's, until its switch: shares.spare_for)."""
+    def _gives(self, now_ms: int) -> bool:  # it gave its slots (or the loop it took over from did)
+        return now_ms < self.gave_until_ms or (self.mine is not None and self.mine.gives(now_ms))
+
+    def _shares(self, now_ms: int) -> tuple[dict[str, float], float, list[Gift]]:
+        """Every lane's share at ``now_ms``, what this lane may take of the rate no lane holds (a new lane's,
+        until its switch: shares.spare_for), and the gifts of lanes that make no more calls (shares.gifts)."""
         if self.mine is not None and self.mine.demand > 0 and alone(self.view, self.lane, now_ms):
-            return {self.lane: self.limit.rate_limit}, 0.0
+            return {self.lane: self.limit.rate_limit}, 0.0, []
         shares = allocate(self.view, self.limit.rate_limit, now_ms)
         spare = 0.0 if self.mine is None else spare_for(self.view, self.mine, shares, self.limit.rate_limit, now_ms)
-        return shares, spare
+        return shares, spare, gifts(self.view, shares, now_ms)
 
     def turn_at(self, units: int, not_before_s: float) -> tuple[float, int] | None:
         """The earliest epoch time at or after ``not_before_s`` this loop may call with ``units``, and the
         slot it spends up to; None if not before the view or the allocation may change."""
-        if not self.usable():
-            return None
         now_ms = int(not_before_s * 1000)
-        shares, spare = self._shares(now_ms)
-        if shares.get(self.lane, 0.0) + spare <= 0:
+        if not self.usable() or self._gives(now_ms):
             return None
-        slots = Slots.of(self.limit.rate_limit, shares, (self.lane, spare) if spare > 0 else None)
-        valid_s = min(self._next_change_s(now_ms), self.clock.time() + VIEW_MAX_S - self._age_s())
+        shares, spare, given = self._shares(now_ms)
+        if shares.get(self.lane, 0.0) + spare + inherited(given, shares, self.lane) <= 0:
+            return None
+        slots = Slots.of(self.limit.rate_limit, shares, (self.lane, spare) if spare > 0 else None, given)
+        valid_s = min(
+            self._next_change_s(now_ms), self.clock.time() + VIEW_MAX_S - (self.clock.monotonic() - self.viewed_at)
+        )
         horizon = TURN_HORIZON_S  # a call never spends a slot older than this, whatever it carries
         limit = min(_SEARCH_SLOTS, max(1, math.ceil((valid_s - not_before_s + horizon) * slots.rate)))
         # Not a slot from before the allocation last changed: under the old one it may have been another's.
@@ -371,30 +391,10 @@ class Share:
         soon = now + RETRY_S
         return min(soon, self._next_change_s(int(now * 1000)) + 0.001) if self.usable() else soon
 
-    def _age_s(self) -> float:
-        return self.clock.monotonic() - self.viewed_at
-
     def _last_change_s(self, now_ms: int) -> float:
         """When the allocation last changed: the latest switch or expiry of any lane up to ``now_ms``."""
-        moments = [m for lane in self.view for m in _moments(lane) if m <= now_ms]
-        return max(moments, default=0) / 1000
+        return max((m for lane in self.view for m in moments(lane) if m <= now_ms), default=0) / 1000
 
     def _next_change_s(self, now_ms: int) -> float:
         """When the allocation may next change: the next switch or expiry of any lane."""
-        moments = [m for lane in self.view for m in _moments(lane) if m > now_ms]
-        return min(moments, default=now_ms + 10**9) / 1000
-
-
-def _moments(lane: LaneRecord) -> tuple[int, ...]:
-    """When ``lane`` changes the allocation: its switches and its expiry (epoch milliseconds)."""
-    expiry = lane.seen_ms + int(TTL_S * 1000)
-    return (lane.switch_ms, expiry) if lane.then is None else (lane.switch_ms, lane.then_ms, expiry)
-
-
-def _changed(old: float, new: float) -> bool:
-    """A demand worth announcing: to or from zero or a backlog, or by more than a quarter."""
-    if old == new:
-        return False
-    if old == 0 or new == 0 or math.isinf(old) or math.isinf(new):
-        return True
-    return not 0.8 <= new / old <= 1.25
+        return min((m for lane in self.view for m in moments(lane) if m > now_ms), default=now_ms + 10**9) / 1000

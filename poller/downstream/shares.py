@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from poller.timing import TURN_HORIZON_S
 
@@ -54,7 +54,10 @@ class LaneRecord:
     ``then``/``then_ms``: a second change, written while the first was pending (None: none). It is as safe as
     the first: ``then_ms`` is SWITCH_S after its write, so every view that does not know of it is too old to
     spend by then, and until then both kinds of view agree. A lane whose queue runs dry, or whose loop
-    retires, while it waits for a backlog to count thus says 0 a switch after, not two (or never)."""
+    retires, while it waits for a backlog to count thus says 0 a switch after, not two (or never).
+    ``gives_after``: the lane's demand goes to 0 at ``switch_ms`` and its loop makes no call before (its queue
+    ran dry, or it retired): its slots after this one go to the lanes its share holds back until then
+    (:func:`gifts`). None: it spends its share until the switch, or has none to give."""
 
     lane: str
     queue: str
@@ -69,6 +72,7 @@ class LaneRecord:
     released: bool = False
     then: float | None = None
     then_ms: int = 0
+    gives_after: int | None = None
 
     def effective(self, now_ms: int) -> float:
         """The demand that counts at ``now_ms`` (0 once the lane has expired)."""
@@ -87,6 +91,27 @@ class LaneRecord:
         if self.then is None or now_ms < self.switch_ms:
             return self
         return replace(self, prev=self.demand, demand=self.then, switch_ms=self.then_ms, then=None, then_ms=0)
+
+    def gives(self, now_ms: int) -> bool:
+        """Its share still counts, its 0 is pending, and its loop makes no call before: it gives its slots."""
+        if self.gives_after is None or self.effective(now_ms) == 0:
+            return False
+        return (self.demand == 0 and now_ms < self.switch_ms) or (self.then == 0 and now_ms < self.then_ms)
+
+
+def moments(lane: LaneRecord) -> tuple[int, ...]:
+    """When ``lane`` changes the allocation: its switches and its expiry (epoch milliseconds)."""
+    expiry = lane.seen_ms + int(TTL_S * 1000)
+    return (lane.switch_ms, expiry) if lane.then is None else (lane.switch_ms, lane.then_ms, expiry)
+
+
+def changed(old: float, new: float) -> bool:
+    """A demand worth announcing: to or from zero or a backlog, or by more than a quarter."""
+    if old == new:
+        return False
+    if old == 0 or new == 0 or math.isinf(old) or math.isinf(new):
+        return True
+    return not 0.8 <= new / old <= 1.25
 
 
 def slot_rate(rate: float) -> float:
@@ -177,6 +202,54 @@ def alone(lanes: Iterable[LaneRecord], me: str, now_ms: int) -> bool:
 
 
 @dataclass(frozen=True)
+class Gift:
+    """A lane's slots after ``after`` until its switch (:meth:`LaneRecord.gives`), split among ``heirs`` by
+    weight (in lane order)."""
+
+    giver: str
+    heirs: tuple[tuple[str, float], ...]
+    after: int
+
+
+def gifts(lanes: Sequence[LaneRecord], shares: Mapping[str, float], now_ms: int) -> list[Gift]:
+    """Who takes the slots of lanes that give them (their queue ran dry, their loop retired) before their 0
+    counts: the lanes their share holds back (they count more demand than they get) of the highest priority
+    that has any (of other queues, if any), each in proportion to its share. Every view that knows of a gift agrees on its heirs: the
+    shares and the demands that count are the same in every spending view, and the heirs do not depend on
+    any other lane's gift (which some views may not know yet). A view that does not know of it leaves the
+    giver's slots to the giver, which spends none of them: each slot still has at most one spender."""
+    givers = [lane for lane in lanes if lane.gives(now_ms) and shares.get(lane.lane, 0.0) > 0]
+    if not givers:
+        return []
+    held = [lane for lane in lanes if lane.effective(now_ms) > shares.get(lane.lane, 0.0) * (1 + 1e-9) + 1e-9]
+    out = []
+    for giver in sorted(givers, key=lambda lane: lane.lane):
+        heirs = [lane for lane in held if lane.lane != giver.lane]
+        # Lanes of other queues first: the giver's queue ran dry, so its other lanes are likely to give too.
+        heirs = [lane for lane in heirs if lane.queue != giver.queue] or heirs
+        if not heirs:
+            continue
+        top = max(lane.priority for lane in heirs)
+        heirs = sorted((lane for lane in heirs if lane.priority == top), key=lambda lane: lane.lane)
+        weights = [shares.get(lane.lane, 0.0) for lane in heirs]
+        if sum(weights) <= 0:
+            weights = [1.0] * len(heirs)
+        assert giver.gives_after is not None
+        out.append(Gift(giver.lane, tuple((h.lane, w) for h, w in zip(heirs, weights, strict=True)), giver.gives_after))
+    return out
+
+
+def inherited(given: Sequence[Gift], shares: Mapping[str, float], lane: str) -> float:
+    """Messages a second ``lane`` takes of the gifts."""
+    total = 0.0
+    for gift in given:
+        weights = dict(gift.heirs)
+        if lane in weights:
+            total += shares.get(gift.giver, 0.0) * weights[lane] / sum(weights.values())
+    return total
+
+
+@dataclass(frozen=True)
 class Slots:
     """The downstream's slots at one allocation: slot ``k`` starts at ``EPOCH_S + k / rate`` and belongs to
     the lane whose arc of the ring holds ``(k * _SPREAD) mod 2**32`` (arcs in lane order, each as wide as
@@ -184,12 +257,21 @@ class Slots:
 
     rate: float
     arcs: Mapping[str, tuple[int, int]]
+    given: Mapping[str, tuple[tuple[int, int, int], ...]] = field(default_factory=dict)
+    """Arcs a lane takes of others' gifts: (start, end, the last slot not given)."""
 
     @classmethod
-    def of(cls, rate: float, shares: Mapping[str, float], spare: tuple[str, float] | None = None) -> Slots:
+    def of(
+        cls,
+        rate: float,
+        shares: Mapping[str, float],
+        spare: tuple[str, float] | None = None,
+        given: Sequence[Gift] = (),
+    ) -> Slots:
         """The slots of a limit of ``rate`` (see :func:`slot_rate`) split by ``shares`` (of ``rate``);
         ``spare``: a lane with no share that takes so much of what the shares leave, in the arc after all
-        of theirs (where no other lane's slots are, whether it sees that lane or not)."""
+        of theirs (where no other lane's slots are, whether it sees that lane or not); ``given``: gifts,
+        each the giver's arc cut among its heirs by weight, from the slot after the gift's ``after``."""
         arcs: dict[str, tuple[int, int]] = {}
         total = 0.0
         for lane in sorted(shares):
@@ -202,7 +284,16 @@ class Slots:
                 math.floor(min(1.0, total / rate) * _RING),
                 math.floor(min(1.0, (total + extra) / rate) * _RING),
             )
-        return cls(rate=slot_rate(rate), arcs=arcs)
+        taken: dict[str, list[tuple[int, int, int]]] = {}
+        for gift in given:
+            start, end = arcs[gift.giver]
+            weight, whole, at = 0.0, sum(w for _, w in gift.heirs), start
+            for heir, w in gift.heirs:
+                weight += w
+                cut = start + math.floor((end - start) * min(1.0, weight / whole))
+                taken.setdefault(heir, []).append((at, cut, gift.after))
+                at = cut
+        return cls(rate=slot_rate(rate), arcs=arcs, given={k: tuple(v) for k, v in taken.items()})
 
     def slot_at(self, epoch_s: float) -> int:
         return math.floor((epoch_s - EPOCH_S) * self.rate)
@@ -212,7 +303,8 @@ class Slots:
 
     def owns(self, lane: str, slot: int) -> bool:
         start, end = self.arcs.get(lane, (0, 0))
-        return start <= (slot * _SPREAD) % _RING < end
+        at = (slot * _SPREAD) % _RING
+        return start <= at < end or any(a <= at < b and slot > after for a, b, after in self.given.get(lane, ()))
 
     def owned(self, lane: str, first: int, last: int) -> list[int]:
         """The lane's slots from ``first`` to ``last`` (both included)."""

@@ -10,7 +10,7 @@ calls, and the token's next loop, a generation 1 again, goes on with it at once)
 another loop: a fenced loop would take its successor's so.)
 
     row: queue_url="#downstream:vendor", token="state",
-         lanes={"orders#slot-1": {q, w, pr, d, p, sw, seen, lid, g, rel, t, tsw}, ...}   (d, p, t: -1 for a backlog)
+         lanes={"orders#slot-1": {q, w, pr, d, p, sw, seen, lid, g, rel, t, tsw, ga}, ...}   (d, p, t: -1 for a backlog)
 """
 
 from __future__ import annotations
@@ -135,6 +135,7 @@ def _encode(lane: LaneRecord) -> dict[str, Any]:
         "g": {"N": str(lane.generation)},
         "rel": {"BOOL": lane.released},
         **({} if lane.then is None else {"t": _num(lane.then), "tsw": {"N": str(lane.then_ms)}}),
+        **({} if lane.gives_after is None else {"ga": {"N": str(lane.gives_after)}}),
     }
 
 
@@ -157,6 +158,7 @@ def _decode(name: str, value: dict[str, Any]) -> LaneRecord:
         released=bool(value.get("rel", {"BOOL": False})["BOOL"]),
         then=num("t") if "t" in value else None,
         then_ms=int(value["tsw"]["N"]) if "tsw" in value else 0,
+        gives_after=int(value["ga"]["N"]) if "ga" in value else None,
     )
 
 

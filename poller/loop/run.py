@@ -300,12 +300,12 @@ class Loop:
         )
 
     def _poll_wait_s(self) -> int | None:
-        """Seconds of long poll that still leave the batch's budget and the recursion reserve, or None
-        when the time is up."""
+        """Seconds of long poll that still leave the batch's budget and the recursion reserve (under a share
+        briefly, to see whether the queue ran dry: Turns.poll_s), or None when the time is up."""
         spare = self._spare_s(self.deadline.remaining_s())
         if spare < 1:
             return None
-        return min(self.queue.wait_time_s, int(spare))
+        return min(self.queue.wait_time_s, int(spare), self.rate.poll_s() if self.rate else self.queue.wait_time_s)
 
     def _spare_s(self, remaining_s: float) -> float:
         """Of ``remaining_s``, what is left for a long poll after the batch's budget and the recursion reserve."""
