@@ -11,8 +11,8 @@ import boto3
 import pytest
 from conftest import REGION, FakeClock
 
-from poller.config.shared import Downstream
 from poller.aws.limits import SQS_MAX_WAIT_S
+from poller.config.shared import Downstream
 from poller.downstream.coordinator import PROBE_S, Turns, turns_for
 from poller.downstream.shares import REFRESH_S, SWITCH_S, TTL_S, VIEW_MAX_S, max_window
 from poller.downstream.state import DynamoSharedStore, LaneTaken
