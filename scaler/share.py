@@ -41,7 +41,8 @@ def share_of(queue: QueueConfig, lanes: Iterable[LaneRecord], *, now_ms: int) ->
         seen_ms=now_ms,
         loop_id="",
     )
-    others = [lane for lane in lanes if lane.queue != queue.key]
+    # A lane that gives its slots away (its queue ran dry) counts as the 0 it has announced: its share is ours.
+    others = [lane for lane in lanes if lane.queue != queue.key and not lane.gives(now_ms)]
     return allocate([*others, me], queue.shared.rate_limit, now_ms).get(me.lane, 0.0)
 
 

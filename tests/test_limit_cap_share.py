@@ -83,6 +83,10 @@ def test_a_queues_share_is_what_it_would_get_with_a_backlog_whatever_its_loops_a
     old = NOW_MS - 60_000
     assert share_of(reports, [lane("exports", 1, math.inf, at_ms=old)], now_ms=NOW_MS) == pytest.approx(100)
     assert share_of(QUEUES["urgent"], busy, now_ms=NOW_MS) == pytest.approx(100)  # priority 1 first
+    # A queue that ran dry and gives its slots away until its 0 counts (shares.gifts) leaves its share now.
+    giving = [replace(one, demand=0.0, switch_ms=NOW_MS + 5000, gives_after=7) for one in busy]
+    assert share_of(reports, giving, now_ms=NOW_MS) == pytest.approx(100)
+    assert share_of(reports, [replace(one, gives_after=None) for one in giving], now_ms=NOW_MS) == pytest.approx(25)
     no_downstream = parse_config("queues:\n  q: {queue: q, handler: m.h, rate_limit: 5}\n").queues["q"]
     assert share_of(no_downstream, busy, now_ms=NOW_MS) is None
 
