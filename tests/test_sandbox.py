@@ -280,3 +280,8 @@ def test_the_limit_caps_figures_compare_the_loop_seconds_with_the_fewest_that_ke
     assert figures["loop_s"] == 18.0 and figures["minimum_loop_s"] == 9 and figures["loop_s_ratio"] == 2.0
     assert figures["calls"] == 270 and figures["limit_use"] == round(270 / (30 * 5 + 15 * 4), 3)
     assert figures["rule_loop_s"] == 4 * 9  # the rule's 6 is above max_loops
+    # At the pace each decision read: a loop that slowed to 10 a second needs 2 loops for the 15 a second.
+    slower = [decisions[0], (5.0, {"rule": 6, "limited": {**limited, "limit": 15, "per_loop": 10.0}})]
+    figures = backlog_figures(samples, queue, slower, calls, lambda a, b: 2 * (b - a))
+    assert figures["minimum_loop_s"] == 9 and figures["minimum_at_pace_then_loop_s"] == 5 + 2 * 4
+    assert figures["loop_s_ratio_at_pace_then"] == round(18 / 13, 2)

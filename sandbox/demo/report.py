@@ -297,6 +297,8 @@ def backlog_figures(
     keep its limit busy (its share then, as the last decision read it) at the loops' measured unwaited
     pace (the median ``per_loop`` of the decisions that had figures), within ``[min_loops, max_loops]``;
     ``minimum_for_calls_loop_s`` the same for the calls it made (less, when the limit was not full);
+    ``minimum_at_pace_then_loop_s`` the same at the pace the last decision read then (its figures; the
+    median before any): what the limit needed while the loops were slower (a loaded sandbox) or faster;
     ``rule_loop_s`` is what the alarm and depth rule asked for at the same decisions, before the cap and
     the cool-down (what today's rule would have started at least; not a run of it: its extra loops would
     have changed the depths it then read; `poller.limit_cap: false` runs it)."""
@@ -316,10 +318,16 @@ def backlog_figures(
             per_second[int(t - start)] += 1
     shares = [_at(decisions, start + n, lambda line: float(line["limited"]["limit"])) for n in range(seconds)]
 
-    def loops(rate: float) -> int:  # to hand over ``rate`` a second at the pace, within the queue's bounds
-        return min(queue.max_loops, max(min_loops, math.ceil(rate / pace - 1e-9))) if pace else 0
+    def loops(rate: float, at: float | None = None) -> int:  # to hand over ``rate`` a second at the pace
+        pace_ = at or pace
+        return min(queue.max_loops, max(min_loops, math.ceil(rate / pace_ - 1e-9))) if pace_ else 0
+
+    def pace_then(line: dict[str, Any]) -> float:
+        return float(line["limited"]["per_loop"] if line["limited"].get("figures") else pace or 0)
 
     minimum = sum(loops(share) for share in shares) if pace else None
+    paces_then = [_at(decisions, start + n, pace_then) for n in range(seconds)]
+    then = sum(loops(share, at) for share, at in zip(shares, paces_then, strict=True)) if pace else None
     for_calls = sum(loops(n) for n in per_second) if pace else None
     limits = _stepped(decisions, start, end, lambda line: float(line["limited"]["limit"]))
     rule = _stepped(decisions, start, end, lambda line: float(min(queue.max_loops, max(min_loops, line["rule"]))))
@@ -331,6 +339,8 @@ def backlog_figures(
         "minimum_loop_s": minimum,
         "loop_s_ratio": round(spent / minimum, 2) if minimum else None,
         "minimum_for_calls_loop_s": for_calls,
+        "minimum_at_pace_then_loop_s": then,
+        "loop_s_ratio_at_pace_then": round(spent / then, 2) if then else None,
         "calls": handed,
         "limit_use": round(handed / limits, 3) if limits else None,
         "rule_loop_s": round(rule, 1),
