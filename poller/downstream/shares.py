@@ -55,9 +55,9 @@ class LaneRecord:
     the first: ``then_ms`` is SWITCH_S after its write, so every view that does not know of it is too old to
     spend by then, and until then both kinds of view agree. A lane whose queue runs dry, or whose loop
     retires, while it waits for a backlog to count thus says 0 a switch after, not two (or never).
-    ``gives_after``: the lane's demand goes to 0 at ``switch_ms`` and its loop makes no call before (its queue
-    ran dry, or it retired): its slots after this one go to the lanes its share holds back until then
-    (:func:`gifts`). None: it spends its share until the switch, or has none to give."""
+    ``gives_after``: the lane's 0 is pending (at ``switch_ms``, or ``then_ms``) and its loop makes no call
+    before (its queue ran dry, or it retired): its slots after this one go to the lanes its share holds back
+    until then (:func:`gifts`). None: it spends its share until its switch, or has none to give."""
 
     lane: str
     queue: str
@@ -203,7 +203,7 @@ def alone(lanes: Iterable[LaneRecord], me: str, now_ms: int) -> bool:
 
 @dataclass(frozen=True)
 class Gift:
-    """A lane's slots after ``after`` until its switch (:meth:`LaneRecord.gives`), split among ``heirs`` by
+    """A lane's slots after ``after`` until its 0 counts (:meth:`LaneRecord.gives`), split among ``heirs`` by
     weight (in lane order)."""
 
     giver: str
@@ -214,10 +214,11 @@ class Gift:
 def gifts(lanes: Sequence[LaneRecord], shares: Mapping[str, float], now_ms: int) -> list[Gift]:
     """Who takes the slots of lanes that give them (their queue ran dry, their loop retired) before their 0
     counts: the lanes their share holds back (they count more demand than they get) of the highest priority
-    that has any (of other queues, if any), each in proportion to its share. Every view that knows of a gift agrees on its heirs: the
-    shares and the demands that count are the same in every spending view, and the heirs do not depend on
-    any other lane's gift (which some views may not know yet). A view that does not know of it leaves the
-    giver's slots to the giver, which spends none of them: each slot still has at most one spender."""
+    that has any, of other queues if there are such, each in proportion to its share. Every view that knows
+    of a gift agrees on its heirs: the shares and the demands that count are the same in every spending
+    view, and the heirs do not depend on any other lane's gift (which some views may not know yet). A view
+    that does not know of it leaves the giver's slots to the giver, which spends none of them: each slot
+    still has at most one spender."""
     givers = [lane for lane in lanes if lane.gives(now_ms) and shares.get(lane.lane, 0.0) > 0]
     if not givers:
         return []
