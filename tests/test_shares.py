@@ -8,6 +8,9 @@ import math
 import pytest
 
 from poller.downstream.shares import (
+    CALL_BUDGET,
+    REFRESH_MIN_S,
+    REFRESH_S,
     SWITCH_S,
     TTL_S,
     LaneRecord,
@@ -17,6 +20,7 @@ from poller.downstream.shares import (
     gifts,
     inherited,
     max_window,
+    refresh_s,
     spare_for,
     turn,
     water_fill,
@@ -175,3 +179,12 @@ def test_a_lane_that_gives_its_slots_before_its_0_counts_has_one_heir_a_slot_in_
     # another held lane of the giver's queue is its heir only when no other queue has one
     alone_ = [lane("a1", "a", **zero, gives_after=100), lane("a2", "a"), lane("c1", "c", demand=4)]
     assert [h for g in gifts(alone_, allocate(alone_, 50, NOW), NOW) for h, _ in g.heirs] == ["a2"]
+
+
+def test_few_busy_loops_refresh_more_often_within_the_call_budget() -> None:
+    busy = [lane(f"a{n}", "a") for n in range(3)]
+    idle = [lane(f"b{n}", "b", demand=0) for n in range(4)]  # idle lanes make no refresh: they do not count
+    every = refresh_s([*busy, *idle], 50, NOW)
+    assert every == pytest.approx(3 / (CALL_BUDGET * 50)) and 3 / (every * 50) <= 0.02  # 4 s, 0.015 a message
+    assert refresh_s(busy[:1], 50, NOW) == REFRESH_MIN_S  # never more often than this
+    assert refresh_s([lane(f"c{n}", "c") for n in range(8)], 2, NOW) == REFRESH_S  # nor less (the view's age)

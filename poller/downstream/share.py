@@ -15,7 +15,6 @@ from poller.clock import Clock
 from poller.config.shared import Downstream
 from poller.downstream.shares import (
     EPOCH_S,
-    REFRESH_S,
     SKEW_S,
     SWITCH_S,
     TTL_S,
@@ -29,6 +28,7 @@ from poller.downstream.shares import (
     gifts,
     inherited,
     moments,
+    refresh_s,
     slot_rate,
     spare_for,
     turn,
@@ -152,7 +152,7 @@ class Share:
         """A refresh is due: the view is old and the lane has (or wants) a demand, or it wants one now."""
         if self.taken:
             return False
-        now = self.clock.monotonic()
+        now, now_ms = self.clock.monotonic(), int(self.clock.time() * 1000)
         if now - self.tried_at < RETRY_S:
             return False
         if not self.resumed and self.noted:
@@ -161,9 +161,9 @@ class Share:
             # expires, TTL_S: the demo's idle stage-2 lanes held 20 of its 50 a second for 12 s that way).
             return True
         counted = self.mine is not None and (self.mine.demand > 0 or self.mine.prev > 0)
-        if now - self.viewed_at >= REFRESH_S and (counted or self.wanted() > 0):
+        old = now - self.viewed_at >= refresh_s(self.view, self.limit.rate_limit, now_ms)
+        if old and (counted or self.wanted() > 0):
             return True
-        now_ms = int(self.clock.time() * 1000)
         mine = None if self.mine is None else self.mine.settled(now_ms)
         room = mine is not None and (not mine.pending(now_ms) or mine.then is None)  # for one more change
         # Nothing came, or a first message: say so now (the change still counts only SWITCH_S later).

@@ -21,6 +21,13 @@ from poller.timing import TURN_HORIZON_S
 REFRESH_S = 5.5
 """A busy loop refreshes its lane (one UpdateItem, which also returns everyone's) when its view is older."""
 
+REFRESH_MIN_S = 2.5
+"""The shortest refresh period: a downstream with few busy loops refreshes more often (refresh_s)."""
+
+CALL_BUDGET = 0.015
+"""Refreshes a message the busy loops of a downstream aim at together: the issue allows 0.02 coordination calls,
+and refreshes that announce a change and each step's first read come on top."""
+
 VIEW_MAX_S = 6.0
 """A loop spends its share only while its view is younger than this; older (the state unreachable): no calls."""
 
@@ -97,6 +104,14 @@ class LaneRecord:
         if self.gives_after is None or self.effective(now_ms) == 0:
             return False
         return (self.demand == 0 and now_ms < self.switch_ms) or (self.then == 0 and now_ms < self.then_ms)
+
+
+def refresh_s(lanes: Iterable[LaneRecord], rate: float, now_ms: int) -> float:
+    """How often a busy loop refreshes its lane: as often as CALL_BUDGET allows for the downstream's busy lanes
+    at its rate (3 busy loops at 50 a second: every 4 s), between REFRESH_MIN_S and REFRESH_S. The sooner a
+    busy loop sees an idle lane's gift, the sooner it takes its slots (:func:`gifts`)."""
+    busy = sum(1 for lane in lanes if lane.effective(now_ms) > 0 or lane.pending(now_ms))
+    return min(REFRESH_S, max(REFRESH_MIN_S, busy / (CALL_BUDGET * rate)))
 
 
 def moments(lane: LaneRecord) -> tuple[int, ...]:
