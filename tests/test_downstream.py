@@ -8,7 +8,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -18,7 +18,7 @@ from conftest import FakeClock, LoopRig, count, log_events, send
 
 import poller.targets.function
 from poller.config import RetryBackoff
-from poller.downstream.dispatch import Dispatcher
+from poller.downstream.dispatch import BatchResult, Dispatcher
 from poller.downstream.shares import SWITCH_S, max_window
 from poller.downstream.state import store_beside
 from poller.lease.step import LoopStep
@@ -389,47 +389,60 @@ def test_a_fifo_group_stops_at_its_first_failed_record_and_keeps_its_order() -> 
     assert list(result.failures) == ["id-2"] and [m["MessageId"] for m in result.returned] == ["id-4"]
 
 
-def test_records_in_parallel_waiting_side_by_side_count_as_one_loop_waiting() -> None:
-    """The wait a batch reports (its pace's input: docs/scaling.md#limit-cap) and tells its shares (whether
-    they hold the loop back) is the loop's time, not the record threads' waits summed: 8 records on 4
-    threads, each waiting 0.2 s for its turn, wait 0.4 s."""
-    from contextlib import nullcontext
+class _Turn:
+    """A loop's turns that record what the dispatcher tells them; each record waits ``wait_s`` for its turn."""
 
+    def __init__(self, wait_s: float = 0.0):
+        self.wait_s = wait_s
+        self.told_s = 0.0
+
+    def acquire(self, units: int, may_start: Any) -> bool:
+        time.sleep(self.wait_s)
+        return True
+
+    def waited(self, seconds: float) -> None:
+        self.told_s += seconds
+
+    def calling(self, units: int) -> Any:
+        from contextlib import nullcontext
+
+        return nullcontext()
+
+
+def _in_parallel(send_s: Callable[[str], float], turn: _Turn, records: int) -> BatchResult:
+    """A batch of ``records`` on 4 threads, each record's call taking ``send_s(message id)``."""
     from poller.clock import SystemClock
 
-    class Turn:  # every record waits its 0.2 s for a turn, in parallel with the others
-        told_s = 0.0
-
-        def acquire(self, units: int, may_start: Any) -> bool:
-            time.sleep(0.2)
-            return True
-
-        def waited(self, seconds: float) -> None:
-            self.told_s += seconds
-
-        def calling(self, units: int) -> Any:
-            return nullcontext()
-
-    class Quick:
+    class Target:
         def send(self, event: dict[str, Any], context: Any, log_fields: dict[str, object]) -> dict[str, Failure]:
+            time.sleep(send_s(event["Records"][0]["messageId"]))
             return {}
 
     dispatcher = Dispatcher(
-        Quick(),
+        Target(),
         per_record=True,
         concurrency=4,
-        rate=(turn := Turn()),  # type: ignore[arg-type]
+        rate=turn,  # type: ignore[arg-type]
         arn="arn:aws:sqs:us-east-1:123456789012:work",
         region="us-east-1",
         clock=SystemClock(),
         log_fields={},
     )
-    batch = [{"MessageId": f"id-{n}", "ReceiptHandle": f"rh-{n}", "Body": "b", "MD5OfBody": ""} for n in range(8)]
-    began = time.monotonic()
-    result = dispatcher.run(batch, None, may_start=lambda: True)
-    took_ms = (time.monotonic() - began) * 1000
-    dispatcher.close()
+    batch = [{"MessageId": f"id-{n}", "ReceiptHandle": f"rh-{n}", "Body": "b", "MD5OfBody": ""} for n in range(records)]
+    try:
+        return dispatcher.run(batch, None, may_start=lambda: True)
+    finally:
+        dispatcher.close()
 
+
+def test_records_in_parallel_waiting_side_by_side_count_as_one_loop_waiting() -> None:
+    """The wait a batch reports (its pace's input: docs/scaling.md#limit-cap) and tells its shares (whether
+    they hold the loop back) is the loop's time, not the record threads' waits summed: 8 records on 4
+    threads, each waiting 0.2 s for its turn, wait 0.4 s."""
+    turn = _Turn(wait_s=0.2)
+    began = time.monotonic()
+    result = _in_parallel(lambda _: 0.0, turn, 8)
+    took_ms = (time.monotonic() - began) * 1000
     assert not result.failures and not result.returned
     assert 350 <= result.waited_ms <= took_ms  # two waves of 0.2 s; summed over the threads it was 1,600
     assert 350 <= turn.told_s * 1000 <= result.waited_ms  # the shares were told the same, not 1.6 s
@@ -439,39 +452,7 @@ def test_a_parallel_batchs_uneven_handler_times_are_not_waits_for_turns() -> Non
     """Records on 4 threads that never wait for a turn but take 0.05-0.4 s each: the batch's time its calls
     did not fill (the pace's wait) is not told to the shares as held back (the demo's stage 2 announced a
     backlog so, and kept a share it could not use)."""
-    from contextlib import nullcontext
-
-    from poller.clock import SystemClock
-
-    class Turn:
-        told_s = 0.0
-
-        def acquire(self, units: int, may_start: Any) -> bool:
-            return True
-
-        def waited(self, seconds: float) -> None:
-            self.told_s += seconds
-
-        def calling(self, units: int) -> Any:
-            return nullcontext()
-
-    class Uneven:
-        def send(self, event: dict[str, Any], context: Any, log_fields: dict[str, object]) -> dict[str, Failure]:
-            time.sleep(0.4 if event["Records"][0]["messageId"] == "id-0" else 0.05)
-            return {}
-
-    dispatcher = Dispatcher(
-        Uneven(),
-        per_record=True,
-        concurrency=4,
-        rate=(turn := Turn()),  # type: ignore[arg-type]
-        arn="arn:aws:sqs:us-east-1:123456789012:work",
-        region="us-east-1",
-        clock=SystemClock(),
-        log_fields={},
-    )
-    batch = [{"MessageId": f"id-{n}", "ReceiptHandle": f"rh-{n}", "Body": "b", "MD5OfBody": ""} for n in range(4)]
-    result = dispatcher.run(batch, None, may_start=lambda: True)
-    dispatcher.close()
+    turn = _Turn()
+    result = _in_parallel(lambda message_id: 0.4 if message_id == "id-0" else 0.05, turn, 4)
     assert result.waited_ms >= 200  # 0.4 s against a mean of 0.14 s: the pace counts the stragglers' time
     assert turn.told_s < 0.05  # but no record waited for a turn
