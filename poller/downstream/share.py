@@ -15,6 +15,7 @@ from poller.clock import Clock
 from poller.config.shared import Downstream
 from poller.downstream.shares import (
     EPOCH_S,
+    REFRESH_MIN_S,
     SKEW_S,
     SWITCH_S,
     TTL_S,
@@ -29,7 +30,6 @@ from poller.downstream.shares import (
     inherited,
     moments,
     refresh_s,
-    slot_rate,
     spare_for,
     turn,
 )
@@ -94,7 +94,7 @@ class Share:
         self.used = -(2**62)  # the last slot this loop spent
         self.backlog = False
         self.empty_once = False  # the last receive was empty or short, after a full one
-        self.dry = False  # the last receive was empty, after another short one: nothing in hand
+        self.dry = False  # the last receive was empty, after another short one (not a step's first): nothing in hand
         self.lean = 0  # receives in a row that found fewer messages than asked
         self.gave_until_ms = 0  # it gave its slots to the lanes held back until then (LaneRecord.gives_after)
         self.waited_s = 0.0  # the loop's waits for turns in this period (Turns.waited)
@@ -116,7 +116,6 @@ class Share:
         # runs dry ends with one, and a lane that announced what it used then (x 1.5) went to 0 only a
         # switch later ("one change at a time"): the demo's draining stages held a share for two switches.
         # (Only to keep a backlog announced: a lane that announces a trickle does not grow on a short receive.)
-        # It gives its slots (dry) at an empty receive after another short one: not at a step's first receive.
         self.noted, self.lean = True, self.lean + 1 if received < asked else 0
         announced = self.mine is not None and math.isinf(self.mine.demand)
         if self.backlog and not self.empty_once and (received == 0 or (received < asked and announced)):
@@ -161,7 +160,8 @@ class Share:
             # expires, TTL_S: the demo's idle stage-2 lanes held 20 of its 50 a second for 12 s that way).
             return True
         counted = self.mine is not None and (self.mine.demand > 0 or self.mine.prev > 0)
-        old = now - self.viewed_at >= refresh_s(self.view, self.limit.rate_limit, now_ms)
+        age = now - self.viewed_at  # the lanes are counted only once the view is old enough for any period
+        old = age >= REFRESH_MIN_S and age >= refresh_s(self.view, self.limit.rate_limit, now_ms)
         if old and (counted or self.wanted() > 0):
             return True
         mine = None if self.mine is None else self.mine.settled(now_ms)
@@ -316,7 +316,7 @@ class Share:
         # its slots after the last it spent (all started by now), rather than leave them unused for up to 7 s.
         zero_ms = switch_ms if demand == 0 < prev else then_ms if then == 0 else None
         if gives_after is None and zero_ms and (self.leaving or (self.dry and not self.draining)):
-            gives_after = max(self.used, math.floor((now_ms / 1000 - EPOCH_S) * slot_rate(self.limit.rate_limit)))
+            gives_after = max(self.used, Slots.of(self.limit.rate_limit, {}).slot_at(now_ms / 1000))
         if gives_after is not None and zero_ms:
             self.gave_until_ms = max(self.gave_until_ms, zero_ms)
         return LaneRecord(
