@@ -28,7 +28,11 @@ from sandbox import loopback
 from sandbox.containers import LAMBDA_PROVIDED
 
 ROOT = Path(__file__).resolve().parents[1]
-IMPORT_PROBE = "import time; t = time.perf_counter(); import poller.handler; print((time.perf_counter() - t) * 1000)"
+IMPORTING = "import time; t = time.perf_counter(); import {}; print((time.perf_counter() - t) * 1000)"
+IMPORT_PROBE = IMPORTING.format("poller.handler")
+FLOOR_PROBE = IMPORTING.format("botocore.session, botocore.client, botocore.config, pynamodb.models")
+"""What the claim needs before any of our code: botocore's session, client and config (from the runtime) and
+PynamoDB's model (from the package): the floor under the cold import, measured by turns with it."""
 FIRST_CLAIM_PROBE = """
 import json, sys, time
 started = time.perf_counter()
@@ -79,7 +83,8 @@ def packaged_cold_start(
     zip_path: Path, python: str, runs: int, *, queue_url: str | None = None, config: str = "queues.yml"
 ) -> dict[str, Any]:
     """Cold import of ``poller.handler`` from the unzipped package, in each of :data:`PACKAGE_FORMS`, run
-    by turns (``runs`` each; medians); with ``queue_url`` (one of the package's queues, on the moto server
+    by turns (``runs`` each; medians), and the floor (:data:`FLOOR_PROBE`, from the shipped folder) by turns
+    with them, with ``ours_ms`` the median of each turn's shipped import less its floor; with ``queue_url`` (one of the package's queues, on the moto server
     :func:`bench.aws.moto_server` set up, its table made), the import and the first claim together;
     ``config``: the config file's path in the zip."""
     python = os.path.abspath(shutil.which(python) or python)  # run from the task folder: not relative
@@ -91,22 +96,33 @@ def packaged_cold_start(
             for form, task in tasks.items():
                 for key, value in _cold_start(python, task, runtime, queue_url, config).items():
                     samples[form].setdefault(key, []).append(value)
+            if queue_url is None:
+                floor = _cold_start(python, tasks["shipped"], runtime, None, config, probe=FLOOR_PROBE)
+                samples.setdefault("runtime_floor", {}).setdefault("import_ms", []).append(floor["import_ms"])
     version = subprocess.run([python, "--version"], capture_output=True, text=True, check=True).stdout.strip()
     result: dict[str, Any] = {"python": version, "package": str(zip_path), "runs": runs}
     for form, figures in samples.items():
         result[form] = {f"{key}": round(statistics.median(values), 1) for key, values in figures.items()}
         result[form]["spread"] = {key: [round(min(v), 1), round(max(v), 1)] for key, v in figures.items()}
+    if "runtime_floor" in samples:
+        ours = [
+            a - b for a, b in zip(samples["shipped"]["import_ms"], samples["runtime_floor"]["import_ms"], strict=True)
+        ]
+        result["ours_ms"] = {
+            "median": round(statistics.median(ours), 1),
+            "spread": [round(min(ours), 1), round(max(ours), 1)],
+        }
     return result
 
 
-def _cold_start(python: str, task: Path, runtime: Path, queue_url: str | None, config: str) -> dict[str, float]:
+def _cold_start(
+    python: str, task: Path, runtime: Path, queue_url: str | None, config: str, *, probe: str = IMPORT_PROBE
+) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     # The task folder first, as /var/task is in Lambda, then the runtime's libraries; no bytecode written.
     env |= {"PYTHONPATH": f"{task}{os.pathsep}{runtime}", "PYTHONDONTWRITEBYTECODE": "1"}
     if queue_url is None:
-        out = subprocess.run(
-            [python, "-S", "-c", IMPORT_PROBE], cwd=task, env=env, capture_output=True, text=True, check=True
-        )
+        out = subprocess.run([python, "-S", "-c", probe], cwd=task, env=env, capture_output=True, text=True, check=True)
         return {"import_ms": float(out.stdout)}
     env |= {"SQS_LOOPS_CONFIG": config, "AWS_REGION": "us-east-1", "POLLER_FUNCTION": "sqs-loops-bench-poller"}
     event = {"queue_url": queue_url, "token": "no-such-token", "loop_id": "loop-cold", "generation": 0}
@@ -245,13 +261,15 @@ def main(argv: list[str] | None = None) -> int:
         result["first_claim"] = packaged_cold_start(args.package, args.python, args.runs, queue_url=url, config=config)
     print(f"{result['import']['python']}, {args.package}, medians of {args.runs} [min, max], ms:")
     for phase, figures in result.items():
-        for form in PACKAGE_FORMS:
+        for form in (form for form in [*PACKAGE_FORMS, "runtime_floor"] if form in figures):
             cells = [
                 f"{key} {value} {figures[form]['spread'][key]}"
                 for key, value in figures[form].items()
                 if key != "spread"
             ]
             print(f"  {phase:12} {form:15} " + "  ".join(cells))
+    ours = result["import"]["ours_ms"]
+    print(f"  ours: the shipped import less the runtime floor, turn by turn: {ours['median']} {ours['spread']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -19,11 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
+from unittest import mock
 
 from bench import aws, handlers
 from bench.baselines import hand_written_loop
 from bench.harness import BenchContext, bench_config, loop_services, next_step, run_step
 from poller.lease.step import LoopStep
+from poller.loop.background_delete import BackgroundDelete
 from poller.loop.outcome import Outcome
 
 TAIL = 10
@@ -40,9 +42,21 @@ def measure(
     round_trip_ms: float = 0,
     handler: str = "noop",
     step_per_trial: bool = False,
+    delete_inline: bool = False,
 ) -> dict[str, Any]:
     """``round_trip_ms``: network time added to every call of both loops (:class:`bench.aws.RoundTrip`);
-    ``handler``: the name of both loops' handler in :mod:`bench.handlers`."""
+    ``handler``: the name of both loops' handler in :mod:`bench.handlers`; ``delete_inline``: the loop as it
+    would be without its background delete (each batch's delete made in the loop's thread before the next
+    receive, as the hand-written loop makes it): what the overlap costs or gains on this rig."""
+    if delete_inline:
+        with mock.patch.object(BackgroundDelete, "submit", _submit_inline):
+            return measure(
+                pairs=pairs,
+                messages=messages,
+                round_trip_ms=round_trip_ms,
+                handler=handler,
+                step_per_trial=step_per_trial,
+            ) | {"delete_inline": True}
     feeder = aws.sqs_client()
     url = aws.create_queue(feeder, f"throughput-{round_trip_ms:g}ms-{handler}{'-per-trial' if step_per_trial else ''}")
     config = bench_config(url, handler=f"bench.handlers.{handler}")
@@ -78,6 +92,11 @@ def measure(
         return result | {"round_trip_ms": round_trip_ms, "handler": handler, "step_per_trial": step_per_trial}
     finally:
         network.remove()
+
+
+def _submit_inline(self: BackgroundDelete, job: Callable[[], None]) -> None:
+    self.wait()
+    job()
 
 
 def _receive_clients(services: Any, wrap: Callable[[Any], Any]) -> Any:

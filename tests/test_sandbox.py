@@ -285,3 +285,8 @@ def test_the_limit_caps_figures_compare_the_loop_seconds_with_the_fewest_that_ke
     figures = backlog_figures(samples, queue, slower, calls, lambda a, b: 2 * (b - a))
     assert figures["minimum_loop_s"] == 9 and figures["minimum_at_pace_then_loop_s"] == 5 + 2 * 4
     assert figures["loop_s_ratio_at_pace_then"] == round(18 / 13, 2)
+    # Only from 5 s on (the report's ``alone``: after the downstream's other queues were done).
+    later = backlog_figures(samples, queue, slower, calls, lambda a, b: 2 * (b - a), since=5.0)
+    assert later["backlog_s"] == 4.0 and later["loop_s"] == 8.0 and later["minimum_at_pace_then_loop_s"] == 2 * 4
+    assert later["calls"] == 4 * 30 and later["limit_use"] == round(120 / (15 * 4), 3)
+    assert backlog_figures(samples, queue, slower, calls, lambda a, b: 0.0, since=11.0) == {"backlog_s": 0.0}

@@ -179,7 +179,19 @@ class DemoReport:
                 continue
             mine = [(t, line) for t, line in decisions if line.get("queue") == key]
             times = [t - self.started for t in calls.get(handlers.VENDOR_PATHS.get(queue.handler or "", ""), [])]
-            out[key] = backlog_figures(self.samples, queue, mine, times, partial(self._loop_s, key))
+            loop_s = partial(self._loop_s, key)
+            out[key] = backlog_figures(self.samples, queue, mine, times, loop_s)
+            others = [
+                k for k, q in config.queues.items() if k != key and q.downstream and q.downstream == queue.downstream
+            ]
+            if others:  # and from the other queues' last message on: its share then the whole limit
+                busy = [
+                    s["t"]
+                    for s in self.samples
+                    if any(s["queues"][k]["visible"] + s["queues"][k]["in_flight"] for k in others)
+                ]
+                alone = backlog_figures(self.samples, queue, mine, times, loop_s, since=busy[-1] if busy else None)
+                out[key]["alone"] = {k: alone.get(k) for k in ALONE_KEYS} | {"since_s": busy[-1] if busy else None}
         return out
 
     def _loop_s(self, key: str, a: float, b: float) -> float:
@@ -290,6 +302,8 @@ def backlog_figures(
     decisions: list[tuple[float, dict[str, Any]]],
     calls: list[float],
     loop_s: Callable[[float, float], float],
+    *,
+    since: float | None = None,
 ) -> dict[str, Any]:
     """The limit cap's figures of one queue over its backlog (times in seconds since the run began):
     ``decisions`` the control plane's lines for it, ``calls`` its vendor calls, ``loop_s(a, b)`` the
@@ -301,11 +315,13 @@ def backlog_figures(
     median before any): what the limit needed while the loops were slower (a loaded sandbox) or faster;
     ``rule_loop_s`` is what the alarm and depth rule asked for at the same decisions, before the cap and
     the cool-down (what today's rule would have started at least; not a run of it: its extra loops would
-    have changed the depths it then read; `poller.limit_cap: false` runs it)."""
+    have changed the depths it then read; `poller.limit_cap: false` runs it). ``since``: only from then on."""
     key, min_loops = queue.key, queue.min_loops
     deep = [s["t"] for s in samples if s["queues"][key]["visible"] > 0]
     busy = [s["t"] for s in samples if s["queues"][key]["visible"] + s["queues"][key]["in_flight"] > 0]
-    if not deep:
+    if since is not None:
+        deep = [t for t in deep if t >= since]
+    if not deep or busy[-1] < deep[0]:
         return {"backlog_s": 0.0}
     start, end = deep[0], busy[-1]
     paces = [line["limited"]["per_loop"] for _, line in decisions if line["limited"].get("figures")]
@@ -345,6 +361,11 @@ def backlog_figures(
         "limit_use": round(handed / limits, 3) if limits else None,
         "rule_loop_s": round(rule, 1),
     }
+
+
+ALONE_KEYS = ("backlog_s", "loop_s", "minimum_at_pace_then_loop_s", "loop_s_ratio_at_pace_then", "calls", "limit_use")
+"""The figures the report gives again for the part of a queue's backlog after its downstream's other queues
+were done (``alone``)."""
 
 
 def _at(decisions: list[tuple[float, dict[str, Any]]], t: float, value: Any) -> float:
