@@ -84,9 +84,9 @@ def packaged_cold_start(
 ) -> dict[str, Any]:
     """Cold import of ``poller.handler`` from the unzipped package, in each of :data:`PACKAGE_FORMS`, run
     by turns (``runs`` each; medians), and the floor (:data:`FLOOR_PROBE`, from the shipped folder) by turns
-    with them, with ``ours_ms`` the median of each turn's shipped import less its floor; with ``queue_url`` (one of the package's queues, on the moto server
-    :func:`bench.aws.moto_server` set up, its table made), the import and the first claim together;
-    ``config``: the config file's path in the zip."""
+    with them, with ``ours_ms`` the median of each turn's shipped import less its floor; with ``queue_url``
+    (one of the package's queues, on the moto server :func:`bench.aws.moto_server` set up, its table made),
+    the import and the first claim together; ``config``: the config file's path in the zip."""
     python = os.path.abspath(shutil.which(python) or python)  # run from the task folder: not relative
     with tempfile.TemporaryDirectory() as folder:
         runtime = _runtime_stand_in(python, Path(folder, "runtime"))
