@@ -190,8 +190,9 @@ class DemoReport:
                     for s in self.samples
                     if any(s["queues"][k]["visible"] + s["queues"][k]["in_flight"] for k in others)
                 ]
-                alone = backlog_figures(self.samples, queue, mine, times, loop_s, since=busy[-1] if busy else None)
-                out[key]["alone"] = {k: alone.get(k) for k in ALONE_KEYS} | {"since_s": busy[-1] if busy else None}
+                since = busy[-1] if busy else None
+                alone = backlog_figures(self.samples, queue, mine, times, loop_s, since=since)
+                out[key]["alone"] = {k: alone.get(k) for k in ALONE_KEYS} | {"since_s": since}
         return out
 
     def _loop_s(self, key: str, a: float, b: float) -> float:
@@ -321,7 +322,7 @@ def backlog_figures(
     busy = [s["t"] for s in samples if s["queues"][key]["visible"] + s["queues"][key]["in_flight"] > 0]
     if since is not None:
         deep = [t for t in deep if t >= since]
-    if not deep or busy[-1] < deep[0]:
+    if not deep:
         return {"backlog_s": 0.0}
     start, end = deep[0], busy[-1]
     paces = [line["limited"]["per_loop"] for _, line in decisions if line["limited"].get("figures")]
