@@ -89,6 +89,10 @@ def waiting_for_share(queue: QueueConfig, lanes: dict[str, Sequence[LaneRecord]]
         settled = lane.settled(now_ms)
         if settled.effective(now_ms) == 0:
             return lane.pending(now_ms) and (lane.demand > 0 or (lane.then or 0) > 0)
-        return settled.prev == 0 and now_ms - settled.switch_ms < FIRST_FIGURES_S * 1000
+        # Counting since its switch: by its time, not by ``prev``. A refresh that changes nothing keeps the
+        # switch's time but writes the demand as ``prev`` too, and a loop's next step refreshes at once: the
+        # demo's stage 3 recursed 0.1 s after its first share counted, and a growth request 1.4 s later,
+        # seeing no figures and no 0 before the switch, added a loop that waited 7 s for a share of its own.
+        return now_ms - settled.switch_ms < FIRST_FIGURES_S * 1000
 
     return any(lane.queue == queue.key and starting(lane) for lane in lanes.get(queue.shared.name, ()))

@@ -15,6 +15,7 @@ from scaler_rig import PlaneRig, build_plane
 
 from poller.clock import epoch_ms
 from poller.config import parse_config
+from poller.downstream.coordinator import turns_for
 from poller.downstream.shares import SWITCH_S, LaneRecord
 from poller.downstream.state import DynamoSharedStore
 from poller.lease.pace import PaceFigures
@@ -127,9 +128,41 @@ def test_a_loop_whose_first_share_is_yet_to_count_is_waiting_for_it() -> None:
     counts = new.switch_ms  # its share counts: not before its loop had the time to report on it
     assert waiting_for_share(reports, {"vendor": [*others, new]}, now_ms=counts + 1000)
     assert not waiting_for_share(reports, {"vendor": [*others, new]}, now_ms=counts + int(FIRST_FIGURES_S * 1000))
-    assert not waiting_for_share(reports, {"vendor": [*others, lane("reports", 1, math.inf)]}, now_ms=NOW_MS)
+    settled = lane("reports", 1, math.inf, at_ms=NOW_MS - int(FIRST_FIGURES_S * 1000))  # counting for 5 s
+    assert not waiting_for_share(reports, {"vendor": [*others, settled]}, now_ms=NOW_MS)
     assert not waiting_for_share(QUEUES["exports"], {"vendor": [new]}, now_ms=NOW_MS)  # another queue's lane
     assert not waiting_for_share(reports, {}, now_ms=NOW_MS)  # the row unread
+
+
+def test_a_loop_whose_next_step_refreshed_its_new_share_is_still_waiting_to_report(tokens: TokenStore) -> None:
+    """The loop's first share counts, and its next step (a recursion: the same lane, one generation up)
+    refreshes it at once, which writes the unchanged backlog as the lane's ``prev``: the loop has still had
+    no time to report, so the cap adds no loop without figures until FIRST_FIGURES_S after the switch."""
+    store = DynamoSharedStore(boto3.client("dynamodb", region_name=REGION), tokens.model.Meta.table_name)
+    clock = FakeClock()
+
+    def step(key: str, generation: int) -> None:  # a loop step of ``key`` that receives a full batch
+        queue = QUEUES[key]
+        turns = turns_for(
+            queue.limits, store, queue=key, token="slot-0001", loop_id=f"L-{key}", generation=generation,
+            weight=queue.weight, priority=queue.priority, clock=clock, log_fields={},
+        )  # fmt: skip
+        turns.received(10, 10)
+        turns.try_take(1)  # asking for a turn writes its lane
+
+    def waiting() -> bool:
+        return waiting_for_share(QUEUES["reports"], {"vendor": store.read("vendor")}, now_ms=epoch_ms(clock))
+
+    step("exports", 1)  # the other queue's lane holds the whole limit: this one's waits for its switch
+    step("reports", 1)
+    assert waiting()
+    clock.advance(SWITCH_S + 0.1)
+    step("reports", 2)  # the next step resumes the lane and refreshes it
+    (mine,) = [lane for lane in store.read("vendor") if lane.queue == "reports"]
+    assert mine.prev == mine.demand == math.inf  # nothing in the row says 0 before the switch any more
+    assert waiting()
+    clock.advance(FIRST_FIGURES_S)
+    assert not waiting()
 
 
 def test_restart_caps_a_queue_at_its_share_and_grows_it_when_the_share_rises(

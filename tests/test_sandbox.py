@@ -290,3 +290,10 @@ def test_the_limit_caps_figures_compare_the_loop_seconds_with_the_fewest_that_ke
     assert later["backlog_s"] == 4.0 and later["loop_s"] == 8.0 and later["minimum_at_pace_then_loop_s"] == 2 * 4
     assert later["calls"] == 4 * 30 and later["limit_use"] == round(120 / (15 * 4), 3)
     assert backlog_figures(samples, queue, slower, calls, lambda a, b: 0.0, since=11.0) == {"backlog_s": 0.0}
+    # A message left in flight for 2 s after the last visible one (a poison message's last backoff): the
+    # loops ran on and count, the limit's use does not (nothing could be handed over), but is given with it.
+    tail = [{**s, "queues": {"q": {"visible": s["queues"]["q"]["visible"], "in_flight": 1}}} for s in samples]
+    figures = backlog_figures(tail, queue, decisions, calls, lambda a, b: 2 * (b - a))
+    assert figures["backlog_s"] == 11.0 and figures["loop_s"] == 22.0 and figures["waited_s"] == 10.0
+    assert figures["limit_use"] == round(300 / (30 * 5 + 15 * 5), 3)
+    assert figures["limit_use_with_tail"] == round(300 / (30 * 5 + 15 * 6), 3)

@@ -316,7 +316,9 @@ def backlog_figures(
     median before any): what the limit needed while the loops were slower (a loaded sandbox) or faster;
     ``rule_loop_s`` is what the alarm and depth rule asked for at the same decisions, before the cap and
     the cool-down (what today's rule would have started at least; not a run of it: its extra loops would
-    have changed the depths it then read; `poller.limit_cap: false` runs it). ``since``: only from then on."""
+    have changed the depths it then read; `poller.limit_cap: false` runs it). ``limit_use``: its calls over its
+    limit while messages waited (``waited_s``: to the first sample with none visible), ``limit_use_with_tail``
+    the same to the backlog's end. ``since``: only from then on."""
     key, min_loops = queue.key, queue.min_loops
     deep = [s["t"] for s in samples if s["queues"][key]["visible"] > 0]
     busy = [s["t"] for s in samples if s["queues"][key]["visible"] + s["queues"][key]["in_flight"] > 0]
@@ -325,6 +327,11 @@ def backlog_figures(
     if not deep:
         return {"backlog_s": 0.0}
     start, end = deep[0], busy[-1]
+    # The limit's use counts while messages waited to be received: to the first sample that found none
+    # visible. What is then still in flight (the demo's last poison message waiting out its last backoff
+    # before its redrive, 2-3 s) is nothing any number of loops could hand over.
+    after = [t for t in (s["t"] for s in samples) if t > deep[-1]]
+    waited_end = min(after[0], end) if after else end
     paces = [line["limited"]["per_loop"] for _, line in decisions if line["limited"].get("figures")]
     pace = statistics.median(paces) if paces else None
     spent = loop_s(start, end)
@@ -347,6 +354,8 @@ def backlog_figures(
     then = sum(loops(share, at) for share, at in zip(shares, paces_then, strict=True)) if pace else None
     for_calls = sum(loops(n) for n in per_second) if pace else None
     limits = _stepped(decisions, start, end, lambda line: float(line["limited"]["limit"]))
+    limits_waited = _stepped(decisions, start, waited_end, lambda line: float(line["limited"]["limit"]))
+    handed_waited = sum(1 for t in calls if start <= t < waited_end)
     rule = _stepped(decisions, start, end, lambda line: float(min(queue.max_loops, max(min_loops, line["rule"]))))
     handed = sum(per_second)
     return {
@@ -359,12 +368,23 @@ def backlog_figures(
         "minimum_at_pace_then_loop_s": then,
         "loop_s_ratio_at_pace_then": round(spent / then, 2) if then else None,
         "calls": handed,
-        "limit_use": round(handed / limits, 3) if limits else None,
+        "limit_use": round(handed_waited / limits_waited, 3) if limits_waited else None,
+        "waited_s": round(waited_end - start, 1),
+        "limit_use_with_tail": round(handed / limits, 3) if limits else None,
         "rule_loop_s": round(rule, 1),
     }
 
 
-ALONE_KEYS = ("backlog_s", "loop_s", "minimum_at_pace_then_loop_s", "loop_s_ratio_at_pace_then", "calls", "limit_use")
+ALONE_KEYS = (
+    "backlog_s",
+    "loop_s",
+    "minimum_at_pace_then_loop_s",
+    "loop_s_ratio_at_pace_then",
+    "calls",
+    "limit_use",
+    "waited_s",
+    "limit_use_with_tail",
+)
 """The figures the report gives again for the part of a queue's backlog after its downstream's other queues
 were done (``alone``)."""
 
