@@ -124,6 +124,20 @@ def test_a_loop_that_rested_on_empty_long_polls_reports_its_pace_not_the_rest(wa
     assert figures.wait == pytest.approx(0.24 / 0.33, abs=0.01)
 
 
+def test_a_batch_not_sampled_only_ends_its_cycle() -> None:
+    """A new lane's probe (poller/loop/batch.py): 1 record after 6.5 s waiting and 0.9 s of start-up. The
+    figures are those of the batches after it, as if the loop had begun when the probe ended."""
+    probed, after = Pace(0.0), Pace(7.4)
+    probed.batch(handed=1, waited_s=6.5, received_at=0.1, now=7.4, sampled=False)
+    now = 7.4
+    for _ in range(20):  # 10 records in 0.25 s of work and 0.1 s waiting for turns
+        for pace in (probed, after):
+            pace.batch(handed=10, waited_s=0.1, received_at=now, now=now + 0.35)
+        now += 0.35
+    assert probed.figures() == after.figures()
+    assert after.figures() == PaceFigures(rps=40.0, wait=round(0.1 / 0.35, 3))
+
+
 def test_a_thin_trickle_counts_only_the_batches_not_the_polls_between_them() -> None:
     pace = Pace(0.0)
     for n in range(1, 41):  # 10 records every 5 s, handled in 0.2 s: the loop polls empty in between

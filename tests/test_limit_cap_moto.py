@@ -3,6 +3,7 @@ rate-limited queue at the loops its limit keeps busy (docs/scaling.md#limit-cap)
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -14,6 +15,8 @@ from scaler_rig import PlaneRig, build_plane
 from test_limit_cap import CONFIG
 
 from poller.clock import epoch_ms
+from poller.downstream.shares import LaneRecord
+from poller.downstream.state import DynamoSharedStore
 from poller.growth_request import growth_request
 from poller.lease.lease import Lease
 from poller.lease.pace import PaceFigures
@@ -199,6 +202,33 @@ def test_a_rate_limited_loop_writes_its_pace_with_its_heartbeats(rig_factory: An
     assert row.pace.wait > 0.8  # the share binds: 4/s of a possible 40/s
     cap = cap_loops(4, [row.pace], live=1)
     assert cap.loops == 1 and cap.binds
+
+
+def test_a_new_lanes_probe_batch_is_not_its_pace(rig_factory: Any) -> None:
+    """Another queue's lane holds the whole shared limit: the new loop receives one message to learn it has
+    work, and waits a switch (7 s) for its lane's first share. That record's call took 0.9 s (on the demo's
+    loaded machine the probe's step start-up did); the later ones take 25 ms each. The figures the loop
+    writes are its pace from the batches after the probe (40 a second unwaited), not one with the probe in."""
+    clock = FakeClock()
+    downstream = "downstreams:\n  vendor: {rate_limit: 20}\npoller: {heartbeat_s: 2}"
+    rig: LoopRig = rig_factory(clock=clock, poller=downstream, downstream="vendor", max_loops=1)
+    now_ms = epoch_ms(clock)
+    holder = LaneRecord(
+        lane="other#slot-0001", queue="other", weight=1, priority=0, demand=math.inf, prev=math.inf,
+        switch_ms=now_ms - 60_000, seen_ms=now_ms, loop_id="other-loop",
+    )  # fmt: skip
+    DynamoSharedStore(boto3.client("dynamodb", region_name=REGION), rig.tokens.model.Meta.table_name).refresh(
+        "vendor", holder, drop=[]
+    )
+    send(rig.sqs, rig.url, [f"m{n}" for n in range(80)])
+    calls = iter([0.9])
+    sample_handlers.use(lambda event, context: clock.advance(next(calls, 0.025) * len(event["Records"])))
+
+    rig.run(rig.create_token(), budget_s=18)
+
+    row = rig.tokens.get(rig.url, rig.token)
+    assert row is not None and row.pace is not None
+    assert 30 <= row.pace.rps <= 40.5, row.pace  # with the probe counted: 23 a second
 
 
 def test_a_loops_first_figures_reach_its_row_within_seconds_not_a_heartbeat_later(

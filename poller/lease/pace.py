@@ -23,6 +23,9 @@ when the receive returned (a rested loop's turn is ready, so its waits come in t
     busy:  mark | wait for a turn | quick receive | dispatch ...... now    cycle: mark -> now
     idle:  mark ... empty long polls ... receive returns | dispatch now    cycle: received_at -> now
 
+A new lane's probe, a batch dispatched before the loop had any share, only ends a cycle: what it did not
+wait is the step's start-up (poller/loop/batch.py).
+
 Older cycles fade with :data:`PACE_WINDOW_S`, so a handler that slows down shows within a minute. Pure
 logic, no AWS; thread-safe (the keeper thread heartbeats while the loop thread adds a batch)."""
 
@@ -68,11 +71,14 @@ class Pace:
         self._waited_s = 0.0
         self._lock = threading.Lock()
 
-    def batch(self, *, handed: int, waited_s: float, received_at: float, now: float) -> None:
+    def batch(self, *, handed: int, waited_s: float, received_at: float, now: float, sampled: bool = True) -> None:
         """One batch ended at ``now`` having handed over ``handed`` records, ``waited_s`` of its cycle waiting;
         its receive returned at ``received_at`` (monotonic; before the previous batch ended, for a batch
-        received ahead)."""
+        received ahead). ``sampled`` False: the cycle only ends here (a new lane's probe: poller/loop/batch.py)."""
         with self._lock:
+            if not sampled:
+                self._mark = now
+                return
             waited_s = max(0.0, waited_s)
             idle = received_at - self._mark - waited_s > QUICK_RECEIVE_S
             cycle = max(0.0, now - (received_at if idle else self._mark))

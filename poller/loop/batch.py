@@ -92,6 +92,11 @@ class BatchWork:
         """Dispatch the batch; what was never dispatched is made visible again at once, what failed after its
         retry backoff, both before the next receive (so it can see them)."""
         visibility = VisibilityTick(self.sqs, messages, self.queue.visibility_timeout_s, self.clock, received_at)
+        # Dispatched with no share yet, the batch is a new lane's probe: one message received to learn there is
+        # work, then a wait for the lane's first switch. What it did not wait is the step's start-up, not its
+        # records' work (the demo's new loops measured 2-7 records a second on it, against 20-80 from their
+        # next batches, and the cap asked for a loop more): it samples nothing of the loop's pace.
+        sampled = dispatcher.rate is None or dispatcher.rate.per_second() > 0
         with (
             self.heartbeat_keeper.keeping(lease.heartbeat_from_keeper),
             self.visibility_keeper.keeping(visibility.tick),
@@ -99,7 +104,8 @@ class BatchWork:
             result = dispatcher.run(messages, self.context, may_start=self.may_start)
         handed = len(messages) - len(result.returned)
         waited_s = result.waited_ms / 1000
-        lease.pace.batch(handed=handed, waited_s=waited_s, received_at=received_at, now=self.clock.monotonic())
+        now = self.clock.monotonic()
+        lease.pace.batch(handed=handed, waited_s=waited_s, received_at=received_at, now=now, sampled=sampled)
         if self.queue.ref.fifo:  # a failed record holds back its group's later records (poller/loop/fifo.py)
             returned = {m["MessageId"] for m in result.returned}
             result.returned += held_back([m for m in messages if m["MessageId"] not in returned], result.failures)
