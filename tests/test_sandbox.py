@@ -17,8 +17,8 @@ import pytest
 from ops.cli import main, parse_faults
 from poller.config import parse_config
 from sandbox.demo import handlers
+from sandbox.demo.backlog import backlog_figures
 from sandbox.demo.pipeline import PipelinePlan
-from sandbox.demo.report import backlog_figures
 from sandbox.demo.run import DEMO_CONFIG, DemoOptions, run_demo
 from sandbox.demo.vendor_api import VendorApi
 from sandbox.environment import Sandbox
