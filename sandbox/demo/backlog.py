@@ -44,7 +44,7 @@ def backlog_figures(
     start, end = deep[0], busy[-1]
     # The limit's use counts while messages waited to be received: to the first sample that found none
     # visible. What is then still in flight (the demo's last poison message waiting out its last backoff
-    # before its redrive, 2.5-4.5 s) is nothing any number of loops could hand over.
+    # before its redrive, 3-5 s) is nothing any number of loops could hand over.
     after = [t for t in (s["t"] for s in samples) if t > deep[-1]]
     waited_end = min(after[0], end) if after else end
     paces = [line["limited"]["per_loop"] for _, line in decisions if line["limited"].get("figures")]
