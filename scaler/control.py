@@ -164,10 +164,14 @@ class ControlPlane:
         depth = self._read_depth(queue, url)
         rule = rule_loops(queue, states, depth)
         fresh_s = self.config.stale_after_s
+        # Without figures the cap grows a loop at a time for a backlog its loops have not reported on yet. An
+        # empty queue has none: its loops' figures went stale with their work, and a depth alarm still in
+        # ALARM from the backlog that drained (CloudWatch's minutes behind) would otherwise start a loop for it.
+        empty = depth == 0
         cap = (
             None
             if rows is None
-            else limit_cap(queue, rows, now_ms=now_ms, fresh_s=fresh_s, share=share, waiting=waiting)
+            else limit_cap(queue, rows, now_ms=now_ms, fresh_s=fresh_s, share=share, waiting=waiting, empty=empty)
         )
         # poller.limit_cap: false still measures the cap (the log and status show it) but does not apply it.
         applied = cap if self.config.poller.limit_cap else None

@@ -20,7 +20,8 @@ No fresh figures (a new backlog, before the first loop reported): the cap is one
 has (``live + 1``), so a rate-limited queue grows a loop at a time until figures say how many it needs,
 instead of jumping to its top step; and not even that while a loop it added is younger than
 :data:`WARM_UP_S`, or one of its lanes waits for its first share (``waiting``): that loop has had no time
-to report yet, and a loop added meanwhile would only wait with it.
+to report yet, and a loop added meanwhile would only wait with it. Nor while the queue is empty (``empty``):
+a drained queue's figures go stale with its work, and there is no backlog to grow for.
 
 When the loops report that they wait for the limit (``wait`` at least :data:`WAIT_BINDS` and ``used`` at
 least :data:`FULL_USE` of it, or ``wait`` at least :data:`WAITING_MOSTLY`), the queue is not hovering on
@@ -184,15 +185,22 @@ def limit_cap(
     fresh_s: float,
     share: float | None = None,
     waiting: bool = False,
+    empty: bool = False,
 ) -> LimitCap | None:
     """The cap of ``queue`` from its token ``rows`` (None: no limit); ``share``: see :func:`limit_of`;
-    ``waiting``: one of its loops waits for its first share of a shared downstream (it cannot report yet)."""
+    ``waiting``: one of its loops waits for its first share of a shared downstream (it cannot report yet);
+    ``empty``: the queue holds no message (no backlog to grow for without figures)."""
     limit = limit_of(queue, share)
     if limit is None:
         return None
     live = sum(1 for row in rows if not row.retiring)
-    warming = waiting or any(
-        not row.retiring and row.created_at is not None and now_ms - row.created_at < WARM_UP_S * 1000 for row in rows
+    warming = (
+        waiting
+        or empty
+        or any(
+            not row.retiring and row.created_at is not None and now_ms - row.created_at < WARM_UP_S * 1000
+            for row in rows
+        )
     )
     whole = None if share is None or queue.shared is None else queue.shared.rate_limit
     if whole is not None and limit >= whole:

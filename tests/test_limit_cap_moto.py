@@ -11,8 +11,8 @@ import boto3
 import pytest
 import sample_handlers
 from conftest import ACCOUNT, REGION, FakeClock, LoopRig, log_events, send
-from scaler_rig import PlaneRig, build_plane
-from test_limit_cap import CONFIG
+from scaler_rig import PREFIX, PlaneRig, build_plane
+from test_limit_cap import CONFIG, QUEUE
 
 from poller.clock import epoch_ms
 from poller.downstream.shares import LaneRecord
@@ -22,6 +22,7 @@ from poller.lease.lease import Lease
 from poller.lease.pace import PaceFigures
 from poller.lease.step import LoopStep
 from poller.lease.tokens import TokenStore
+from scaler.alarms.names import depth_alarm_names
 from scaler.control import UP
 from scaler.limit_cap import cap_loops
 
@@ -142,6 +143,22 @@ def test_restart_caps_a_rate_limited_queue_at_the_loops_its_limit_keeps_busy(
     report_pace(rig, clock, rps=107, wait=0.05)
     held = restart(rig)
     assert held["limited"]["loops"] == 1 and held["wanted"] == 2
+
+
+def test_a_drained_queue_gets_no_loop_more_for_an_alarm_still_in_alarm(rig: PlaneRig, clock: FakeClock) -> None:
+    """The backlog is gone and the loop's figures went stale with its work, but the top step's alarm is
+    still in ALARM (CloudWatch is minutes behind): without figures the cap grows a loop at a time only for
+    a queue that holds messages."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    assert restart(rig)["wanted"] == 1  # min_loops
+    clock.advance(60)  # its loop is past its warm-up
+    for name in depth_alarm_names(PREFIX, QUEUE):
+        rig.set_state(name, "ALARM")
+    empty = restart(rig)
+    assert empty["rule"] == 4 and empty["limited"]["figures"] == 0 and empty["wanted"] == 1
+    assert len(rig.live("emails")) == 1
+    send(sqs, URL, ["a"])  # a message again: a backlog the loop has not reported on, one loop more
+    assert restart(rig)["wanted"] == 2
 
 
 def test_with_the_cap_switched_off_the_rule_decides_and_the_cap_is_still_reported(
