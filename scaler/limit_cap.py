@@ -194,14 +194,10 @@ def limit_cap(
     if limit is None:
         return None
     live = sum(1 for row in rows if not row.retiring)
-    warming = (
-        waiting
-        or empty
-        or any(
-            not row.retiring and row.created_at is not None and now_ms - row.created_at < WARM_UP_S * 1000
-            for row in rows
-        )
+    young = any(
+        not row.retiring and row.created_at is not None and now_ms - row.created_at < WARM_UP_S * 1000 for row in rows
     )
+    warming = waiting or empty or young
     whole = None if share is None or queue.shared is None else queue.shared.rate_limit
     if whole is not None and limit >= whole:
         whole = None  # the share is the whole downstream now: say so plainly

@@ -45,8 +45,7 @@ def backlog_figures(
     # The limit's use counts while messages waited to be received: to the first sample that found none
     # visible. What is then still in flight (the demo's last poison message waiting out its last backoff
     # before its redrive, 3-5 s) is nothing any number of loops could hand over.
-    after = [t for t in (s["t"] for s in samples) if t > deep[-1]]
-    waited_end = min(after[0], end) if after else end
+    waited_end = min(next((s["t"] for s in samples if s["t"] > deep[-1]), end), end)
     paces = [line["limited"]["per_loop"] for _, line in decisions if line["limited"].get("figures")]
     pace = statistics.median(paces) if paces else None
     spent = loop_s(start, end)
